@@ -1,0 +1,95 @@
+"""Typed domain errors. Adapters turn them into protocol answers
+(Diameter result codes, RADIUS Access-Reject, GraphQL user errors)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A business rule refused the operation. ``code`` is a stable name for APIs."""
+
+    code = "domain_error"
+
+
+class InvalidMoney(DomainError, ValueError):
+    code = "invalid_money"
+
+
+class CurrencyMismatch(DomainError, ValueError):
+    code = "currency_mismatch"
+
+
+class InvalidIdentifier(DomainError, ValueError):
+    code = "invalid_identifier"
+
+
+class IllegalTransition(DomainError):
+    """A lifecycle change that the current status does not allow."""
+
+    code = "illegal_transition"
+
+
+class CustomerClosed(IllegalTransition):
+    code = "customer_closed"
+
+
+class AccountTerminated(IllegalTransition):
+    code = "account_terminated"
+
+
+class ServiceDenied(DomainError):
+    """The account may not use a service now (blocked, suspended, terminated,
+    restricted location, service not in its products)."""
+
+    code = "service_denied"
+
+
+class AccountBlocked(ServiceDenied):
+    code = "account_blocked"
+
+
+class CustomerSuspended(ServiceDenied):
+    code = "customer_suspended"
+
+
+class LocationRestricted(ServiceDenied):
+    code = "location_restricted"
+
+
+class ServiceNotSubscribed(ServiceDenied):
+    code = "service_not_subscribed"
+
+
+class InsufficientFunds(DomainError):
+    """Neither quota nor money (within the credit limit) covers the request."""
+
+    code = "insufficient_funds"
+
+
+class CreditLimitExceeded(InsufficientFunds):
+    code = "credit_limit_exceeded"
+
+
+class RatingFailed(DomainError):
+    """No tariff or rate covers the destination or access code."""
+
+    code = "rating_failed"
+
+
+class InvalidCatalogue(DomainError, ValueError):
+    code = "invalid_catalogue"
+
+
+class InvalidQuota(DomainError, ValueError):
+    code = "invalid_quota"
+
+
+class SessionClosed(DomainError):
+    """A credit-control request arrived for a session that already ended."""
+
+    code = "session_closed"
+
+
+class OutOfOrderRequest(DomainError):
+    """A request number older than the last answered one that is not a retransmission."""
+
+    code = "out_of_order_request"
