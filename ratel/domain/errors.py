@@ -93,3 +93,63 @@ class OutOfOrderRequest(DomainError):
     """A request number older than the last answered one that is not a retransmission."""
 
     code = "out_of_order_request"
+
+
+# -- customers and accounts ------------------------------------------------------
+
+
+class NaiveDatetime(DomainError, ValueError):
+    """A time without a timezone: the domain works in timezone-aware UTC only."""
+
+    code = "naive_datetime"
+
+
+class InvalidCustomer(DomainError, ValueError):
+    """A customer field is malformed (name, country, email, billing period)."""
+
+    code = "invalid_customer"
+
+
+class InvalidAccount(DomainError, ValueError):
+    """An account field is malformed (empty id or product code, bad location)."""
+
+    code = "invalid_account"
+
+
+class CustomerClosedDenied(CustomerClosed, ServiceDenied):
+    """A service was asked for on an account of a closed (terminated) customer.
+    Both a ``CustomerClosed`` and a ``ServiceDenied``, so adapters answer it as
+    a rejection like the other denials."""
+
+    code = "customer_closed"
+
+
+class AccountTerminatedDenied(AccountTerminated, ServiceDenied):
+    """A service was asked for on a terminated account. Both an
+    ``AccountTerminated`` and a ``ServiceDenied`` (see ``CustomerClosedDenied``)."""
+
+    code = "account_terminated"
+
+
+class InvalidAddOn(DomainError, ValueError):
+    """An add-on assignment is malformed, e.g. its window ends before it starts."""
+
+    code = "invalid_add_on"
+
+
+class DuplicateAddOn(InvalidAddOn):
+    """The account already holds an add-on assignment with this id."""
+
+    code = "duplicate_add_on"
+
+
+class UnknownAddOn(DomainError, LookupError):
+    """The account holds no add-on assignment with this id."""
+
+    code = "unknown_add_on"
+
+
+class LocationNotRestricted(IllegalTransition):
+    """A location block can only be lifted where the location is restricted."""
+
+    code = "location_not_restricted"

@@ -2,7 +2,7 @@
 
 Use cases store them in the outbox in the same transaction as the change;
 provisioning, notifications and CoA/RAR react to them. Events are plain
-frozen dataclasses; ``name`` is the stable type name written to the outbox,
+frozen dataclasses; ``event_type`` is the stable type name (``event_type``) written to the outbox,
 and ``payload()`` gives the JSON-ready fields.
 """
 
@@ -43,7 +43,7 @@ class DomainEvent(ABC):
     occurred_at: datetime
 
     @property
-    def name(self) -> str:
+    def event_type(self) -> str:
         return type(self).__name__
 
     @property

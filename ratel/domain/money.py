@@ -58,7 +58,7 @@ def rounding_rule(currency: str, overrides: dict[str, RoundingRule] | None = Non
 
 
 def _as_decimal(value: Decimal | int | str) -> Decimal:
-    if isinstance(value, float):  # type: ignore[unreachable]
+    if isinstance(value, float):  # callers without type checking
         raise InvalidMoney("money is never a float: pass a Decimal, an int or a string")
     try:
         amount = Decimal(value)
@@ -78,7 +78,14 @@ class Money:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amount", _as_decimal(self.amount))
-        if not (len(self.currency) == 3 and self.currency.isalpha() and self.currency.isupper()):
+        code = self.currency
+        if not (
+            isinstance(code, str)
+            and len(code) == 3
+            and code.isascii()  # "ÉUR" is alphabetic and upper case, but no ISO code
+            and code.isalpha()
+            and code.isupper()
+        ):
             raise InvalidMoney(f"not an ISO 4217 currency code: {self.currency!r}")
 
     @classmethod
@@ -154,7 +161,9 @@ class Money:
 
     def stored(self) -> Money:
         """Quantized to the storage precision (8 places, banker's rounding)."""
-        return Money(self.amount.quantize(_STORAGE_QUANTUM, rounding=ROUND_HALF_EVEN), self.currency)
+        return Money(
+            self.amount.quantize(_STORAGE_QUANTUM, rounding=ROUND_HALF_EVEN), self.currency
+        )
 
     def for_record(self, overrides: dict[str, RoundingRule] | None = None) -> Money:
         """Rounded by the currency's rule, for an xDR or an invoice line."""

@@ -1,0 +1,905 @@
+"""Credit control: the one charging abstraction behind RADIUS and Diameter.
+
+A ``CreditControlSession`` holds one network session's state. Each request
+(INITIAL, UPDATE, TERMINATE, EVENT) carries one ``UsageRequest`` per stream
+(a Diameter Multiple-Services-Credit-Control, or the single stream of a
+RADIUS session): the units used since the last report and the units wanted
+next. The session commits the used units (quota buckets first, in
+consumption order, then money at the tariff), releases what was held and
+not used, and holds the next grant (buckets first, then money within the
+credit limit). Each answer is stored by request number, so a retransmitted
+request gets the same answer and changes nothing. TERMINATE produces exactly
+one xDR, even when the session was made of several sub-sessions.
+
+Money is charged cumulatively per stream: what a report costs is
+``rate.cost(all units so far) - rate.cost(units before)``, so connection fees,
+free seconds and interval rounding apply once per session, whatever the
+number of interim reports. Rounding to the currency happens only on the xDR,
+and the balance is adjusted by the same rounding so that the money debited
+always equals the xDR's charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+from ratel.domain import events
+from ratel.domain.account import Account
+from ratel.domain.catalogue import ExhaustionAction, Product, Service, ServicePolicy, Unit
+from ratel.domain.customer import Customer
+from ratel.domain.errors import (
+    DomainError,
+    InsufficientFunds,
+    OutOfOrderRequest,
+    RatingFailed,
+    SessionClosed,
+)
+from ratel.domain.location import LocationPolicy
+from ratel.domain.money import Money, RoundingRule
+from ratel.domain.quota import QuotaBucket, consumption_order, newly_exhausted_scopes
+from ratel.domain.rating import DialingPlan, RatedDestination, Tariff
+
+_MIB = 1024 * 1024
+
+
+class RequestKind(StrEnum):
+    INITIAL = "initial"
+    UPDATE = "update"
+    TERMINATE = "terminate"
+    EVENT = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingConfig:
+    """Grant sizes and timers. The network may ask for less or more; we grant
+    at most ``max_grant`` per request so one session cannot hold all funds."""
+
+    default_grant: Mapping[Unit, int] = field(
+        default_factory=lambda: MappingProxyType(
+            {Unit.SECONDS: 300, Unit.BYTES: 10 * _MIB, Unit.MESSAGES: 1}
+        )
+    )
+    max_grant: Mapping[Unit, int] = field(
+        default_factory=lambda: MappingProxyType(
+            {Unit.SECONDS: 3600, Unit.BYTES: 1024 * _MIB, Unit.MESSAGES: 100}
+        )
+    )
+    validity_seconds: int = 3600
+    threshold_ratio: Decimal = Decimal("0.2")
+    rounding_overrides: Mapping[str, RoundingRule] = field(default_factory=dict)
+
+    def grant_size(self, unit: Unit, requested: int | None) -> int:
+        wanted = self.default_grant.get(unit, 1) if requested is None else requested
+        return max(0, min(wanted, self.max_grant.get(unit, wanted)))
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRequest:
+    """One stream of a request: a rating group of a data session, a call, an
+    SMS, a USSD dialogue. ``used`` is the units consumed since the last
+    report; ``requested`` the units wanted next (None: the default grant;
+    0: none)."""
+
+    service: Service
+    unit: Unit
+    access_code: str
+    destination: str | None = None
+    rating_group: int | None = None
+    service_identifier: int | None = None
+    requested: int | None = None
+    used: int = 0
+    final: bool = False
+
+    def __post_init__(self) -> None:
+        if self.used < 0 or (self.requested is not None and self.requested < 0):
+            raise DomainError("used and requested units are zero or positive")
+
+    @property
+    def key(self) -> str:
+        rg = "" if self.rating_group is None else str(self.rating_group)
+        return f"{self.service.value}|{rg}|{self.access_code}|{self.destination or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class FinalUnitIndication:
+    """These are the last units: what the network does when they are used."""
+
+    action: ExhaustionAction
+    redirect_url: str | None = None
+    throttle_download_kbps: int | None = None
+    throttle_upload_kbps: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    key: str
+    rating_group: int | None
+    service_identifier: int | None
+    unit: Unit
+    units: int
+    validity_seconds: int
+    threshold: int
+    final: FinalUnitIndication | None = None
+    free: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """No units for this stream. ``reason`` is a DomainError code
+    (insufficient_funds, rating_failed, account_blocked, ...)."""
+
+    key: str
+    rating_group: int | None
+    service_identifier: int | None
+    reason: str
+    message: str
+    final: FinalUnitIndication | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class XdrLine:
+    """What one stream of a session used and cost."""
+
+    service: Service
+    unit: Unit
+    access_code: str
+    destination: str | None
+    rating_group: int | None
+    destination_group: str | None
+    ledger_code: str | None
+    units: int
+    money_units: int
+    bucket_units: tuple[tuple[str, Decimal], ...]
+    charge: Money  # record-rounded total cost of the line
+    paid_by_service_wallets: Money  # part of ``charge`` paid by money buckets
+
+
+@dataclass(frozen=True, slots=True)
+class Xdr:
+    """The one usage record of a session."""
+
+    id: str
+    session_id: str
+    account_id: str
+    customer_id: str
+    started_at: datetime
+    ended_at: datetime
+    lines: tuple[XdrLine, ...]
+    charge: Money
+    sub_sessions: tuple[str, ...] = ()
+    cause: str = "normal"
+
+    @property
+    def balance_charge(self) -> Money:
+        """What the balance paid (the charge less what service wallets paid)."""
+        total = Money.zero(self.charge.currency)
+        for line in self.lines:
+            total = total + line.charge - line.paid_by_service_wallets
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    request_number: int
+    kind: RequestKind
+    results: tuple[Grant | Denial, ...]
+    xdr: Xdr | None = None
+    translated_number: str | None = None
+
+    @property
+    def granted(self) -> bool:
+        return bool(self.results) and all(isinstance(r, Grant) for r in self.results)
+
+    def first_denial(self) -> Denial | None:
+        return next((r for r in self.results if isinstance(r, Denial)), None)
+
+
+class Rater:
+    """Finds the rate of a usage: the access code's tariff from the account's
+    products (add-ons by precedence, then the main product), the destination
+    translated by the dialing plan."""
+
+    def __init__(
+        self,
+        products: Sequence[Product],
+        tariffs: Mapping[str, Tariff],
+        dialing: DialingPlan | None = None,
+    ) -> None:
+        self._products = sorted(products, key=lambda p: -p.precedence)
+        self._tariffs = tariffs
+        self._dialing = dialing
+
+    def translate(self, number: str) -> str:
+        return self._dialing.translate(number) if self._dialing else number
+
+    def rate(self, request: UsageRequest) -> RatedDestination:
+        code = next(
+            (c for p in self._products if (c := p.tariff_for(request.access_code)) is not None),
+            None,
+        )
+        if code is None:
+            raise RatingFailed(f"no tariff for access code {request.access_code}")
+        tariff = self._tariffs.get(code)
+        if tariff is None:
+            raise RatingFailed(f"tariff {code} is not in the catalogue")
+        if request.destination and request.service in (Service.VOICE, Service.SMS):
+            return tariff.rate_for(self.translate(request.destination))
+        return tariff.rate_for(request.destination or request.access_code)
+
+
+@dataclass(slots=True)
+class ChargingContext:
+    """What a credit-control call needs, loaded by the use case: the account,
+    its customer (whose wallet is charged), its quota buckets, the rater and
+    the effective policy. Events raised by the call are appended to
+    ``events``."""
+
+    account: Account
+    customer: Customer
+    buckets: list[QuotaBucket]
+    rater: Rater
+    policy: ServicePolicy
+    location_policy: LocationPolicy
+    config: ChargingConfig = field(default_factory=ChargingConfig)
+    events: list[events.DomainEvent] = field(default_factory=list)
+
+    def bucket(self, bucket_id: str) -> QuotaBucket | None:
+        return next((b for b in self.buckets if b.id == bucket_id), None)
+
+
+@dataclass(slots=True)
+class Hold:
+    """What a stream's current grant holds."""
+
+    buckets: list[tuple[str, Decimal]]
+    money_units: int
+    money_buckets: list[tuple[str, Decimal]]
+    money: Money  # held in the customer's wallet
+
+    @property
+    def bucket_units(self) -> int:
+        return int(sum((u for _, u in self.buckets), Decimal(0)))
+
+
+@dataclass(slots=True)
+class Stream:
+    """The state of one stream of a session."""
+
+    request: UsageRequest
+    rated: RatedDestination | None
+    free: bool
+    used_units: int = 0
+    money_units: int = 0
+    cost: Money | None = None  # exact rated cost of the money units so far
+    paid_by_buckets: Money | None = None  # part of ``cost`` paid by service wallets
+    bucket_units: dict[str, Decimal] = field(default_factory=dict)
+    hold: Hold | None = None
+    closed: bool = False
+
+
+class SessionState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class CreditControlSession:
+    """One network session (possibly several sub-sessions) and its streams."""
+
+    id: str
+    account_id: str
+    customer_id: str
+    currency: str
+    started_at: datetime
+    last_activity: datetime
+    state: SessionState = SessionState.OPEN
+    streams: dict[str, Stream] = field(default_factory=dict)
+    answers: dict[tuple[str, int], Answer] = field(default_factory=dict)
+    last_request: dict[str, int] = field(default_factory=dict)
+    sub_sessions: dict[str, bool] = field(default_factory=dict)  # id -> still active
+    xdr: Xdr | None = None
+
+    @classmethod
+    def open(
+        cls, id: str, account: Account, customer: Customer, now: datetime
+    ) -> CreditControlSession:
+        return cls(
+            id=id,
+            account_id=account.id,
+            customer_id=customer.id,
+            currency=customer.currency,
+            started_at=now,
+            last_activity=now,
+        )
+
+    # -- the public calls ---------------------------------------------------------
+
+    def reserve(
+        self,
+        ctx: ChargingContext,
+        number: int,
+        requests: Sequence[UsageRequest],
+        now: datetime,
+        sub_session: str = "",
+    ) -> Answer:
+        """INITIAL: authorize and hold the first grants."""
+        return self._handle(ctx, RequestKind.INITIAL, number, requests, now, sub_session)
+
+    def report(
+        self,
+        ctx: ChargingContext,
+        number: int,
+        requests: Sequence[UsageRequest],
+        now: datetime,
+        sub_session: str = "",
+    ) -> Answer:
+        """UPDATE: commit used units, release the rest, grant again."""
+        return self._handle(ctx, RequestKind.UPDATE, number, requests, now, sub_session)
+
+    def terminate(
+        self,
+        ctx: ChargingContext,
+        number: int,
+        requests: Sequence[UsageRequest],
+        now: datetime,
+        sub_session: str = "",
+        cause: str = "normal",
+        xdr_id: str | None = None,
+    ) -> Answer:
+        """TERMINATE: commit the last usage; the last sub-session to end closes
+        the session and produces its xDR."""
+        return self._handle(
+            ctx,
+            RequestKind.TERMINATE,
+            number,
+            requests,
+            now,
+            sub_session,
+            cause=cause,
+            xdr_id=xdr_id,
+        )
+
+    def debit_event(
+        self,
+        ctx: ChargingContext,
+        number: int,
+        request: UsageRequest,
+        now: datetime,
+        xdr_id: str | None = None,
+    ) -> Answer:
+        """EVENT with direct debiting (an SMS): charge at once and close."""
+        return self._handle(ctx, RequestKind.EVENT, number, [request], now, "", xdr_id=xdr_id)
+
+    def stored_answer(self, number: int, sub_session: str = "") -> Answer | None:
+        return self.answers.get((sub_session, number))
+
+    # -- the machinery ------------------------------------------------------------
+
+    def _handle(
+        self,
+        ctx: ChargingContext,
+        kind: RequestKind,
+        number: int,
+        requests: Sequence[UsageRequest],
+        now: datetime,
+        sub_session: str,
+        cause: str = "normal",
+        xdr_id: str | None = None,
+    ) -> Answer:
+        stored = self.answers.get((sub_session, number))
+        if stored is not None:
+            return stored  # a retransmission: same answer, nothing charged again
+        last = self.last_request.get(sub_session)
+        if last is not None and number < last:
+            raise OutOfOrderRequest(f"request {number} after {last} in session {self.id}")
+        if self.state is SessionState.CLOSED:
+            raise SessionClosed(f"session {self.id} has ended")
+        if ctx.customer.currency != self.currency:
+            raise DomainError("the session's currency is the customer's")
+        self.sub_sessions.setdefault(sub_session, True)
+        self.last_activity = now
+        ending = kind in (RequestKind.TERMINATE, RequestKind.EVENT)
+        results: list[Grant | Denial] = []
+        translated: str | None = None
+        if kind is RequestKind.EVENT:
+            results = [self._direct_debit(ctx, self._stream(ctx, r), r, now) for r in requests]
+        else:
+            for request in requests:
+                stream = self._stream(ctx, request)
+                self._commit(ctx, stream, request.used, now)
+                if ending or request.final:
+                    # the hold was settled by the commit; a stream ends with its last sub-session
+                    stream.closed = ending and not self._others_active(sub_session)
+                    continue
+                if kind is RequestKind.INITIAL:
+                    translated = translated or self._translation(ctx, request)
+                results.append(self._grant(ctx, stream, request, now))
+        xdr = None
+        if ending:
+            self.sub_sessions[sub_session] = False
+            if not any(self.sub_sessions.values()):
+                xdr = self._close(ctx, now, cause, xdr_id or f"{self.id}:xdr")
+        answer = Answer(number, kind, tuple(results), xdr, translated)
+        self.answers[(sub_session, number)] = answer
+        self.last_request[sub_session] = number
+        return answer
+
+    def _others_active(self, sub_session: str) -> bool:
+        return any(active for sid, active in self.sub_sessions.items() if sid != sub_session)
+
+    def _translation(self, ctx: ChargingContext, request: UsageRequest) -> str | None:
+        if not ctx.policy.provision_translated_number or request.destination is None:
+            return None
+        translated = ctx.rater.translate(request.destination)
+        return translated if translated != request.destination else None
+
+    def _stream(self, ctx: ChargingContext, request: UsageRequest) -> Stream:
+        stream = self.streams.get(request.key)
+        if stream is not None:
+            return stream
+        free = request.rating_group is not None and request.rating_group in (
+            ctx.policy.free_rating_groups or frozenset()
+        )
+        rated: RatedDestination | None = None
+        if not free:
+            try:
+                rated = ctx.rater.rate(request)
+            except RatingFailed:
+                rated = None  # quota may still cover it; money cannot
+        zero = Money.zero(self.currency)
+        stream = Stream(request=request, rated=rated, free=free, cost=zero, paid_by_buckets=zero)
+        self.streams[request.key] = stream
+        return stream
+
+    def _group(self, stream: Stream) -> str | None:
+        if stream.rated is None or stream.rated.group is None:
+            return None
+        return stream.rated.group.code
+
+    def _buckets_for(
+        self, ctx: ChargingContext, stream: Stream, unit: Unit, now: datetime
+    ) -> list[QuotaBucket]:
+        r = stream.request
+        return consumption_order(
+            ctx.buckets, r.service, self._group(stream), r.rating_group, now, unit
+        )
+
+    def _money_cost(self, stream: Stream, more: int) -> Money:
+        if stream.free or more == 0:
+            return Money.zero(self.currency)
+        if stream.rated is None:
+            raise RatingFailed(f"no rate for {stream.request.access_code}")
+        return stream.rated.rate.increment(stream.money_units, more)
+
+    def _commit(self, ctx: ChargingContext, stream: Stream, used: int, now: datetime) -> None:
+        """Consume ``used`` units: from the held buckets, then from buckets with
+        free units, then money (held first); release whatever is left held."""
+        hold = stream.hold
+        stream.hold = None
+        before = {b.id: b.is_exhausted() for b in ctx.buckets}
+        touched: list[QuotaBucket] = []
+        remaining = Decimal(used)
+        if hold is not None:
+            for bucket_id, held in hold.buckets:
+                bucket = ctx.bucket(bucket_id)
+                take = min(remaining, held)
+                if bucket is not None:
+                    bucket.settle(held, take)
+                    touched.append(bucket)
+                self._count_bucket(stream, bucket_id, take)
+                remaining -= take
+        if remaining > 0:
+            for bucket in self._buckets_for(ctx, stream, stream.request.unit, now):
+                take = bucket.draw(remaining)
+                if take:
+                    touched.append(bucket)
+                    self._count_bucket(stream, bucket.id, take)
+                    remaining -= take
+                if remaining <= 0:
+                    break
+        money_units = int(remaining)
+        cost = self._money_cost(stream, money_units) if money_units else Money.zero(self.currency)
+        self._pay(ctx, stream, hold, cost, now)
+        stream.money_units += money_units
+        stream.used_units += used
+        stream.cost = (stream.cost or Money.zero(self.currency)) + cost
+        for scope, same in newly_exhausted_scopes(ctx.buckets, touched, now, before):
+            ctx.events.append(
+                events.QuotaExhausted(
+                    occurred_at=now,
+                    account_id=self.account_id,
+                    customer_id=self.customer_id,
+                    service=scope.service.value,
+                    destination_group=scope.destination_group,
+                    rating_group=scope.rating_group,
+                    bucket_ids=tuple(b.id for b in same),
+                )
+            )
+
+    def _pay(
+        self, ctx: ChargingContext, stream: Stream, hold: Hold | None, cost: Money, now: datetime
+    ) -> None:
+        """Pay ``cost`` from the held service wallets, then the balance (the held
+        money is released in the same step)."""
+        remaining = cost
+        if hold is not None:
+            for bucket_id, held in hold.money_buckets:
+                bucket = ctx.bucket(bucket_id)
+                take = min(remaining.amount, held)
+                if bucket is not None:
+                    bucket.settle(held, take)
+                stream.paid_by_buckets = (
+                    stream.paid_by_buckets or Money.zero(self.currency)
+                ) + Money(take, self.currency)
+                remaining = remaining - Money(take, self.currency)
+        held_money = hold.money if hold is not None else Money.zero(self.currency)
+        if remaining.is_positive() and hold is None:
+            # usage without a hold (overuse): service wallets with free money first
+            for bucket in self._buckets_for(ctx, stream, Unit.MONEY, now):
+                take = bucket.draw(remaining.amount)
+                stream.paid_by_buckets = (
+                    stream.paid_by_buckets or Money.zero(self.currency)
+                ) + Money(take, self.currency)
+                remaining = remaining - Money(take, self.currency)
+        ctx.customer.wallet.settle(held_money, remaining)
+        if not cost.is_zero():
+            ctx.events.append(
+                events.SessionCharged(
+                    occurred_at=now,
+                    session_id=self.id,
+                    account_id=self.account_id,
+                    customer_id=self.customer_id,
+                    amount=cost,
+                )
+            )
+
+    def _count_bucket(self, stream: Stream, bucket_id: str, units: Decimal) -> None:
+        if units:
+            stream.bucket_units[bucket_id] = stream.bucket_units.get(bucket_id, Decimal(0)) + units
+
+    def _release(self, ctx: ChargingContext, stream: Stream) -> None:
+        hold = stream.hold
+        stream.hold = None
+        if hold is None:
+            return
+        for bucket_id, held in hold.buckets + hold.money_buckets:
+            bucket = ctx.bucket(bucket_id)
+            if bucket is not None:
+                bucket.settle(held, Decimal(0))
+        ctx.customer.wallet.release(hold.money)
+
+    def _final(self, ctx: ChargingContext) -> FinalUnitIndication:
+        policy = ctx.policy
+        action = policy.on_exhaustion or ExhaustionAction.TERMINATE
+        if action is ExhaustionAction.REDIRECT and not policy.hotline_url:
+            action = ExhaustionAction.TERMINATE  # nowhere to redirect to
+        return FinalUnitIndication(
+            action=action,
+            redirect_url=policy.hotline_url if action is ExhaustionAction.REDIRECT else None,
+            throttle_download_kbps=policy.throttle_download_kbps
+            if action is ExhaustionAction.THROTTLE
+            else None,
+            throttle_upload_kbps=policy.throttle_upload_kbps
+            if action is ExhaustionAction.THROTTLE
+            else None,
+        )
+
+    def _deny(
+        self, request: UsageRequest, error: DomainError, final: FinalUnitIndication | None = None
+    ) -> Denial:
+        return Denial(
+            request.key,
+            request.rating_group,
+            request.service_identifier,
+            error.code,
+            str(error),
+            final,
+        )
+
+    def _grant(
+        self, ctx: ChargingContext, stream: Stream, request: UsageRequest, now: datetime
+    ) -> Grant | Denial:
+        """Hold the next grant: buckets in consumption order, then money."""
+        try:
+            ctx.account.check_can_use(ctx.customer, request.service.value, ctx.location_policy)
+        except DomainError as error:
+            return self._deny(request, error)
+        wanted = ctx.config.grant_size(request.unit, request.requested)
+        validity = ctx.config.validity_seconds
+        if stream.free:
+            return Grant(
+                request.key,
+                request.rating_group,
+                request.service_identifier,
+                request.unit,
+                wanted,
+                validity,
+                self._threshold(ctx, wanted),
+                None,
+                free=True,
+            )
+        held: list[tuple[str, Decimal]] = []
+        remaining = Decimal(wanted)
+        for bucket in self._buckets_for(ctx, stream, request.unit, now):
+            if remaining <= 0:
+                break
+            taken = bucket.hold(remaining)
+            if taken:
+                held.append((bucket.id, taken))
+                remaining -= taken
+                if bucket.expires_at is not None:
+                    # come back when the add-on (and its quota) ends
+                    validity = min(validity, max(1, int((bucket.expires_at - now).total_seconds())))
+        money_units = 0
+        money_buckets: list[tuple[str, Decimal]] = []
+        money = Money.zero(self.currency)
+        charge_beyond = ctx.policy.on_exhaustion not in (
+            ExhaustionAction.THROTTLE,
+            ExhaustionAction.REDIRECT,
+        ) or not self._has_quota(ctx, stream)
+        if remaining > 0 and charge_beyond and stream.rated is not None:
+            wallets = self._buckets_for(ctx, stream, Unit.MONEY, now)
+            funds = ctx.customer.wallet.available() + Money(
+                sum((b.free for b in wallets), Decimal(0)), self.currency
+            )
+            funds = funds.max(Money.zero(self.currency))
+            rate = stream.rated.rate
+            money_units = rate.units_affordable(stream.money_units, funds, int(remaining))
+            cost = rate.increment(stream.money_units, money_units).stored()
+            left = cost
+            for bucket in wallets:
+                if not left.is_positive():
+                    break
+                taken = bucket.hold(left.amount)
+                if taken:
+                    money_buckets.append((bucket.id, taken))
+                    left = left - Money(taken, self.currency)
+            ctx.customer.wallet.reserve(left)
+            money = left
+            remaining -= money_units
+        granted = wanted - int(remaining)
+        stream.hold = Hold(held, money_units, money_buckets, money)
+        if (
+            remaining == 0
+            and granted > 0
+            and not self._more_available(ctx, stream, charge_beyond, now)
+        ):
+            remaining = Decimal(1)  # these are the last units: say so with the grant
+        if granted == 0 and wanted > 0:
+            final = self._final(ctx)
+            self._exhausted(ctx, final, now)
+            refusal: DomainError = (
+                RatingFailed(f"no rate for {request.access_code}")
+                if stream.rated is None and not held
+                else InsufficientFunds("no quota or funds left for this service")
+            )
+            return self._deny(request, refusal, final)
+        final_units = None
+        if remaining > 0:
+            final_units = self._final(ctx)
+            self._exhausted(ctx, final_units, now)
+        return Grant(
+            request.key,
+            request.rating_group,
+            request.service_identifier,
+            request.unit,
+            granted,
+            validity,
+            self._threshold(ctx, granted),
+            final_units,
+        )
+
+    def _more_available(
+        self, ctx: ChargingContext, stream: Stream, charge_beyond: bool, now: datetime
+    ) -> bool:
+        """Whether anything (quota or money) is left for the stream after this grant."""
+        if any(b.free > 0 for b in self._buckets_for(ctx, stream, stream.request.unit, now)):
+            return True
+        if not charge_beyond or stream.rated is None:
+            return False
+        hold = stream.hold
+        after = stream.money_units + (hold.money_units if hold else 0)
+        wallets = self._buckets_for(ctx, stream, Unit.MONEY, now)
+        funds = ctx.customer.wallet.available() + Money(
+            sum((b.free for b in wallets), Decimal(0)), self.currency
+        )
+        return funds.is_positive() and stream.rated.rate.units_affordable(after, funds, 1) == 1
+
+    def _has_quota(self, ctx: ChargingContext, stream: Stream) -> bool:
+        r = stream.request
+        return any(
+            b.scope.covers(r.service, self._group(stream), r.rating_group) for b in ctx.buckets
+        )
+
+    def _exhausted(self, ctx: ChargingContext, final: FinalUnitIndication, now: datetime) -> None:
+        ctx.events.append(
+            events.FundsExhausted(
+                occurred_at=now,
+                session_id=self.id,
+                account_id=self.account_id,
+                customer_id=self.customer_id,
+                action=final.action.value,
+                redirect_url=final.redirect_url,
+            )
+        )
+
+    def _threshold(self, ctx: ChargingContext, units: int) -> int:
+        return int(Decimal(units) * ctx.config.threshold_ratio)
+
+    def _direct_debit(
+        self, ctx: ChargingContext, stream: Stream, request: UsageRequest, now: datetime
+    ) -> Grant | Denial:
+        """Charge an event at once: buckets, then money, all or nothing."""
+        try:
+            ctx.account.check_can_use(ctx.customer, request.service.value, ctx.location_policy)
+        except DomainError as error:
+            return self._deny(request, error)
+        units = request.requested if request.requested is not None else 1
+        buckets = self._buckets_for(ctx, stream, request.unit, now)
+        covered = min(Decimal(units), sum((b.free for b in buckets), Decimal(0)))
+        money_units = units - int(covered)
+        cost = Money.zero(self.currency)
+        if money_units and not stream.free:
+            if stream.rated is None:
+                return self._deny(request, RatingFailed(f"no rate for {request.access_code}"))
+            cost = stream.rated.rate.increment(stream.money_units, money_units)
+            if not ctx.customer.wallet.can_reserve(cost):
+                return self._deny(
+                    request, InsufficientFunds("not enough funds for this event"), self._final(ctx)
+                )
+        stream.hold = None
+        before = {b.id: b.is_exhausted() for b in ctx.buckets}
+        touched = []
+        remaining = covered
+        for bucket in buckets:
+            take = bucket.draw(remaining)
+            if take:
+                touched.append(bucket)
+                self._count_bucket(stream, bucket.id, take)
+                remaining -= take
+        ctx.customer.wallet.debit(cost)
+        stream.money_units += money_units
+        stream.used_units += units
+        stream.cost = (stream.cost or Money.zero(self.currency)) + cost
+        stream.closed = True
+        if not cost.is_zero():
+            ctx.events.append(
+                events.SessionCharged(
+                    occurred_at=now,
+                    session_id=self.id,
+                    account_id=self.account_id,
+                    customer_id=self.customer_id,
+                    amount=cost,
+                )
+            )
+        for scope, same in newly_exhausted_scopes(ctx.buckets, touched, now, before):
+            ctx.events.append(
+                events.QuotaExhausted(
+                    occurred_at=now,
+                    account_id=self.account_id,
+                    customer_id=self.customer_id,
+                    service=scope.service.value,
+                    destination_group=scope.destination_group,
+                    rating_group=scope.rating_group,
+                    bucket_ids=tuple(b.id for b in same),
+                )
+            )
+        return Grant(
+            request.key,
+            request.rating_group,
+            request.service_identifier,
+            request.unit,
+            units,
+            0,
+            0,
+            None,
+            free=stream.free,
+        )
+
+    def _close(self, ctx: ChargingContext, now: datetime, cause: str, xdr_id: str) -> Xdr:
+        """Release every hold, round each line for the record, settle the
+        rounding difference on the balance and produce the one xDR."""
+        lines: list[XdrLine] = []
+        total = Money.zero(self.currency)
+        rounding_delta = Money.zero(self.currency)
+        for stream in self.streams.values():
+            self._release(ctx, stream)
+            stream.closed = True
+            exact = stream.cost or Money.zero(self.currency)
+            by_buckets = stream.paid_by_buckets or Money.zero(self.currency)
+            rounded = exact.for_record(dict(ctx.config.rounding_overrides))
+            rounding_delta = rounding_delta + (rounded - exact)
+            group = stream.rated.group if stream.rated else None
+            r = stream.request
+            lines.append(
+                XdrLine(
+                    service=r.service,
+                    unit=r.unit,
+                    access_code=r.access_code,
+                    destination=r.destination,
+                    rating_group=r.rating_group,
+                    destination_group=group.code if group else None,
+                    ledger_code=group.ledger_code if group else None,
+                    units=stream.used_units,
+                    money_units=stream.money_units,
+                    bucket_units=tuple(sorted(stream.bucket_units.items())),
+                    charge=rounded,
+                    paid_by_service_wallets=by_buckets,
+                )
+            )
+            total = total + rounded
+        if not rounding_delta.is_zero():
+            ctx.customer.wallet.adjust(-rounding_delta)
+        self.state = SessionState.CLOSED
+        self.xdr = Xdr(
+            id=xdr_id,
+            session_id=self.id,
+            account_id=self.account_id,
+            customer_id=self.customer_id,
+            started_at=self.started_at,
+            ended_at=now,
+            lines=tuple(lines),
+            charge=total,
+            sub_sessions=tuple(s for s in self.sub_sessions if s),
+            cause=cause,
+        )
+        ctx.events.append(
+            events.XdrProduced(
+                occurred_at=now,
+                session_id=self.id,
+                account_id=self.account_id,
+                customer_id=self.customer_id,
+                xdr_id=xdr_id,
+                charge=total,
+            )
+        )
+        return self.xdr
+
+    # -- enquiries -------------------------------------------------------------------
+
+    def held_money(self) -> Money:
+        total = Money.zero(self.currency)
+        for stream in self.streams.values():
+            if stream.hold is not None:
+                total = total + stream.hold.money
+        return total
+
+
+def price_enquiry(ctx: ChargingContext, request: UsageRequest) -> Money:
+    """What ``request.requested`` units would cost at the tariff (no quota, no
+    change): Diameter PRICE_ENQUIRY."""
+    rated = ctx.rater.rate(request)
+    units = request.requested if request.requested is not None else 1
+    return rated.rate.cost(units)
+
+
+def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) -> bool:
+    """Whether quota or funds cover ``request.requested`` units now, changing
+    nothing: Diameter CHECK_BALANCE."""
+    units = Decimal(request.requested if request.requested is not None else 1)
+    group: str | None = None
+    try:
+        rated: RatedDestination | None = ctx.rater.rate(request)
+    except RatingFailed:
+        rated = None
+    if rated is not None and rated.group is not None:
+        group = rated.group.code
+    covered = sum(
+        (
+            b.free
+            for b in consumption_order(
+                ctx.buckets, request.service, group, request.rating_group, now, request.unit
+            )
+        ),
+        Decimal(0),
+    )
+    if covered >= units:
+        return True
+    if rated is None:
+        return False
+    return ctx.customer.wallet.can_reserve(rated.rate.cost(int(units - covered)))
