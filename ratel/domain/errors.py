@@ -153,3 +153,27 @@ class LocationNotRestricted(IllegalTransition):
     """A location block can only be lifted where the location is restricted."""
 
     code = "location_not_restricted"
+
+
+class DuplicateIdentifier(DomainError):
+    """An identifier (MSISDN, IMSI, ICCID, alias, ...) already names another account."""
+
+    code = "duplicate_identifier"
+
+
+class SessionExists(DomainError):
+    """A credit-control session with this id was already started."""
+
+    code = "session_exists"
+
+
+class NotFound(DomainError, LookupError):
+    """An object named in a request does not exist."""
+
+    code = "not_found"
+
+
+class ConcurrentChange(DomainError):
+    """Another transaction changed the same object first; the call may be retried."""
+
+    code = "concurrent_change"

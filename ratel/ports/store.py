@@ -1,0 +1,329 @@
+"""The store: repositories and the unit of work that the use cases talk to.
+
+Every repository belongs to one unit of work (one database transaction).
+Nothing is written until ``UnitOfWork.commit``; leaving the ``async with``
+block without committing rolls everything back. ``lock=True`` loads a row
+for update (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite write transactions
+are exclusive already), so a read-modify-write is safe across awaits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol, Self
+
+from ratel.domain.account import Account
+from ratel.domain.catalogue import Product
+from ratel.domain.charging import CreditControlSession, Xdr
+from ratel.domain.customer import Customer, CustomerStatus
+from ratel.domain.events import DomainEvent
+from ratel.domain.ledger import BalanceTransaction
+from ratel.domain.quota import QuotaBucket
+from ratel.domain.rating import DestinationGroup, DialingPlan, DialingRule, Tariff
+from ratel.domain.voucher import Voucher
+
+
+class IdentifierKind(StrEnum):
+    """How the network or a person names an account."""
+
+    ACCOUNT_ID = "account_id"
+    MSISDN = "msisdn"
+    IMSI = "imsi"
+    ICCID = "iccid"
+    IMEI = "imei"
+    ALIAS = "alias"
+    CPE_SERIAL = "cpe_serial"
+    STATIC_IP = "static_ip"
+
+
+class CustomerRepository(Protocol):
+    """Customers and their wallets."""
+
+    async def add(self, customer: Customer) -> None:
+        """Insert a new customer (its id must be new)."""
+        ...
+
+    async def get(self, customer_id: str, *, lock: bool = False) -> Customer | None:
+        """The customer, or None."""
+        ...
+
+    async def save(self, customer: Customer) -> None:
+        """Write the customer's fields and its wallet. The wallet is written as
+        the change since it was loaded, with a conditional UPDATE that refuses
+        (``CreditLimitExceeded``) a change that would raise the exposure past
+        the credit limit, whatever other transactions did meanwhile."""
+        ...
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        country: str | None = None,
+        status: CustomerStatus | None = None,
+        product_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Customer]:
+        """Customers matching every filter given, ordered by id, after ``after``.
+        ``name`` matches case-insensitively anywhere in the name."""
+        ...
+
+    async def count(self) -> int:
+        """How many customers there are."""
+        ...
+
+
+class AccountRepository(Protocol):
+    """Accounts with their identifiers, custom fields and add-on assignments."""
+
+    async def add(self, account: Account) -> None:
+        """Insert a new account; refuses an identifier already used by another
+        account (``DuplicateIdentifier``)."""
+        ...
+
+    async def get(self, account_id: str, *, lock: bool = False) -> Account | None:
+        """The account, or None."""
+        ...
+
+    async def save(self, account: Account) -> None:
+        """Write the account, its identifiers and its add-on assignments."""
+        ...
+
+    async def by_identifier(self, kind: IdentifierKind, value: str) -> Account | None:
+        """The account the identifier names, or None."""
+        ...
+
+    async def for_customer(self, customer_id: str) -> list[Account]:
+        """The customer's accounts, ordered by id."""
+        ...
+
+    async def with_add_ons_ending(self, before: datetime, limit: int = 500) -> list[str]:
+        """Ids of non-terminated accounts holding an add-on whose end is before ``before``."""
+        ...
+
+
+class CatalogueRepository(Protocol):
+    """Products, tariffs, destination groups and the dialing plan. Reads may be
+    served from a per-process cache that every write through any process
+    invalidates."""
+
+    async def add_product(self, product: Product) -> None:
+        """Insert a product (its code must be new)."""
+        ...
+
+    async def save_product(self, product: Product) -> None:
+        """Replace a product's definition."""
+        ...
+
+    async def get_product(self, code: str) -> Product | None:
+        """The product, or None."""
+        ...
+
+    async def products(self) -> list[Product]:
+        """Every product, ordered by code."""
+        ...
+
+    async def add_destination_group(self, group: DestinationGroup) -> None:
+        """Insert or replace a destination group."""
+        ...
+
+    async def destination_groups(self) -> list[DestinationGroup]:
+        """Every destination group, ordered by code."""
+        ...
+
+    async def add_tariff(self, tariff: Tariff) -> None:
+        """Insert or replace a tariff with all its rates."""
+        ...
+
+    async def get_tariff(self, code: str) -> Tariff | None:
+        """The tariff, or None."""
+        ...
+
+    async def tariff_codes(self) -> list[str]:
+        """Every tariff code, ordered."""
+        ...
+
+    async def set_dialing_rules(self, rules: Sequence[DialingRule]) -> None:
+        """Replace the dialing plan."""
+        ...
+
+    async def dialing_plan(self) -> DialingPlan:
+        """The dialing plan (empty when none is set)."""
+        ...
+
+
+class QuotaRepository(Protocol):
+    """Quota buckets and service wallets."""
+
+    async def add(self, bucket: QuotaBucket) -> None:
+        """Insert a new bucket."""
+        ...
+
+    async def for_account(self, account_id: str, *, lock: bool = False) -> list[QuotaBucket]:
+        """Every bucket of the account, active or not."""
+        ...
+
+    async def save(self, buckets: Sequence[QuotaBucket]) -> None:
+        """Write used, reserved, period and expiry of the buckets."""
+        ...
+
+    async def remove_for_assignment(self, assignment_id: str) -> None:
+        """Delete the buckets an add-on assignment gave (on removal)."""
+        ...
+
+    async def due_for_renewal(self, now: datetime, limit: int = 500) -> list[QuotaBucket]:
+        """Buckets whose period ended at or before ``now`` (locked)."""
+        ...
+
+
+class SessionRepository(Protocol):
+    """Credit-control sessions with their streams, holds and stored answers."""
+
+    async def add(self, session: CreditControlSession) -> None:
+        """Insert a new session; ``SessionExists`` if the id is taken (a
+        retransmitted INITIAL racing the first)."""
+        ...
+
+    async def get(self, session_id: str, *, lock: bool = False) -> CreditControlSession | None:
+        """The session, or None."""
+        ...
+
+    async def save(self, session: CreditControlSession) -> None:
+        """Write the session's state."""
+        ...
+
+    async def open_for_account(self, account_id: str) -> list[str]:
+        """Ids of the account's open sessions."""
+        ...
+
+    async def idle_since(self, before: datetime, limit: int = 500) -> list[str]:
+        """Ids of open sessions with no request since ``before`` (Tcc supervision)."""
+        ...
+
+
+class XdrRepository(Protocol):
+    """Usage records."""
+
+    async def add(self, xdr: Xdr) -> None:
+        """Insert an xDR; one per session (a second one for the same session is refused)."""
+        ...
+
+    async def get(self, xdr_id: str) -> Xdr | None:
+        """The xDR, or None."""
+        ...
+
+    async def for_account(self, account_id: str, *, before: datetime | None = None, limit: int = 100) -> list[Xdr]:
+        """The account's xDRs, newest first."""
+        ...
+
+    async def for_customer(
+        self, customer_id: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Xdr]:
+        """The customer's xDRs ended in [since, until), oldest first."""
+        ...
+
+
+class TransactionRepository(Protocol):
+    """The balance journal."""
+
+    async def add(self, transaction: BalanceTransaction) -> None:
+        """Append a balance transaction."""
+        ...
+
+    async def for_customer(self, customer_id: str, *, limit: int = 100) -> list[BalanceTransaction]:
+        """The customer's transactions, newest first."""
+        ...
+
+
+class VoucherRepository(Protocol):
+    """Vouchers, found by the hash of their code."""
+
+    async def add(self, voucher: Voucher) -> None:
+        """Insert a voucher."""
+        ...
+
+    async def by_code_hash(self, code_hash: str, *, lock: bool = False) -> Voucher | None:
+        """The voucher, or None."""
+        ...
+
+    async def save(self, voucher: Voucher) -> None:
+        """Write the voucher's status."""
+        ...
+
+
+class OutboxEntry(Protocol):
+    """An event as stored in the outbox."""
+
+    id: int
+    event_type: str
+    aggregate: str
+    aggregate_id: str
+    payload: dict[str, object]
+    occurred_at: datetime
+
+
+class Outbox(Protocol):
+    """Domain events written in the same transaction as the change (the
+    transactional outbox); provisioning and notifications read them."""
+
+    async def add(self, events: Sequence[DomainEvent]) -> None:
+        """Append events, in order."""
+        ...
+
+    async def pending(self, limit: int = 100) -> list[OutboxEntry]:
+        """Unpublished events, oldest first."""
+        ...
+
+    async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
+        """Mark events as handed on."""
+        ...
+
+    async def recent(self, *, aggregate_id: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """The newest events, optionally of one aggregate, newest first."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction and the repositories that work inside it."""
+
+    customers: CustomerRepository
+    accounts: AccountRepository
+    catalogue: CatalogueRepository
+    quotas: QuotaRepository
+    sessions: SessionRepository
+    xdrs: XdrRepository
+    transactions: TransactionRepository
+    vouchers: VoucherRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back unless ``commit`` was called."""
+        ...
+
+    async def commit(self) -> None:
+        """Make every change of this unit of work durable at once."""
+        ...
+
+    async def rollback(self) -> None:
+        """Discard every change of this unit of work."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """Makes a fresh unit of work per use-case call."""
+
+    def __call__(self) -> UnitOfWork:
+        """A new, not yet started unit of work."""
+        ...
