@@ -1,0 +1,139 @@
+"""The scheduled job: expire add-ons, renew quotas, release idle sessions.
+
+Each step works in small batches, one transaction per object, so a long
+backlog never holds locks for long and one bad row does not stop the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ratel.application.base import UseCase, journal, record
+from ratel.application.credit_control import charging_context
+from ratel.domain import events
+from ratel.domain.account import AccountStatus
+from ratel.domain.errors import DomainError
+from ratel.domain.ledger import TransactionReason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HousekeepingReport:
+    add_ons_expired: int
+    buckets_renewed: int
+    sessions_released: int
+
+
+class Housekeeping(UseCase):
+    """One pass of the scheduled job."""
+
+    idle_grace = timedelta(seconds=60)
+
+    async def __call__(self) -> HousekeepingReport:
+        return HousekeepingReport(
+            await self.expire_add_ons(),
+            await self.renew_quotas(),
+            await self.release_idle_sessions(),
+        )
+
+    async def expire_add_ons(self) -> int:
+        now = self.deps.clock.now()
+        async with self.deps.uow() as uow:
+            account_ids = await uow.accounts.with_add_ons_ending(now)
+        expired = 0
+        for account_id in account_ids:
+            async with self.deps.uow() as uow:
+                account = await uow.accounts.get(account_id, lock=True)
+                if account is None or account.status is AccountStatus.TERMINATED:
+                    continue
+                gone = account.expire_add_ons(now)
+                if gone:
+                    await uow.accounts.save(account)
+                    await record(uow, account)
+                    await uow.commit()
+                    expired += len(gone)
+        return expired
+
+    async def renew_quotas(self) -> int:
+        now = self.deps.clock.now()
+        renewed = 0
+        async with self.deps.uow() as uow:
+            buckets = await uow.quotas.due_for_renewal(now)
+            changed = [b for b in buckets if b.renew(now)]
+            if changed:
+                await uow.quotas.save(changed)
+                await uow.outbox.add(
+                    [
+                        events.QuotaRenewed(
+                            occurred_at=now,
+                            account_id=b.account_id,
+                            customer_id="",
+                            bucket_id=b.id,
+                            allowance=b.allowance,
+                        )
+                        for b in changed
+                    ]
+                )
+            await uow.commit()
+            renewed = len(changed)
+        return renewed
+
+    async def release_idle_sessions(self) -> int:
+        """Tcc supervision: a session whose gateway went silent past its grant's
+        validity (plus a grace) is ended with the usage it reported; its holds
+        go back and it produces its xDR."""
+        now = self.deps.clock.now()
+        horizon = now - timedelta(seconds=self.deps.charging.validity_seconds) - self.idle_grace
+        async with self.deps.uow() as uow:
+            session_ids = await uow.sessions.idle_since(horizon)
+        released = 0
+        for session_id in session_ids:
+            try:
+                async with self.deps.uow() as uow:
+                    session = await uow.sessions.get(session_id, lock=True)
+                    if session is None or session.state.value != "open":
+                        continue
+                    customer = await uow.customers.get(session.customer_id, lock=True)
+                    account = await uow.accounts.get(session.account_id)
+                    if customer is None or account is None:
+                        continue
+                    ctx = await charging_context(
+                        uow, self.deps.charging, self.deps.location_policy, account, customer, now
+                    )
+                    before = customer.wallet.balance
+                    number = max(session.last_request.values(), default=0) + 1
+                    xdr = None
+                    for sub in [s for s, active in session.sub_sessions.items() if active]:
+                        answer = session.terminate(
+                            ctx,
+                            number,
+                            [],
+                            now,
+                            sub_session=sub,
+                            cause="idle timeout",
+                            xdr_id=self.deps.ids.new("xdr"),
+                        )
+                        xdr = answer.xdr or xdr
+                    await uow.sessions.save(session)
+                    await uow.customers.save(customer)
+                    await uow.quotas.save(ctx.buckets)
+                    if xdr is not None:
+                        await uow.xdrs.add(xdr)
+                    await journal(
+                        uow,
+                        self.deps,
+                        customer,
+                        before,
+                        TransactionReason.USAGE,
+                        reference=session.id,
+                        account_id=session.account_id,
+                    )
+                    await record(uow, customer, extra=ctx.events)
+                    await uow.commit()
+                    released += 1
+            except DomainError:
+                log.exception("could not release idle session %s", session_id)
+        return released
