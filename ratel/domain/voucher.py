@@ -51,7 +51,9 @@ class Voucher:
         if self.expires_at is not None and now >= self.expires_at:
             raise VoucherUnusable("this voucher has expired")
         if currency != self.value.currency:
-            raise VoucherUnusable(f"this voucher is in {self.value.currency}, the account in {currency}")
+            raise VoucherUnusable(
+                f"this voucher is in {self.value.currency}, the account in {currency}"
+            )
         self.status = VoucherStatus.REDEEMED
         self.redeemed_by = customer_id
         self.redeemed_at = now

@@ -215,7 +215,9 @@ class XdrRepository(Protocol):
         """The xDR, or None."""
         ...
 
-    async def for_account(self, account_id: str, *, before: datetime | None = None, limit: int = 100) -> list[Xdr]:
+    async def for_account(
+        self, account_id: str, *, before: datetime | None = None, limit: int = 100
+    ) -> list[Xdr]:
         """The account's xDRs, newest first."""
         ...
 
@@ -281,7 +283,9 @@ class Outbox(Protocol):
         """Mark events as handed on."""
         ...
 
-    async def recent(self, *, aggregate_id: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+    async def recent(
+        self, *, aggregate_id: str | None = None, limit: int = 100
+    ) -> list[OutboxEntry]:
         """The newest events, optionally of one aggregate, newest first."""
         ...
 
