@@ -1,0 +1,333 @@
+"""Accounts with their identifiers, custom fields and add-on assignments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from ipaddress import ip_interface
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ratel.adapters.db.codec import time_from_json, time_to_json
+from ratel.adapters.db.statements import Prebuilt, Repository, unique_violation
+from ratel.adapters.db.tables import account_aliases, accounts, add_on_assignments
+from ratel.domain.account import Account, AccountStatus, AddOnAssignment
+from ratel.domain.errors import DuplicateIdentifier, InvalidIdentifier, NotFound
+from ratel.domain.identifiers import (
+    CpeDevice,
+    Iccid,
+    Identifiers,
+    Imei,
+    Imsi,
+    Msisdn,
+    StaticIp,
+)
+from ratel.ports.store import IdentifierKind
+
+_BY_ID = Prebuilt(sa.select(accounts).where(accounts.c.id == sa.bindparam("account_id")))
+
+# The identifiers that name one account only, as (column, what people call it).
+_UNIQUE_IDENTIFIERS = (("msisdn", "MSISDN"), ("imsi", "IMSI"), ("iccid", "ICCID"))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _add_on_to_json(assignment: AddOnAssignment) -> dict[str, Any]:
+    return {
+        "id": assignment.id,
+        "product_code": assignment.product_code,
+        "precedence": assignment.precedence,
+        "effective_from": time_to_json(assignment.effective_from),
+        "effective_to": time_to_json(assignment.effective_to),
+    }
+
+
+def _add_on_from_json(data: dict[str, Any]) -> AddOnAssignment:
+    start = time_from_json(data["effective_from"])
+    assert start is not None  # written by _add_on_to_json, never null
+    return AddOnAssignment(
+        id=data["id"],
+        product_code=data["product_code"],
+        precedence=data["precedence"],
+        effective_from=start,
+        effective_to=time_from_json(data["effective_to"]),
+    )
+
+
+def account_row(account: Account) -> dict[str, Any]:
+    """The ``accounts`` row of ``account``."""
+    ids = account.identifiers
+    return {
+        "id": account.id,
+        "customer_id": account.customer_id,
+        "product_code": account.product_code,
+        "status": account.status.value,
+        "created_at": account.created_at,
+        "msisdn": _text(ids.msisdn),
+        "imsi": _text(ids.imsi),
+        "iccid": _text(ids.iccid),
+        "imei": _text(ids.imei),
+        "cpe_serial": ids.cpe.serial if ids.cpe else None,
+        "cpe_port": ids.cpe.port if ids.cpe else None,
+        "cpe_port_type": ids.cpe.port_type if ids.cpe else None,
+        "static_ip": _text(ids.static_ip),
+        "static_ip_address": str(ids.static_ip.address) if ids.static_ip else None,
+        "aliases": sorted(ids.aliases),
+        "add_ons": [_add_on_to_json(a) for a in account.add_ons],
+        "custom_fields": dict(account.custom_fields),
+        "location": account.location,
+        "location_changed_at": account.location_changed_at,
+        "location_block_lifted": account.location_block_lifted,
+    }
+
+
+def account_from_row(row: RowMapping) -> Account:
+    serial = row["cpe_serial"]
+    identifiers = Identifiers(
+        msisdn=Msisdn(row["msisdn"]) if row["msisdn"] else None,
+        imsi=Imsi(row["imsi"]) if row["imsi"] else None,
+        iccid=Iccid(row["iccid"]) if row["iccid"] else None,
+        imei=Imei(row["imei"]) if row["imei"] else None,
+        aliases=frozenset(row["aliases"]),
+        cpe=CpeDevice(serial, row["cpe_port"], row["cpe_port_type"]) if serial else None,
+        static_ip=StaticIp.parse(row["static_ip"]) if row["static_ip"] else None,
+    )
+    return Account(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        product_code=row["product_code"],
+        created_at=row["created_at"],
+        status=AccountStatus(row["status"]),
+        add_ons=[_add_on_from_json(a) for a in row["add_ons"]],
+        identifiers=identifiers,
+        custom_fields=dict(row["custom_fields"]),
+        location=row["location"],
+        location_changed_at=row["location_changed_at"],
+        location_block_lifted=row["location_block_lifted"],
+    )
+
+
+class SqlAccountRepository(Repository):
+    """Accounts in ``accounts``, their aliases in ``account_aliases`` and add-ons
+    in ``add_on_assignments``. An identifier already used by another account
+    is refused with ``DuplicateIdentifier``: checked before writing (for a
+    precise message) and enforced by unique constraints (for races)."""
+
+    _seen: dict[int, tuple[Account, dict[str, Any]]]
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        self._seen = {}
+
+    def forget(self) -> None:
+        """Drop the identity map (after a rollback the rows it holds are stale)."""
+        self._seen.clear()
+
+    def _remember(self, account: Account, row: dict[str, Any]) -> Account:
+        self._seen[id(account)] = (account, row)
+        return account
+
+    async def add(self, account: Account) -> None:
+        row = account_row(account)
+        await self._refuse_taken_identifiers(row, new=True)
+        async with _duplicates_refused():
+            await self._execute(sa.insert(accounts).values(**row))
+            await self._write_aliases(row)
+            await self._write_add_ons(account)
+        self._remember(account, row)
+
+    async def save(self, account: Account) -> None:
+        row = account_row(account)
+        seen = self._seen.get(id(account))
+        before = seen[1] if seen is not None else None
+        if before == row:
+            return
+        identifiers_changed = before is None or any(
+            before[column] != row[column] for column, _ in _UNIQUE_IDENTIFIERS
+        )
+        aliases_changed = before is None or before["aliases"] != row["aliases"]
+        if identifiers_changed or aliases_changed:
+            await self._refuse_taken_identifiers(row, new=False)
+        async with _duplicates_refused():
+            values = {k: v for k, v in row.items() if k != "id"}
+            result = await self._execute(
+                sa.update(accounts).where(accounts.c.id == account.id).values(**values)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"account {account.id} does not exist")
+            if aliases_changed:
+                await self._execute(
+                    sa.delete(account_aliases).where(account_aliases.c.account_id == account.id)
+                )
+                await self._write_aliases(row)
+            if before is None or before["add_ons"] != row["add_ons"]:
+                await self._execute(
+                    sa.delete(add_on_assignments).where(
+                        add_on_assignments.c.account_id == account.id
+                    )
+                )
+                await self._write_add_ons(account)
+        self._remember(account, row)
+
+    async def _write_aliases(self, row: dict[str, Any]) -> None:
+        if row["aliases"]:
+            await self._execute(
+                sa.insert(account_aliases),
+                [{"alias": alias, "account_id": row["id"]} for alias in row["aliases"]],
+            )
+
+    async def _write_add_ons(self, account: Account) -> None:
+        if account.add_ons:
+            await self._execute(
+                sa.insert(add_on_assignments),
+                [
+                    {
+                        "account_id": account.id,
+                        "id": a.id,
+                        "product_code": a.product_code,
+                        "precedence": a.precedence,
+                        "effective_from": a.effective_from,
+                        "effective_to": a.effective_to,
+                    }
+                    for a in account.add_ons
+                ],
+            )
+
+    async def _refuse_taken_identifiers(self, row: dict[str, Any], *, new: bool) -> None:
+        """Raise ``DuplicateIdentifier`` naming the first identifier of ``row``
+        that another account holds (or the account id itself, for a new one)."""
+        a = accounts.c
+        probes: list[sa.Select[Any]] = []
+        if new:
+            probes.append(
+                sa.select(sa.literal("account id").label("what"), a.id).where(a.id == row["id"])
+            )
+        for column, label in _UNIQUE_IDENTIFIERS:
+            if row[column] is not None:
+                probes.append(
+                    sa.select(sa.literal(label).label("what"), a.id).where(
+                        a[column] == row[column], a.id != row["id"]
+                    )
+                )
+        if row["aliases"]:
+            probes.append(
+                sa.select(sa.literal("alias").label("what"), account_aliases.c.account_id).where(
+                    account_aliases.c.alias.in_(row["aliases"]),
+                    account_aliases.c.account_id != row["id"],
+                )
+            )
+        if not probes:
+            return
+        statement = probes[0] if len(probes) == 1 else sa.union_all(*probes)
+        taken = (await self._execute(statement.limit(1))).first()
+        if taken is not None:
+            what, holder = taken
+            raise DuplicateIdentifier(f"{what} of account {row['id']} is already used by {holder}")
+
+    async def get(self, account_id: str, *, lock: bool = False) -> Account | None:
+        row = (await self._execute(_BY_ID(lock), {"account_id": account_id})).mappings().first()
+        if row is None:
+            return None
+        account = account_from_row(row)
+        return self._remember(account, account_row(account))
+
+    async def _one(self, statement: sa.Select[Any]) -> Account | None:
+        row = (await self._execute(statement.limit(1))).mappings().first()
+        if row is None:
+            return None
+        account = account_from_row(row)
+        return self._remember(account, account_row(account))
+
+    async def by_identifier(self, kind: IdentifierKind, value: str) -> Account | None:
+        kind = IdentifierKind(kind)
+        if kind is IdentifierKind.ACCOUNT_ID:
+            return await self.get(value)
+        a = accounts.c
+        try:
+            condition = _identifier_condition(kind, value)
+        except (InvalidIdentifier, ValueError):
+            return None  # a malformed identifier names no account
+        if kind is IdentifierKind.ALIAS:
+            statement = sa.select(accounts).join(
+                account_aliases, account_aliases.c.account_id == a.id
+            )
+        else:
+            statement = sa.select(accounts)
+        # IMEI and CPE may be shared: the oldest id answers, deterministically.
+        return await self._one(statement.where(condition).order_by(a.id))
+
+    async def for_customer(self, customer_id: str) -> list[Account]:
+        statement = (
+            sa.select(accounts).where(accounts.c.customer_id == customer_id).order_by(accounts.c.id)
+        )
+        rows = (await self._execute(statement)).mappings().all()
+        found = [account_from_row(row) for row in rows]
+        for account in found:
+            self._remember(account, account_row(account))
+        return found
+
+    async def with_add_ons_ending(self, before: datetime, limit: int = 500) -> list[str]:
+        # "<=": an add-on whose end is exactly now has expired (AddOnAssignment.has_expired).
+        statement = (
+            sa.select(add_on_assignments.c.account_id)
+            .join(accounts, accounts.c.id == add_on_assignments.c.account_id)
+            .where(
+                add_on_assignments.c.effective_to <= before,
+                accounts.c.status != AccountStatus.TERMINATED.value,
+            )
+            .distinct()
+            .order_by(add_on_assignments.c.account_id)
+            .limit(limit)
+        )
+        return list((await self._execute(statement)).scalars().all())
+
+
+def _identifier_condition(kind: IdentifierKind, value: str) -> sa.ColumnElement[bool]:
+    """The WHERE clause finding ``value`` (normalised as the domain does)."""
+    a = accounts.c
+    if kind is IdentifierKind.MSISDN:
+        return a.msisdn == str(Msisdn(value))
+    if kind is IdentifierKind.IMSI:
+        return a.imsi == str(Imsi(value))
+    if kind is IdentifierKind.ICCID:
+        return a.iccid == str(Iccid(value))
+    if kind is IdentifierKind.IMEI:
+        return a.imei == str(Imei(value))
+    if kind is IdentifierKind.ALIAS:
+        return account_aliases.c.alias == value.strip()
+    if kind is IdentifierKind.CPE_SERIAL:
+        device = CpeDevice.parse(value)
+        condition = a.cpe_serial == device.serial
+        if device.port is not None:
+            condition = sa.and_(condition, a.cpe_port == device.port)
+        return condition
+    if kind is IdentifierKind.STATIC_IP:
+        # The address part only: "10.1.2.3", "10.1.2.3/24" and "10.1.2.3/32" all match.
+        return a.static_ip_address == str(ip_interface(value.strip()).ip)
+    raise ValueError(f"unknown identifier kind {kind!r}")
+
+
+@asynccontextmanager
+async def _duplicates_refused() -> AsyncIterator[None]:
+    """Turns a unique violation on an identifier (a concurrent transaction
+    took it between our check and our write) into ``DuplicateIdentifier``."""
+    try:
+        yield
+    except IntegrityError as exc:
+        for table, column in (
+            ("accounts", "msisdn"),
+            ("accounts", "imsi"),
+            ("accounts", "iccid"),
+            ("accounts", "id"),
+            ("account_aliases", "alias"),
+        ):
+            if unique_violation(exc, table, column):
+                raise DuplicateIdentifier(f"{column} is already used by another account") from exc
+        raise

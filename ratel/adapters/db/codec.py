@@ -1,0 +1,450 @@
+"""JSON forms of domain values stored inside JSON columns: credit-control
+session state, xDR lines, service policies.
+
+Exact by construction: amounts are decimal strings, money is ``"<amount>
+<currency>"``, times are ISO 8601 with offset, enums their value. Anything
+ordered is a list (PostgreSQL JSONB does not keep object key order). Every
+``*_to_json`` has its ``*_from_json``; a round trip gives an equal object.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from ratel.domain.catalogue import ExhaustionAction, Service, Unit
+from ratel.domain.charging import (
+    Answer,
+    CreditControlSession,
+    Denial,
+    FinalUnitIndication,
+    Grant,
+    Hold,
+    RequestKind,
+    SessionState,
+    Stream,
+    UsageRequest,
+    Xdr,
+    XdrLine,
+)
+from ratel.domain.customer import require_aware
+from ratel.domain.money import Money
+from ratel.domain.rating import DestinationGroup, Rate, RatedDestination
+
+Json = dict[str, Any]
+
+ANSWERS_KEPT_PER_SUB_SESSION: Final = 16
+"""Stored answers kept per sub-session: enough for any retransmission a
+network makes (it resends the last request, not one from minutes ago) while
+keeping a long session's row small."""
+
+_SNAPSHOT_FORMAT: Final = 1
+
+
+# -- scalars ------------------------------------------------------------------------
+
+
+def money_to_json(money: Money | None) -> str | None:
+    return None if money is None else f"{money.amount} {money.currency}"
+
+
+def money_from_json(text: str | None) -> Money | None:
+    if text is None:
+        return None
+    amount, currency = text.split(" ")
+    return Money(Decimal(amount), currency)
+
+
+def _money(text: str) -> Money:
+    money = money_from_json(text)
+    if money is None:
+        raise ValueError("money expected, found null")
+    return money
+
+
+def time_to_json(value: datetime | None) -> str | None:
+    return None if value is None else require_aware(value).isoformat()
+
+
+def time_from_json(text: str | None) -> datetime | None:
+    return None if text is None else require_aware(datetime.fromisoformat(text))
+
+
+def _time(text: str) -> datetime:
+    value = time_from_json(text)
+    if value is None:
+        raise ValueError("a time expected, found null")
+    return value
+
+
+def _pairs_to_json(pairs: list[tuple[str, Decimal]] | tuple[tuple[str, Decimal], ...]) -> list[Any]:
+    return [[key, str(units)] for key, units in pairs]
+
+
+def _pairs_from_json(items: list[Any]) -> list[tuple[str, Decimal]]:
+    return [(str(key), Decimal(units)) for key, units in items]
+
+
+# -- rating -------------------------------------------------------------------------
+
+
+def group_to_json(group: DestinationGroup | None) -> Json | None:
+    if group is None:
+        return None
+    return {"code": group.code, "name": group.name, "ledger_code": group.ledger_code}
+
+
+def group_from_json(data: Json | None) -> DestinationGroup | None:
+    if data is None:
+        return None
+    return DestinationGroup(data["code"], data["name"], data["ledger_code"])
+
+
+def rate_to_json(rate: Rate) -> Json:
+    return {
+        "price_first": money_to_json(rate.price_first),
+        "first_interval": rate.first_interval,
+        "next_interval": rate.next_interval,
+        "price_next": money_to_json(rate.price_next),
+        "connection_fee": money_to_json(rate.connection_fee),
+        "free_units": rate.free_units,
+    }
+
+
+def rate_from_json(data: Json) -> Rate:
+    return Rate(
+        price_first=_money(data["price_first"]),
+        first_interval=data["first_interval"],
+        next_interval=data["next_interval"],
+        price_next=_money(data["price_next"]),
+        connection_fee=_money(data["connection_fee"]),
+        free_units=data["free_units"],
+    )
+
+
+def rated_to_json(rated: RatedDestination | None) -> Json | None:
+    if rated is None:
+        return None
+    return {
+        "destination": rated.destination,
+        "rate": rate_to_json(rated.rate),
+        "group": group_to_json(rated.group),
+    }
+
+
+def rated_from_json(data: Json | None) -> RatedDestination | None:
+    if data is None:
+        return None
+    return RatedDestination(
+        data["destination"], rate_from_json(data["rate"]), group_from_json(data["group"])
+    )
+
+
+# -- requests and answers --------------------------------------------------------------
+
+
+def request_to_json(request: UsageRequest) -> Json:
+    return {
+        "service": request.service.value,
+        "unit": request.unit.value,
+        "access_code": request.access_code,
+        "destination": request.destination,
+        "rating_group": request.rating_group,
+        "service_identifier": request.service_identifier,
+        "requested": request.requested,
+        "used": request.used,
+        "final": request.final,
+    }
+
+
+def request_from_json(data: Json) -> UsageRequest:
+    return UsageRequest(
+        service=Service(data["service"]),
+        unit=Unit(data["unit"]),
+        access_code=data["access_code"],
+        destination=data["destination"],
+        rating_group=data["rating_group"],
+        service_identifier=data["service_identifier"],
+        requested=data["requested"],
+        used=data["used"],
+        final=data["final"],
+    )
+
+
+def _final_to_json(final: FinalUnitIndication | None) -> Json | None:
+    if final is None:
+        return None
+    return {
+        "action": final.action.value,
+        "redirect_url": final.redirect_url,
+        "throttle_download_kbps": final.throttle_download_kbps,
+        "throttle_upload_kbps": final.throttle_upload_kbps,
+    }
+
+
+def _final_from_json(data: Json | None) -> FinalUnitIndication | None:
+    if data is None:
+        return None
+    return FinalUnitIndication(
+        action=ExhaustionAction(data["action"]),
+        redirect_url=data["redirect_url"],
+        throttle_download_kbps=data["throttle_download_kbps"],
+        throttle_upload_kbps=data["throttle_upload_kbps"],
+    )
+
+
+def _result_to_json(result: Grant | Denial) -> Json:
+    if isinstance(result, Grant):
+        return {
+            "type": "grant",
+            "key": result.key,
+            "rating_group": result.rating_group,
+            "service_identifier": result.service_identifier,
+            "unit": result.unit.value,
+            "units": result.units,
+            "validity_seconds": result.validity_seconds,
+            "threshold": result.threshold,
+            "final": _final_to_json(result.final),
+            "free": result.free,
+        }
+    return {
+        "type": "denial",
+        "key": result.key,
+        "rating_group": result.rating_group,
+        "service_identifier": result.service_identifier,
+        "reason": result.reason,
+        "message": result.message,
+        "final": _final_to_json(result.final),
+    }
+
+
+def _result_from_json(data: Json) -> Grant | Denial:
+    if data["type"] == "grant":
+        return Grant(
+            key=data["key"],
+            rating_group=data["rating_group"],
+            service_identifier=data["service_identifier"],
+            unit=Unit(data["unit"]),
+            units=data["units"],
+            validity_seconds=data["validity_seconds"],
+            threshold=data["threshold"],
+            final=_final_from_json(data["final"]),
+            free=data["free"],
+        )
+    return Denial(
+        key=data["key"],
+        rating_group=data["rating_group"],
+        service_identifier=data["service_identifier"],
+        reason=data["reason"],
+        message=data["message"],
+        final=_final_from_json(data["final"]),
+    )
+
+
+def answer_to_json(answer: Answer) -> Json:
+    return {
+        "request_number": answer.request_number,
+        "kind": answer.kind.value,
+        "results": [_result_to_json(r) for r in answer.results],
+        "xdr": xdr_to_json(answer.xdr) if answer.xdr is not None else None,
+        "translated_number": answer.translated_number,
+    }
+
+
+def answer_from_json(data: Json) -> Answer:
+    return Answer(
+        request_number=data["request_number"],
+        kind=RequestKind(data["kind"]),
+        results=tuple(_result_from_json(r) for r in data["results"]),
+        xdr=xdr_from_json(data["xdr"]) if data["xdr"] is not None else None,
+        translated_number=data["translated_number"],
+    )
+
+
+# -- xDRs ---------------------------------------------------------------------------
+
+
+def xdr_line_to_json(line: XdrLine) -> Json:
+    return {
+        "service": line.service.value,
+        "unit": line.unit.value,
+        "access_code": line.access_code,
+        "destination": line.destination,
+        "rating_group": line.rating_group,
+        "destination_group": line.destination_group,
+        "ledger_code": line.ledger_code,
+        "units": line.units,
+        "money_units": line.money_units,
+        "bucket_units": _pairs_to_json(line.bucket_units),
+        "charge": money_to_json(line.charge),
+        "paid_by_service_wallets": money_to_json(line.paid_by_service_wallets),
+    }
+
+
+def xdr_line_from_json(data: Json) -> XdrLine:
+    return XdrLine(
+        service=Service(data["service"]),
+        unit=Unit(data["unit"]),
+        access_code=data["access_code"],
+        destination=data["destination"],
+        rating_group=data["rating_group"],
+        destination_group=data["destination_group"],
+        ledger_code=data["ledger_code"],
+        units=data["units"],
+        money_units=data["money_units"],
+        bucket_units=tuple(_pairs_from_json(data["bucket_units"])),
+        charge=_money(data["charge"]),
+        paid_by_service_wallets=_money(data["paid_by_service_wallets"]),
+    )
+
+
+def xdr_to_json(xdr: Xdr) -> Json:
+    return {
+        "id": xdr.id,
+        "session_id": xdr.session_id,
+        "account_id": xdr.account_id,
+        "customer_id": xdr.customer_id,
+        "started_at": time_to_json(xdr.started_at),
+        "ended_at": time_to_json(xdr.ended_at),
+        "lines": [xdr_line_to_json(line) for line in xdr.lines],
+        "charge": money_to_json(xdr.charge),
+        "sub_sessions": list(xdr.sub_sessions),
+        "cause": xdr.cause,
+    }
+
+
+def xdr_from_json(data: Json) -> Xdr:
+    return Xdr(
+        id=data["id"],
+        session_id=data["session_id"],
+        account_id=data["account_id"],
+        customer_id=data["customer_id"],
+        started_at=_time(data["started_at"]),
+        ended_at=_time(data["ended_at"]),
+        lines=tuple(xdr_line_from_json(line) for line in data["lines"]),
+        charge=_money(data["charge"]),
+        sub_sessions=tuple(data["sub_sessions"]),
+        cause=data["cause"],
+    )
+
+
+# -- sessions -----------------------------------------------------------------------
+
+
+def _hold_to_json(hold: Hold | None) -> Json | None:
+    if hold is None:
+        return None
+    return {
+        "buckets": _pairs_to_json(hold.buckets),
+        "money_units": hold.money_units,
+        "money_buckets": _pairs_to_json(hold.money_buckets),
+        "money": money_to_json(hold.money),
+    }
+
+
+def _hold_from_json(data: Json | None) -> Hold | None:
+    if data is None:
+        return None
+    return Hold(
+        buckets=_pairs_from_json(data["buckets"]),
+        money_units=data["money_units"],
+        money_buckets=_pairs_from_json(data["money_buckets"]),
+        money=_money(data["money"]),
+    )
+
+
+def _stream_to_json(key: str, stream: Stream) -> Json:
+    return {
+        "key": key,
+        "request": request_to_json(stream.request),
+        "rated": rated_to_json(stream.rated),
+        "free": stream.free,
+        "used_units": stream.used_units,
+        "money_units": stream.money_units,
+        "cost": money_to_json(stream.cost),
+        "paid_by_buckets": money_to_json(stream.paid_by_buckets),
+        "bucket_units": _pairs_to_json(list(stream.bucket_units.items())),
+        "hold": _hold_to_json(stream.hold),
+        "closed": stream.closed,
+    }
+
+
+def _stream_from_json(data: Json) -> tuple[str, Stream]:
+    return data["key"], Stream(
+        request=request_from_json(data["request"]),
+        rated=rated_from_json(data["rated"]),
+        free=data["free"],
+        used_units=data["used_units"],
+        money_units=data["money_units"],
+        cost=money_from_json(data["cost"]),
+        paid_by_buckets=money_from_json(data["paid_by_buckets"]),
+        bucket_units=dict(_pairs_from_json(data["bucket_units"])),
+        hold=_hold_from_json(data["hold"]),
+        closed=data["closed"],
+    )
+
+
+def kept_answers(
+    answers: dict[tuple[str, int], Answer], per_sub_session: int = ANSWERS_KEPT_PER_SUB_SESSION
+) -> list[tuple[str, Answer]]:
+    """The answers worth storing: the ``per_sub_session`` highest request
+    numbers of each sub-session, in their original order."""
+    numbers: dict[str, list[int]] = {}
+    for sub_session, number in answers:
+        numbers.setdefault(sub_session, []).append(number)
+    keep = {
+        (sub_session, number)
+        for sub_session, found in numbers.items()
+        for number in sorted(found)[-per_sub_session:]
+    }
+    return [(key[0], answer) for key, answer in answers.items() if key in keep]
+
+
+def session_snapshot(session: CreditControlSession) -> Json:
+    """The session's state (everything but the indexed columns) as JSON."""
+    return {
+        "format": _SNAPSHOT_FORMAT,
+        "streams": [_stream_to_json(key, stream) for key, stream in session.streams.items()],
+        "answers": [
+            {"sub_session": sub_session, "answer": answer_to_json(answer)}
+            for sub_session, answer in kept_answers(session.answers)
+        ],
+        "last_request": [[sub, number] for sub, number in session.last_request.items()],
+        "sub_sessions": [[sub, active] for sub, active in session.sub_sessions.items()],
+        "xdr": xdr_to_json(session.xdr) if session.xdr is not None else None,
+    }
+
+
+def session_from_snapshot(
+    *,
+    id: str,
+    account_id: str,
+    customer_id: str,
+    currency: str,
+    state: str,
+    started_at: datetime,
+    last_activity: datetime,
+    snapshot: Json,
+) -> CreditControlSession:
+    """The session rebuilt from its row."""
+    if snapshot.get("format") != _SNAPSHOT_FORMAT:
+        raise ValueError(f"session {id}: unknown snapshot format {snapshot.get('format')!r}")
+    answers: dict[tuple[str, int], Answer] = {}
+    for item in snapshot["answers"]:
+        answer = answer_from_json(item["answer"])
+        answers[(item["sub_session"], answer.request_number)] = answer
+    return CreditControlSession(
+        id=id,
+        account_id=account_id,
+        customer_id=customer_id,
+        currency=currency,
+        started_at=started_at,
+        last_activity=last_activity,
+        state=SessionState(state),
+        streams=dict(_stream_from_json(s) for s in snapshot["streams"]),
+        answers=answers,
+        last_request={sub: number for sub, number in snapshot["last_request"]},
+        sub_sessions={sub: active for sub, active in snapshot["sub_sessions"]},
+        xdr=xdr_from_json(snapshot["xdr"]) if snapshot["xdr"] is not None else None,
+    )

@@ -1,0 +1,252 @@
+"""Customers and their wallets.
+
+The wallet is never written back as the values the caller holds: ``save``
+sends the change since the customer was loaded (``balance = balance + :d``),
+and a change that lowers what the customer may still spend carries a
+condition that the database checks against the row as it is now. So two
+transactions that each loaded the same balance without a lock cannot
+together reserve more than the credit limit allows, and neither overwrites
+the other's change.
+"""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ratel.adapters.db.statements import Prebuilt, Repository
+from ratel.adapters.db.tables import accounts, customers
+from ratel.adapters.db.types import AmountSql, amount_param, to_storage
+from ratel.domain.customer import (
+    BillingPeriod,
+    Contact,
+    Customer,
+    CustomerStatus,
+    PeriodUnit,
+)
+from ratel.domain.errors import CreditLimitExceeded, NotFound
+from ratel.domain.money import Money
+from ratel.domain.wallet import Wallet
+
+_WALLET = ("balance", "reserved", "credit_limit")
+_BY_ID = Prebuilt(sa.select(customers).where(customers.c.id == sa.bindparam("customer_id")))
+
+
+def customer_row(customer: Customer) -> dict[str, Any]:
+    """The ``customers`` row of ``customer`` (amounts rounded as stored)."""
+    wallet = customer.wallet
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "currency": customer.currency,
+        "balance": to_storage(wallet.balance.amount),
+        "credit_limit": to_storage(wallet.credit_limit.amount),
+        "reserved": to_storage(wallet.reserved.amount),
+        "status": customer.status.value,
+        "billing_unit": customer.billing_period.unit.value,
+        "billing_anchor_day": customer.billing_period.anchor_day,
+        "email": customer.contact.email,
+        "phone": customer.contact.phone,
+        "address_lines": list(customer.contact.address_lines),
+        "country": customer.country,
+        "customer_class": customer.customer_class,
+        "custom_fields": dict(customer.custom_fields),
+        "created_at": customer.created_at,
+    }
+
+
+def customer_from_row(row: RowMapping) -> Customer:
+    currency = row["currency"]
+    return Customer(
+        id=row["id"],
+        name=row["name"],
+        currency=currency,
+        wallet=Wallet(
+            balance=Money(row["balance"], currency),
+            credit_limit=Money(row["credit_limit"], currency),
+            reserved=Money(row["reserved"], currency),
+        ),
+        created_at=row["created_at"],
+        status=CustomerStatus(row["status"]),
+        billing_period=BillingPeriod(PeriodUnit(row["billing_unit"]), row["billing_anchor_day"]),
+        contact=Contact(row["email"], row["phone"], tuple(row["address_lines"])),
+        country=row["country"],
+        customer_class=row["customer_class"],
+        custom_fields=dict(row["custom_fields"]),
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _update_statement(
+    dialect: str,
+    columns: tuple[str, ...],
+    *,
+    balance: bool,
+    reserved: bool,
+    limit: bool,
+    guarded: bool,
+) -> sa.Update:
+    """The UPDATE of one shape of change, built once per shape (a charging
+    request is nearly always "balance and reserved moved")::
+
+        UPDATE customers SET balance = balance + :d_balance,
+                             reserved = reserved + :d_reserved, ...
+        WHERE id = :c_id
+          [AND balance + :d_balance + credit_limit - reserved - :d_reserved >= :floor]
+
+    The guard is added when the change lowers ``available``
+    (``balance + credit_limit - reserved``). It is checked against the row as
+    it is now, so it holds whatever other transactions did since we read it:
+    after the change ``available`` must stay at or above zero, or at or above
+    what this transaction computed when the domain itself chose to go below
+    zero (usage the network reported beyond its grant, a staff debit), so
+    that only others' spending since we read the row can refuse it. A change
+    that keeps or raises ``available`` (a top-up, a release) always passes.
+    """
+    amounts = AmountSql(dialect)
+    c = customers.c
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"v_{name}", type_=c[name].type) for name in columns
+    }
+    if balance:
+        values["balance"] = amounts.sum(c.balance, amount_param("d_balance"))
+    if reserved:
+        values["reserved"] = amounts.sum(c.reserved, amount_param("d_reserved"))
+    if limit:
+        values["credit_limit"] = amount_param("new_limit")
+    statement = sa.update(customers).where(c.id == sa.bindparam("c_id")).values(**values)
+    if guarded:
+        available_after = amounts.sum(
+            c.balance,
+            amount_param("d_balance"),
+            # the limit as it will be: ours if we change it, else the row's
+            amount_param("new_limit") if limit else c.credit_limit,
+            amounts.negate(c.reserved),
+            amounts.negate(amount_param("d_reserved")),
+        )
+        statement = statement.where(amounts.at_least(available_after, amount_param("floor")))
+    return statement
+
+
+class SqlCustomerRepository(Repository):
+    """Customers in the ``customers`` table. Remembers the row of every
+    customer it hands out (the identity map of this unit of work) to write
+    the wallet as a change, and to skip writing a customer that did not
+    change at all."""
+
+    # Keyed by id() of the object handed out, so that two objects loaded for
+    # the same customer each write their own change; the object is held too,
+    # which keeps its id() from being reused.
+    _seen: dict[int, tuple[Customer, dict[str, Any]]]
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        self._seen = {}
+
+    def forget(self) -> None:
+        """Drop the identity map (after a rollback the rows it holds are stale)."""
+        self._seen.clear()
+
+    async def add(self, customer: Customer) -> None:
+        row = customer_row(customer)
+        await self._execute(sa.insert(customers).values(**row))
+        self._seen[id(customer)] = (customer, row)
+
+    async def get(self, customer_id: str, *, lock: bool = False) -> Customer | None:
+        result = await self._execute(_BY_ID(lock), {"customer_id": customer_id})
+        row = result.mappings().first()
+        if row is None:
+            return None
+        customer = customer_from_row(row)
+        self._seen[id(customer)] = (customer, customer_row(customer))
+        return customer
+
+    async def save(self, customer: Customer) -> None:
+        seen = self._seen.get(id(customer))
+        if seen is None:
+            raise LookupError(
+                f"customer {customer.id} was not loaded or added in this unit of work: "
+                "its wallet change cannot be known"
+            )
+        _, before = seen
+        after = customer_row(customer)
+        changed = {k: v for k, v in after.items() if k not in _WALLET and v != before[k]}
+        d_balance = after["balance"] - before["balance"]
+        d_reserved = after["reserved"] - before["reserved"]
+        limit_changed = after["credit_limit"] != before["credit_limit"]
+        if not changed and not d_balance and not d_reserved and not limit_changed:
+            return  # nothing to write: no statement, no row lock
+        d_available = d_balance - d_reserved + (after["credit_limit"] - before["credit_limit"])
+        guarded = d_available < 0
+        statement = _update_statement(
+            self._dialect,
+            tuple(sorted(changed)),
+            balance=bool(d_balance),
+            reserved=bool(d_reserved),
+            limit=limit_changed,
+            guarded=guarded,
+        )
+        parameters: dict[str, Any] = {f"v_{name}": value for name, value in changed.items()}
+        parameters.update(
+            c_id=customer.id,
+            d_balance=d_balance,
+            d_reserved=d_reserved,
+            new_limit=after["credit_limit"],
+        )
+        if guarded:
+            available_here = after["balance"] + after["credit_limit"] - after["reserved"]
+            parameters["floor"] = min(Decimal(0), available_here)
+        result = await self._execute(statement, parameters)
+        if result.rowcount == 0:
+            c = customers.c
+            exists = await self._execute(sa.select(c.id).where(c.id == customer.id))
+            if exists.first() is None:
+                raise NotFound(f"customer {customer.id} does not exist")
+            raise CreditLimitExceeded(
+                f"customer {customer.id}: the change would pass the credit limit "
+                "(another transaction spent the money first)"
+            )
+        self._seen[id(customer)] = (customer, after)
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        country: str | None = None,
+        status: CustomerStatus | None = None,
+        product_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Customer]:
+        c = customers.c
+        statement = sa.select(customers).order_by(c.id).limit(limit)
+        if name:
+            statement = statement.where(
+                sa.func.lower(c.name).contains(name.lower(), autoescape=True)
+            )
+        if country:
+            statement = statement.where(c.country == country.strip().upper())
+        if status is not None:
+            statement = statement.where(c.status == CustomerStatus(status).value)
+        if product_code:
+            statement = statement.where(
+                sa.exists().where(
+                    accounts.c.customer_id == c.id, accounts.c.product_code == product_code
+                )
+            )
+        if after is not None:
+            statement = statement.where(c.id > after)
+        rows = (await self._execute(statement)).mappings().all()
+        found = [customer_from_row(row) for row in rows]
+        for customer in found:
+            self._seen[id(customer)] = (customer, customer_row(customer))
+        return found
+
+    async def count(self) -> int:
+        result = await self._execute(sa.select(sa.func.count()).select_from(customers))
+        return int(result.scalar_one())

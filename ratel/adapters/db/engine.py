@@ -1,0 +1,101 @@
+"""The asyncio engine for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+SQLite is tuned for one embedded server process: WAL (readers never block the
+writer), a busy timeout, foreign keys on, and every transaction opened with
+``BEGIN IMMEDIATE``. Taking the write lock at BEGIN is what makes concurrent
+read-modify-write safe: with the driver's default deferred BEGIN two
+transactions may both read and then fail with "database is locked" when
+upgrading to write. In one process the pool holds a single connection, so
+transactions queue in asyncio instead of polling SQLite's busy handler;
+other processes wait on the busy timeout.
+
+PostgreSQL gets a pool sized for a server and READ COMMITTED; balance
+updates are conditional UPDATEs and row locks, which READ COMMITTED re-checks
+against the newest committed row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from ratel.adapters.db.types import register_sqlite_functions
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+) -> AsyncEngine:
+    """An engine for ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://...``.
+
+    ``pool_size``/``max_overflow`` apply to PostgreSQL; ``busy_timeout_ms`` is
+    how long a SQLite transaction waits for another process's write lock.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, echo=echo, busy_timeout_ms=busy_timeout_ms)
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "asyncpg":
+            raise ValueError(
+                f"PostgreSQL is reached through asyncpg: postgresql+asyncpg://, not {url}"
+            )
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_recycle=1800,
+            isolation_level="READ COMMITTED",
+        )
+    raise ValueError(f"unsupported database URL (SQLite or PostgreSQL only): {url}")
+
+
+def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_driver_name() != "aiosqlite":
+        raise ValueError(f"SQLite is reached through aiosqlite: sqlite+aiosqlite://, not {url}")
+    memory = parsed.database in (None, "", ":memory:")
+    options: dict[str, Any] = {"echo": echo}
+    if memory:
+        # A memory database lives in one connection: share it.
+        options["poolclass"] = StaticPool
+    else:
+        # One connection: SQLite has one writer at a time anyway, and waiting
+        # for the pool is an asyncio wait, not a busy-handler sleep loop.
+        options.update(pool_size=1, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the driver from issuing its own (deferred) BEGIN: "begin" below
+        # issues BEGIN IMMEDIATE instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # WAL with synchronous=NORMAL is durable against application
+                # crashes; only an OS crash may lose the last commits.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+        register_sqlite_functions(dbapi_connection)
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,274 @@
+"""Records written once and read many times: xDRs, the balance journal,
+vouchers and the outbox of domain events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from ratel.adapters.db.codec import xdr_line_from_json, xdr_line_to_json
+from ratel.adapters.db.statements import Repository, lockable
+from ratel.adapters.db.tables import balance_transactions, outbox, vouchers, xdrs
+from ratel.domain.charging import Xdr
+from ratel.domain.errors import ConcurrentChange
+from ratel.domain.events import DomainEvent
+from ratel.domain.ledger import BalanceTransaction, TransactionReason
+from ratel.domain.money import Money
+from ratel.domain.voucher import Voucher, VoucherStatus
+
+# -- xDRs ---------------------------------------------------------------------------
+
+
+def _xdr_from_row(row: RowMapping) -> Xdr:
+    return Xdr(
+        id=row["id"],
+        session_id=row["session_id"],
+        account_id=row["account_id"],
+        customer_id=row["customer_id"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        lines=tuple(xdr_line_from_json(line) for line in row["lines"]),
+        charge=Money(row["charge"], row["currency"]),
+        sub_sessions=tuple(row["sub_sessions"]),
+        cause=row["cause"],
+    )
+
+
+class SqlXdrRepository(Repository):
+    """xDRs in ``xdrs``; ``session_id`` is unique, so a session never has two."""
+
+    async def add(self, xdr: Xdr) -> None:
+        statement = (
+            self._insert(xdrs)
+            .values(
+                id=xdr.id,
+                session_id=xdr.session_id,
+                account_id=xdr.account_id,
+                customer_id=xdr.customer_id,
+                started_at=xdr.started_at,
+                ended_at=xdr.ended_at,
+                charge=xdr.charge.amount,
+                currency=xdr.charge.currency,
+                cause=xdr.cause,
+                sub_sessions=list(xdr.sub_sessions),
+                lines=[xdr_line_to_json(line) for line in xdr.lines],
+            )
+            .on_conflict_do_nothing()
+        )
+        if (await self._execute(statement)).rowcount == 0:
+            # Two nodes closed the same session at once: the first one's xDR
+            # stands; retrying finds the session closed and its stored answer.
+            raise ConcurrentChange(
+                f"session {xdr.session_id} already has an xDR (or {xdr.id} exists)"
+            )
+
+    async def get(self, xdr_id: str) -> Xdr | None:
+        row = (await self._execute(sa.select(xdrs).where(xdrs.c.id == xdr_id))).mappings().first()
+        return None if row is None else _xdr_from_row(row)
+
+    async def for_account(
+        self, account_id: str, *, before: datetime | None = None, limit: int = 100
+    ) -> list[Xdr]:
+        c = xdrs.c
+        statement = (
+            sa.select(xdrs)
+            .where(c.account_id == account_id)
+            .order_by(c.ended_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            statement = statement.where(c.ended_at < before)
+        return [_xdr_from_row(r) for r in (await self._execute(statement)).mappings().all()]
+
+    async def for_customer(
+        self, customer_id: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Xdr]:
+        c = xdrs.c
+        statement = sa.select(xdrs).where(c.customer_id == customer_id).order_by(c.ended_at, c.id)
+        if since is not None:
+            statement = statement.where(c.ended_at >= since)
+        if until is not None:
+            statement = statement.where(c.ended_at < until)
+        return [_xdr_from_row(r) for r in (await self._execute(statement)).mappings().all()]
+
+
+# -- balance journal ------------------------------------------------------------------
+
+
+class SqlTransactionRepository(Repository):
+    """The balance journal in ``balance_transactions``."""
+
+    async def add(self, transaction: BalanceTransaction) -> None:
+        await self._execute(
+            sa.insert(balance_transactions).values(
+                id=transaction.id,
+                customer_id=transaction.customer_id,
+                account_id=transaction.account_id,
+                amount=transaction.amount.amount,
+                balance_after=transaction.balance_after.amount,
+                currency=transaction.amount.currency,
+                reason=transaction.reason.value,
+                reference=transaction.reference,
+                ledger_code=transaction.ledger_code,
+                created_at=transaction.created_at,
+            )
+        )
+
+    async def for_customer(self, customer_id: str, *, limit: int = 100) -> list[BalanceTransaction]:
+        c = balance_transactions.c
+        statement = (
+            sa.select(balance_transactions)
+            .where(c.customer_id == customer_id)
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        return [
+            BalanceTransaction(
+                id=row["id"],
+                customer_id=row["customer_id"],
+                amount=Money(row["amount"], row["currency"]),
+                balance_after=Money(row["balance_after"], row["currency"]),
+                reason=TransactionReason(row["reason"]),
+                created_at=row["created_at"],
+                reference=row["reference"],
+                ledger_code=row["ledger_code"],
+                account_id=row["account_id"],
+            )
+            for row in (await self._execute(statement)).mappings().all()
+        ]
+
+
+# -- vouchers -------------------------------------------------------------------------
+
+
+def _voucher_from_row(row: RowMapping) -> Voucher:
+    return Voucher(
+        id=row["id"],
+        code_hash=row["code_hash"],
+        value=Money(row["value"], row["currency"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        batch=row["batch"],
+        status=VoucherStatus(row["status"]),
+        redeemed_by=row["redeemed_by"],
+        redeemed_at=row["redeemed_at"],
+    )
+
+
+class SqlVoucherRepository(Repository):
+    """Vouchers in ``vouchers``, found by the hash of their code (unique)."""
+
+    async def add(self, voucher: Voucher) -> None:
+        await self._execute(
+            sa.insert(vouchers).values(
+                id=voucher.id,
+                code_hash=voucher.code_hash,
+                value=voucher.value.amount,
+                currency=voucher.value.currency,
+                created_at=voucher.created_at,
+                expires_at=voucher.expires_at,
+                batch=voucher.batch,
+                status=voucher.status.value,
+                redeemed_by=voucher.redeemed_by,
+                redeemed_at=voucher.redeemed_at,
+            )
+        )
+
+    async def by_code_hash(self, code_hash: str, *, lock: bool = False) -> Voucher | None:
+        statement = lockable(sa.select(vouchers).where(vouchers.c.code_hash == code_hash), lock)
+        row = (await self._execute(statement)).mappings().first()
+        return None if row is None else _voucher_from_row(row)
+
+    async def save(self, voucher: Voucher) -> None:
+        await self._execute(
+            sa.update(vouchers)
+            .where(vouchers.c.id == voucher.id)
+            .values(
+                status=voucher.status.value,
+                redeemed_by=voucher.redeemed_by,
+                redeemed_at=voucher.redeemed_at,
+                expires_at=voucher.expires_at,
+                batch=voucher.batch,
+            )
+        )
+
+
+# -- outbox ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the outbox holds it (the ``OutboxEntry`` of the port)."""
+
+    id: int
+    event_type: str
+    aggregate: str
+    aggregate_id: str
+    payload: dict[str, object]
+    occurred_at: datetime
+    published_at: datetime | None = None
+
+
+def _entry(row: RowMapping) -> StoredEvent:
+    return StoredEvent(
+        id=row["id"],
+        event_type=row["event_type"],
+        aggregate=row["aggregate"],
+        aggregate_id=row["aggregate_id"],
+        payload=dict(row["payload"]),
+        occurred_at=row["occurred_at"],
+        published_at=row["published_at"],
+    )
+
+
+class SqlOutbox(Repository):
+    """Domain events in ``outbox``, written in the transaction of the change
+    that raised them. ``pending`` locks the rows it returns and skips rows
+    another worker holds (PostgreSQL ``FOR UPDATE SKIP LOCKED``), so several
+    workers share the backlog without handing an event on twice."""
+
+    async def add(self, events: Sequence[DomainEvent]) -> None:
+        if not events:
+            return
+        rows: list[dict[str, Any]] = [
+            {
+                "event_type": event.event_type,
+                "aggregate": event.aggregate,
+                "aggregate_id": event.aggregate_id,
+                "payload": event.payload(),
+                "occurred_at": event.occurred_at,
+                "published_at": None,
+            }
+            for event in events
+        ]
+        # One executemany; ids follow the list order, so events keep their order.
+        await self._execute(sa.insert(outbox), rows)
+
+    async def pending(self, limit: int = 100) -> list[StoredEvent]:
+        c = outbox.c
+        statement = lockable(
+            sa.select(outbox).where(c.published_at.is_(None)).order_by(c.id).limit(limit),
+            lock=True,
+            skip_locked=True,
+        )
+        return [_entry(row) for row in (await self._execute(statement)).mappings().all()]
+
+    async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
+        if ids:
+            await self._execute(
+                sa.update(outbox).where(outbox.c.id.in_(list(ids))).values(published_at=at)
+            )
+
+    async def recent(
+        self, *, aggregate_id: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        c = outbox.c
+        statement = sa.select(outbox).order_by(c.id.desc()).limit(limit)
+        if aggregate_id is not None:
+            statement = statement.where(c.aggregate_id == aggregate_id)
+        return [_entry(row) for row in (await self._execute(statement)).mappings().all()]

@@ -1,0 +1,100 @@
+"""What every repository shares: running statements on the unit of work's
+connection, turning database errors into domain errors, and the few
+statements that differ between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+from ratel.domain.errors import ConcurrentChange
+
+# PostgreSQL SQLSTATEs after which the whole call may simply be retried.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+
+
+def retryable(exc: DBAPIError) -> bool:
+    """A deadlock, serialization failure or lock timeout (PostgreSQL), or a
+    write lock not obtained within the busy timeout (SQLite)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def unique_violation(exc: IntegrityError, table: str, column: str) -> bool:
+    """Whether ``exc`` is the unique (or primary key) violation of
+    ``table.column``. PostgreSQL names the constraint (our naming convention
+    makes it ``uq_<table>_<column>`` or ``pk_<table>``); SQLite names the
+    column."""
+    message = str(exc.orig)
+    return (
+        f'"uq_{table}_{column}"' in message
+        or f'"pk_{table}"' in message
+        or f"{table}.{column}" in message
+    )
+
+
+class Repository:
+    """Base of the repositories: one connection, inside the unit of work's
+    transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._dialect = connection.dialect.name
+
+    @property
+    def _postgresql(self) -> bool:
+        return self._dialect == "postgresql"
+
+    async def _execute(
+        self,
+        statement: Executable,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    ) -> CursorResult[Any]:
+        """Run ``statement``; a deadlock or lock timeout becomes ``ConcurrentChange``."""
+        try:
+            if parameters is None:
+                return await self._connection.execute(statement)
+            return await self._connection.execute(statement, parameters)
+        except DBAPIError as exc:
+            if retryable(exc):
+                raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
+            raise
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """The dialect's INSERT, which knows ``ON CONFLICT``."""
+        if self._postgresql:
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+
+class Prebuilt:
+    """A hot-path SELECT built once, in an unlocked and a locked variant:
+    executed with parameters, it costs neither statement construction nor
+    SQLAlchemy cache-key computation per request."""
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self._plain = statement
+        self._locked = lockable(statement, True)
+
+    def __call__(self, lock: bool = False) -> sa.Select[Any]:
+        return self._locked if lock else self._plain
+
+
+def lockable(statement: sa.Select[Any], lock: bool, *, skip_locked: bool = False) -> sa.Select[Any]:
+    """``SELECT ... FOR NO KEY UPDATE`` when ``lock`` (PostgreSQL): exclusive
+    against other lockers and writers of the row, but not against inserts
+    whose foreign key points at it (a journal row for a locked customer),
+    since we never change a key. SQLite renders no lock clause: its
+    transactions begin IMMEDIATE and already hold the only write lock."""
+    if not lock:
+        return statement
+    return statement.with_for_update(key_share=True, skip_locked=skip_locked)

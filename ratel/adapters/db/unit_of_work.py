@@ -1,0 +1,135 @@
+"""The unit of work: one database transaction on one ``AsyncConnection`` and
+the repositories that work inside it.
+
+SQLAlchemy Core, not the ORM: the hot charging path is a handful of explicit
+statements per request with no lazy loads and no flush bookkeeping.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ratel.adapters.db.accounts import SqlAccountRepository
+from ratel.adapters.db.catalogue import (
+    CatalogueCache,
+    SqlCatalogueRepository,
+    catalogue_cache_for,
+)
+from ratel.adapters.db.customers import SqlCustomerRepository
+from ratel.adapters.db.quotas import SqlQuotaRepository
+from ratel.adapters.db.records import (
+    SqlOutbox,
+    SqlTransactionRepository,
+    SqlVoucherRepository,
+    SqlXdrRepository,
+)
+from ratel.adapters.db.sessions import SqlSessionRepository
+from ratel.adapters.db.statements import retryable
+from ratel.domain.errors import ConcurrentChange
+
+
+class SqlUnitOfWork:
+    """A transaction on ``engine``: ``async with`` begins it, ``commit()``
+    makes every change durable at once, and leaving the block without
+    committing (or with an exception) rolls everything back.
+
+    The repositories exist while the block runs. They remember what they
+    handed out (identity maps), which is how wallets are written as changes.
+    """
+
+    customers: SqlCustomerRepository
+    accounts: SqlAccountRepository
+    catalogue: SqlCatalogueRepository
+    quotas: SqlQuotaRepository
+    sessions: SqlSessionRepository
+    xdrs: SqlXdrRepository
+    transactions: SqlTransactionRepository
+    vouchers: SqlVoucherRepository
+    outbox: SqlOutbox
+
+    def __init__(
+        self, engine: AsyncEngine, *, catalogue_cache: CatalogueCache | None = None
+    ) -> None:
+        self._engine = engine
+        self._cache = (
+            catalogue_cache if catalogue_cache is not None else catalogue_cache_for(engine)
+        )
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The transaction's connection (for adapters that need a statement of
+        their own in the same transaction)."""
+        if self._connection is None:
+            raise RuntimeError("the unit of work has not begun: use it with 'async with'")
+        return self._connection
+
+    async def __aenter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("a unit of work runs once")
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self.customers = SqlCustomerRepository(connection)
+        self.accounts = SqlAccountRepository(connection)
+        self.catalogue = SqlCatalogueRepository(connection, self._cache)
+        self.quotas = SqlQuotaRepository(connection)
+        self.sessions = SqlSessionRepository(connection)
+        self.xdrs = SqlXdrRepository(connection)
+        self.transactions = SqlTransactionRepository(connection)
+        self.vouchers = SqlVoucherRepository(connection)
+        self.outbox = SqlOutbox(connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection = self.connection
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def commit(self) -> None:
+        try:
+            await self.connection.commit()
+        except DBAPIError as exc:
+            if retryable(exc):
+                raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
+            raise
+
+    async def rollback(self) -> None:
+        await self.connection.rollback()
+        # What the repositories remember describes rows that no longer exist.
+        for repository in (
+            self.customers,
+            self.accounts,
+            self.quotas,
+            self.sessions,
+            self.catalogue,
+        ):
+            repository.forget()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes a fresh ``SqlUnitOfWork`` per use-case call; all of them share
+    the engine's pool and its catalogue cache."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._cache = catalogue_cache_for(engine)
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, catalogue_cache=self._cache)

@@ -1,0 +1,265 @@
+"""Settings: an optional TOML file overridden by ``RATEL_*`` environment variables.
+
+The defaults run everything embedded: a SQLite file in the working directory
+and every listener on 127.0.0.1. In the TOML file a setting is written either
+flat (``http_port = 8080``) or in a table named by its first word
+(``[http]`` then ``port = 8080``); the environment variable is the flat name
+in capitals after ``RATEL_`` (``RATEL_HTTP_PORT``). A bad value stops the
+process with an error that names the variable or the file key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+#: Only good for development: production refuses to start with it.
+DEVELOPMENT_SECRET: Final = "ratel-development-secret-change-me"
+
+DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///./ratel.db"
+
+_PREFIX: Final = "RATEL_"
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DATABASE_SCHEMES: Final = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"  # one JSON object per line, for log collectors
+    TEXT = "text"  # for a person at a terminal
+
+
+class SettingsError(ValueError):
+    """A setting has a value ratel cannot use; the message names where it came from."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator may configure. See the README for the table."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    environment: Environment = Environment.DEVELOPMENT
+    secret: str = DEVELOPMENT_SECRET
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Reserved for the RADIUS and Diameter listeners (their own issues).
+    radius_host: str = "127.0.0.1"
+    radius_auth_port: int = 1812
+    radius_acct_port: int = 1813
+    diameter_host: str = "127.0.0.1"
+    diameter_port: int = 3868
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+    housekeeping_interval: float = 60.0
+    shutdown_timeout: float = 10.0
+    restricted_locations: frozenset[str] = field(
+        default_factory=lambda: frozenset({"AEROSPACE", "MARITIME"})
+    )
+    restricted_services: frozenset[str] = field(default_factory=lambda: frozenset({"data"}))
+    charging_validity_seconds: int = 3600
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP listener as configured."""
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+
+# -- parsing ---------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value.strip()
+
+
+def _required_text(value: object) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _port(value: object) -> int:
+    number = _integer(value)
+    # 0 asks the system for a free port (tests); it is logged once bound.
+    if not 0 <= number <= 65535:
+        raise ValueError(f"expected a port number 0-65535, got {value!r}")
+    return number
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(_text(value))
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+
+
+def _positive_integer(value: object) -> int:
+    number = _integer(value)
+    if number < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds, got {value!r}")
+    try:
+        seconds = float(value) if isinstance(value, int | float) else float(_text(value))
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _choice(enum: type[StrEnum]) -> Callable[[object], StrEnum]:
+    def parse(value: object) -> StrEnum:
+        text = _text(value).lower()
+        try:
+            return enum(text)
+        except ValueError:
+            allowed = " or ".join(e.value for e in enum)
+            raise ValueError(f"expected {allowed}, got {value!r}") from None
+
+    return parse
+
+
+def _log_level(value: object) -> str:
+    level = _text(value).upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _database_url(value: object) -> str:
+    url = _required_text(value)
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in _DATABASE_SCHEMES:
+        raise ValueError(
+            f"expected a URL starting with {' or '.join(s + '://' for s in _DATABASE_SCHEMES)}, "
+            f"got {url!r}"
+        )
+    return url
+
+
+def _names(value: object) -> frozenset[str]:
+    """A comma-separated list (environment) or a list of strings (TOML)."""
+    if isinstance(value, str):
+        items: list[object] = list(value.split(","))
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError(f"expected a comma-separated list, got {value!r}")
+    names = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"expected names, got {item!r}")
+        if item.strip():
+            names.add(item.strip())
+    return frozenset(names)
+
+
+_PARSERS: Final[dict[str, Callable[[object], Any]]] = {
+    "database_url": _database_url,
+    "environment": _choice(Environment),
+    "secret": _required_text,
+    "http_host": _required_text,
+    "http_port": _port,
+    "radius_host": _required_text,
+    "radius_auth_port": _port,
+    "radius_acct_port": _port,
+    "diameter_host": _required_text,
+    "diameter_port": _port,
+    "log_level": _log_level,
+    "log_format": _choice(LogFormat),
+    "housekeeping_interval": _seconds,
+    "shutdown_timeout": _seconds,
+    "restricted_locations": lambda v: frozenset(n.upper() for n in _names(v)),
+    "restricted_services": lambda v: frozenset(n.lower() for n in _names(v)),
+    "charging_validity_seconds": _positive_integer,
+}
+
+SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of a setting: ``http_port`` -> ``RATEL_HTTP_PORT``."""
+    return _PREFIX + setting.upper()
+
+
+def _flatten(table: Mapping[str, Any], source: str) -> dict[str, tuple[object, str]]:
+    """``{"http": {"port": 1}}`` and ``{"http_port": 1}`` both give ``http_port``,
+    with the key as written, for error messages."""
+    flat: dict[str, tuple[object, str]] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            for inner, inner_value in value.items():
+                if isinstance(inner_value, dict):
+                    raise SettingsError(f"{source}: [{key}.{inner}] is nested too deeply")
+                flat[f"{key}_{inner}"] = (inner_value, f"{source}: {key}.{inner}")
+        else:
+            flat[key] = (value, f"{source}: {key}")
+    unknown = sorted(set(flat) - set(SETTING_NAMES))
+    if unknown:
+        where = ", ".join(flat[name][1] for name in unknown)
+        raise SettingsError(f"{where}: unknown setting (known: {', '.join(SETTING_NAMES)})")
+    return flat
+
+
+def _read_toml(path: str) -> dict[str, tuple[object, str]]:
+    try:
+        with Path(path).open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"configuration file {path} does not exist") from None
+    except OSError as exc:
+        raise SettingsError(f"configuration file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"configuration file {path} is not valid TOML: {exc}") from None
+    return _flatten(data, path)
+
+
+def load_settings(path: str | None = None, env: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from the TOML file ``path`` (or the one ``RATEL_CONFIG`` names;
+    none by default), each overridden by its ``RATEL_*`` variable in ``env``.
+    Raises ``SettingsError`` naming the variable or key of a bad value."""
+    path = path or env.get(_PREFIX + "CONFIG") or None
+    raw: dict[str, tuple[object, str]] = _read_toml(path) if path else {}
+    for name in SETTING_NAMES:
+        variable = env_name(name)
+        if variable in env:
+            raw[name] = (env[variable], variable)
+    values: dict[str, Any] = {}
+    for name, (value, source) in raw.items():
+        try:
+            values[name] = _PARSERS[name](value)
+        except ValueError as exc:
+            raise SettingsError(f"{source}: {exc}") from None
+    settings = Settings(**values)
+    _check(settings, {name: source for name, (_, source) in raw.items()})
+    return settings
+
+
+def _check(settings: Settings, sources: Mapping[str, str]) -> None:
+    """Rules across settings."""
+    if settings.environment is Environment.PRODUCTION and settings.secret == DEVELOPMENT_SECRET:
+        raise SettingsError(
+            f"{sources.get('secret', env_name('secret'))}: production refuses the development "
+            f"secret; set {env_name('secret')} to a long random value"
+        )

@@ -1,0 +1,206 @@
+"""Products, tariffs, groups and the dialing plan round-trip; reads are
+cached per process and a write anywhere invalidates the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from store_builders import DATA, INTL, LOCAL, USSD, add_on, main_product, tariffs, usd
+
+from ratel.adapters.db.engine import create_engine
+from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.domain.catalogue import ServicePolicy
+from ratel.domain.errors import InvalidCatalogue
+from ratel.domain.rating import DestinationGroup, DialingRule, Rate, Tariff
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` runs inside the block."""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def define_catalogue(uow: SqlUnitOfWorkFactory) -> None:
+    async with uow() as work:
+        for group in (LOCAL, INTL, DATA, USSD):
+            await work.catalogue.add_destination_group(group)
+        for tariff in tariffs():
+            await work.catalogue.add_tariff(tariff)
+        await work.catalogue.add_product(main_product())
+        await work.catalogue.add_product(add_on())
+        await work.catalogue.set_dialing_rules(
+            [
+                DialingRule("00", ""),
+                DialingRule("0", "44"),
+                DialingRule("411", "12055576061", exact=True),
+            ]
+        )
+        await work.commit()
+
+
+def same_tariff(a: Tariff | None, b: Tariff) -> None:
+    assert a is not None
+    assert (a.code, a.currency, a.name) == (b.code, b.currency, b.name)
+    assert a.custom_entries() == b.custom_entries()
+    assert a.prefix_entries() == b.prefix_entries()
+
+
+async def test_catalogue_round_trip(uow: SqlUnitOfWorkFactory) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:
+        assert await work.catalogue.get_product("BASIC") == main_product()
+        assert await work.catalogue.get_product("DATA-24H") == add_on()
+        assert await work.catalogue.get_product("NONE") is None
+        assert [p.code for p in await work.catalogue.products()] == ["BASIC", "DATA-24H"]
+        assert await work.catalogue.destination_groups() == [DATA, INTL, LOCAL, USSD]
+        assert await work.catalogue.tariff_codes() == ["DATA-STD", "USSD-STD", "VOICE-STD"]
+        for expected in tariffs():
+            same_tariff(await work.catalogue.get_tariff(expected.code), expected)
+        assert await work.catalogue.get_tariff("NONE") is None
+        plan = await work.catalogue.dialing_plan()
+        assert plan.translate("00447700900123") == "447700900123"
+        assert plan.translate("07700900123") == "447700900123"
+        assert plan.translate("411") == "12055576061"
+        voice = await work.catalogue.get_tariff("VOICE-STD")
+        assert voice is not None
+        assert voice.rate_for("447700900123").rate.price_first == usd("0.00015")
+
+
+async def test_replacing_definitions(uow: SqlUnitOfWorkFactory) -> None:
+    await define_catalogue(uow)
+    cheaper = Tariff("VOICE-STD", "USD", "Cheaper voice")
+    cheaper.add_prefix("1", Rate.per_interval(usd("0.05"), 60), LOCAL)
+    renamed = DestinationGroup("LOCAL", "Local and national", "400000009")
+    changed = replace(main_product(), name="Basic 2", quotas=main_product().quotas[:1])
+    async with uow() as work:
+        await work.catalogue.add_tariff(cheaper)
+        await work.catalogue.add_destination_group(renamed)
+        await work.catalogue.save_product(changed)
+        await work.catalogue.set_dialing_rules([])
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.catalogue.get_tariff("VOICE-STD")
+        assert loaded is not None and len(loaded) == 1
+        assert loaded.rate_for("12025550100").group == renamed
+        assert await work.catalogue.get_product("BASIC") == changed
+        assert (await work.catalogue.dialing_plan()).rules == ()
+
+
+async def test_a_product_code_is_new_once(uow: SqlUnitOfWorkFactory) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:
+        with pytest.raises(IntegrityError):
+            await work.catalogue.add_product(main_product())
+
+
+async def test_a_bad_dialing_plan_writes_nothing(uow: SqlUnitOfWorkFactory) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:
+        with pytest.raises(InvalidCatalogue):
+            await work.catalogue.set_dialing_rules([DialingRule("0", "44"), DialingRule("0", "1")])
+        assert len((await work.catalogue.dialing_plan()).rules) == 3
+
+
+async def test_named_service_policies(uow: SqlUnitOfWorkFactory) -> None:
+    gold = ServicePolicy(name="gold", download_kbps=100_000, apn_ids=("internet",))
+    async with uow() as work:
+        await work.catalogue.save_service_policy("GOLD", gold)
+        await work.catalogue.save_service_policy("GOLD", gold)  # replaces, no error
+        await work.commit()
+    async with uow() as work:
+        assert await work.catalogue.service_policy("GOLD") == gold
+        assert await work.catalogue.service_policy("SILVER") is None
+        assert await work.catalogue.service_policies() == {"GOLD": gold}
+
+
+async def test_reads_are_cached_across_units_of_work(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:  # warms the cache
+        await work.catalogue.get_tariff("VOICE-STD")
+        await work.catalogue.get_product("BASIC")
+        await work.catalogue.dialing_plan()
+    with statements(engine) as seen:
+        async with uow() as work:
+            for _ in range(3):
+                assert await work.catalogue.get_tariff("VOICE-STD") is not None
+                assert await work.catalogue.get_product("BASIC") is not None
+                await work.catalogue.dialing_plan()
+    queries = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(queries) == 1 and "catalogue_version" in queries[0]
+
+
+async def test_a_write_by_another_process_is_seen_at_the_next_unit_of_work(
+    database_url: str, uow: SqlUnitOfWorkFactory
+) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:
+        before = await work.catalogue.get_tariff("DATA-STD")
+        assert before is not None and len(before) == 1
+    other_process = create_engine(database_url)
+    try:
+        faster = Tariff("DATA-STD", "USD", "Data")
+        faster.add_custom("DATA", Rate.per_interval(usd("0.005"), 1024 * 1024), DATA)
+        faster.add_custom("DATA-ROAM", Rate.per_interval(usd("1"), 1024 * 1024), DATA)
+        async with SqlUnitOfWorkFactory(other_process)() as work:
+            await work.catalogue.add_tariff(faster)
+            await work.commit()
+    finally:
+        await other_process.dispose()
+    async with uow() as work:
+        after = await work.catalogue.get_tariff("DATA-STD")
+    assert after is not None and len(after) == 2
+    assert after.rate_for("DATA").rate.price_first == usd("0.005")
+
+
+async def test_an_uncommitted_write_is_seen_only_by_its_unit_of_work(
+    uow: SqlUnitOfWorkFactory,
+) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:
+        await work.catalogue.get_product("BASIC")  # cached
+    async with uow() as work:
+        await work.catalogue.add_product(add_on("NIGHT"))
+        assert await work.catalogue.get_product("NIGHT") is not None
+        await work.rollback()
+    async with uow() as work:
+        assert await work.catalogue.get_product("NIGHT") is None
+        assert await work.catalogue.get_product("BASIC") is not None
+
+
+async def test_a_large_tariff_is_stored_and_loaded_once(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    big = Tariff("WORLD", "USD", "50,000 prefixes")
+    rate = Rate(usd("0.0123"), 60, 60, usd("0.0123"), usd(0))
+    for n in range(50_000):
+        big.add_prefix(str(10_000 + n), rate, INTL)
+    async with uow() as work:
+        await work.catalogue.add_destination_group(INTL)
+        await work.catalogue.add_tariff(big)
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.catalogue.get_tariff("WORLD")
+    assert loaded is not None and len(loaded) == 50_000
+    assert loaded.rate_for("5999912345").destination == "59999"
+    with statements(engine) as seen:
+        for _ in range(5):
+            async with uow() as work:
+                assert await work.catalogue.get_tariff("WORLD") is loaded
+    assert not [s for s in seen if "rates" in s]

@@ -1,0 +1,111 @@
+"""One unit of work is one transaction: all of it is written, or none."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from store_builders import NOW, account, customer, usd
+
+from ratel.adapters.db.tables import metadata
+from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from ratel.domain.errors import CreditLimitExceeded
+from ratel.domain.ledger import BalanceTransaction, TransactionReason
+from ratel.ports.store import UnitOfWork, UnitOfWorkFactory
+
+
+async def row_counts(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as connection:
+        return {
+            table.name: (
+                await connection.execute(sa.select(sa.func.count()).select_from(table))
+            ).scalar_one()
+            for table in metadata.sorted_tables
+            if table.name != "catalogue_version"
+        }
+
+
+def test_the_adapter_satisfies_the_ports(uow: SqlUnitOfWorkFactory) -> None:
+    factory: UnitOfWorkFactory = uow
+    work: UnitOfWork = factory()
+    assert isinstance(work, SqlUnitOfWork)
+
+
+async def test_a_failure_half_way_writes_nothing(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    owner = customer(balance="5")
+    before = await row_counts(engine)
+    with pytest.raises(RuntimeError, match="half-way"):
+        async with uow() as work:
+            await work.customers.add(owner)
+            await work.accounts.add(account(owner))
+            owner.top_up(usd("1"), NOW)
+            await work.outbox.add(owner.pull_events())
+            raise RuntimeError("the use case failed half-way")
+    assert await row_counts(engine) == before
+
+
+async def test_a_refused_wallet_change_rolls_back_the_whole_use_case(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    owner = customer(balance="5")
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.commit()
+    before = await row_counts(engine)
+    with pytest.raises(CreditLimitExceeded):
+        async with uow() as work:
+            loaded = await work.customers.get(owner.id)
+            assert loaded is not None
+            loaded.charge(usd("4"), NOW, "usage")
+            await work.transactions.add(
+                BalanceTransaction(
+                    id="t1",
+                    customer_id=owner.id,
+                    amount=usd("-4"),
+                    balance_after=usd("1"),
+                    reason=TransactionReason.USAGE,
+                    created_at=NOW,
+                )
+            )
+            await work.outbox.add(loaded.pull_events())
+            # meanwhile another transaction spent 3 of the 5
+            await work.connection.execute(sa.text("UPDATE customers SET balance = '2'"))
+            await work.customers.save(loaded)
+    assert await row_counts(engine) == before
+    async with uow() as work:
+        again = await work.customers.get(owner.id)
+    assert again is not None and again.wallet.balance == usd("5")
+
+
+async def test_commit_makes_it_durable_and_rollback_discards(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    kept = customer()
+    dropped = customer()
+    async with uow() as work:
+        await work.customers.add(dropped)
+        await work.rollback()
+        await work.customers.add(kept)
+        await work.commit()
+    async with uow() as work:
+        assert await work.customers.get(kept.id) is not None
+        assert await work.customers.get(dropped.id) is None
+
+
+async def test_leaving_without_commit_rolls_back(uow: SqlUnitOfWorkFactory) -> None:
+    forgotten = customer()
+    async with uow() as work:
+        await work.customers.add(forgotten)
+    async with uow() as work:
+        assert await work.customers.get(forgotten.id) is None
+
+
+async def test_a_unit_of_work_runs_once(uow: SqlUnitOfWorkFactory) -> None:
+    work = uow()
+    async with work:
+        pass
+    with pytest.raises(RuntimeError):
+        async with work:
+            pass
