@@ -10,7 +10,19 @@ import pytest
 
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher, TimeOrderedIds
-from ratel.application.accounts import BlockAccount, ChangeProduct, CreateAccount
+from ratel.application.accounts import (
+    AddAlias,
+    BlockAccount,
+    ChangeNumber,
+    ChangeProduct,
+    ChangeSim,
+    CreateAccount,
+    LiftLocationBlock,
+    SetLocation,
+    TerminateAccount,
+    UnblockAccount,
+    UpdateAccount,
+)
 from ratel.application.add_ons import AddAddOn, RemoveAddOn
 from ratel.application.base import Dependencies
 from ratel.application.catalogue import DefineDestinationGroups, DefineProduct, DefineTariff
@@ -20,10 +32,17 @@ from ratel.application.credit_control import (
     UnknownSession,
     UnknownSubscriber,
 )
-from ratel.application.customers import OpenCustomer, SuspendCustomer
+from ratel.application.customers import (
+    CloseCustomer,
+    OpenCustomer,
+    ResumeCustomer,
+    SetCreditLimit,
+    SuspendCustomer,
+    UpdateCustomer,
+)
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.housekeeping import Housekeeping
-from ratel.application.payments import ManualTransaction, TopUp
+from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.catalogue import (
     Precedence,
@@ -36,7 +55,7 @@ from ratel.domain.catalogue import (
     UsageCharge,
 )
 from ratel.domain.charging import Denial, Grant, UsageRequest
-from ratel.domain.errors import DuplicateIdentifier
+from ratel.domain.errors import DomainError, DuplicateIdentifier
 from ratel.domain.identifiers import Identifiers, Msisdn
 from ratel.domain.money import Money
 from ratel.domain.rating import DestinationGroup, Rate, Tariff
@@ -333,4 +352,86 @@ async def test_concurrent_sessions_never_pass_the_credit_limit(deps: Dependencie
     )
     charged = sum((e.xdr.charge for e in ends if e.xdr is not None), usd(0))
     assert charged == usd("0.90")
+    assert await balance(deps, customer_id) == usd("0.10")
+
+
+async def test_customer_lifecycle_use_cases(deps: Dependencies) -> None:
+    customer_id, account_id = await customer_with_account(deps, "2")
+    updated = await UpdateCustomer(deps)(customer_id, name="Ada King", country="us")
+    assert (updated.name, updated.country) == ("Ada King", "US")
+    limited = await SetCreditLimit(deps)(customer_id, usd("5"))
+    assert limited.wallet.available() == usd("7")
+    await SuspendCustomer(deps)(customer_id)
+    resumed = await ResumeCustomer(deps)(customer_id)
+    assert resumed.status.value == "open"
+    await RecordPayment(deps)(customer_id, usd("3"), "bank-42")
+    assert await balance(deps, customer_id) == usd("5")
+    closed = await CloseCustomer(deps)(customer_id)
+    assert closed.status.value == "closed"
+    async with deps.uow() as uow:
+        account = await uow.accounts.get(account_id)
+        kinds = [e.event_type for e in reversed(await uow.outbox.recent(aggregate_id=customer_id))]
+    assert account is not None and account.status.value == "terminated"
+    assert kinds == [
+        "CustomerCreated",
+        "BalanceChanged",
+        "CustomerUpdated",
+        "CreditLimitChanged",
+        "CustomerSuspended",
+        "CustomerResumed",
+        "BalanceChanged",
+        "CustomerClosed",
+    ]
+    with pytest.raises(DomainError):
+        await TopUp(deps)(customer_id, usd("1"))
+
+
+async def test_account_use_cases_change_identifiers_and_status(deps: Dependencies) -> None:
+    _, account_id = await customer_with_account(deps)
+    await ChangeNumber(deps)(account_id, "12025550111")
+    await ChangeSim(deps)(account_id, "001010123456789", "8988211000000000003")
+    await UpdateAccount(deps)(account_id, custom_fields={"crm_profile": "gold"})
+    await AddAlias(deps)(account_id, "MODEM-7F3A")
+    await BlockAccount(deps)(account_id)
+    await UnblockAccount(deps)(account_id)
+    await SetLocation(deps)(account_id, "MARITIME")
+    await LiftLocationBlock(deps)(account_id)
+    async with deps.uow() as uow:
+        by_number = await uow.accounts.by_identifier(IdentifierKind.MSISDN, "12025550111")
+        by_imsi = await uow.accounts.by_identifier(IdentifierKind.IMSI, "001010123456789")
+        by_alias = await uow.accounts.by_identifier(IdentifierKind.ALIAS, "MODEM-7F3A")
+        old_number = await uow.accounts.by_identifier(IdentifierKind.MSISDN, "12025550100")
+    assert by_number is not None and by_number.id == account_id
+    assert by_imsi is not None and by_alias is not None and old_number is None
+    assert by_number.custom_fields == {"crm_profile": "gold"}
+    assert (by_number.status.value, by_number.location, by_number.location_block_lifted) == (
+        "active",
+        "MARITIME",
+        True,
+    )
+    await TerminateAccount(deps)(account_id)
+    with pytest.raises(DomainError):
+        await UnblockAccount(deps)(account_id)
+
+
+async def test_location_block_denies_data_until_lifted(deps: Dependencies) -> None:
+    _, account_id = await customer_with_account(deps, "5", product="PLAIN")
+    await SetLocation(deps)(account_id, "AEROSPACE")
+    cc = CreditControl(deps)
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, account_id)
+    denial = (await cc.start("loc-1", who, [data()])).results[0]
+    assert isinstance(denial, Denial) and denial.reason == "location_restricted"
+    assert isinstance((await cc.start("loc-2", who, [call()])).results[0], Grant)
+    await LiftLocationBlock(deps)(account_id)
+    assert isinstance((await cc.start("loc-3", who, [data()])).results[0], Grant)
+
+
+async def test_price_and_balance_enquiries_change_nothing(deps: Dependencies) -> None:
+    customer_id, account_id = await customer_with_account(deps, "0.10", product="PLAIN")
+    cc = CreditControl(deps)
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, account_id)
+    assert await cc.price(who, call(61)) == usd("0.25")
+    assert await cc.can_afford(who, call(30)) is False
+    sms = UsageRequest(Service.SMS, Unit.MESSAGES, "SMS", "12025550199", requested=2)
+    assert await cc.can_afford(who, sms) is True
     assert await balance(deps, customer_id) == usd("0.10")
