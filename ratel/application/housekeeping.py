@@ -65,12 +65,16 @@ class Housekeeping(UseCase):
             changed = [b for b in buckets if b.renew(now)]
             if changed:
                 await uow.quotas.save(changed)
+                owners: dict[str, str] = {}
+                for account_id in {b.account_id for b in changed}:
+                    account = await uow.accounts.get(account_id)
+                    owners[account_id] = account.customer_id if account else ""
                 await uow.outbox.add(
                     [
                         events.QuotaRenewed(
                             occurred_at=now,
                             account_id=b.account_id,
-                            customer_id="",
+                            customer_id=owners[b.account_id],
                             bucket_id=b.id,
                             allowance=b.allowance,
                         )

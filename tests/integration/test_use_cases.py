@@ -435,3 +435,20 @@ async def test_price_and_balance_enquiries_change_nothing(deps: Dependencies) ->
     sms = UsageRequest(Service.SMS, Unit.MESSAGES, "SMS", "12025550199", requested=2)
     assert await cc.can_afford(who, sms) is True
     assert await balance(deps, customer_id) == usd("0.10")
+
+
+async def test_housekeeping_renews_monthly_quotas(deps: Dependencies) -> None:
+    customer_id, account_id = await customer_with_account(deps, "1")
+    cc = CreditControl(deps)
+    await cc.start("m1", Subscriber(IdentifierKind.ACCOUNT_ID, account_id), [data(60 * MIB)])
+    await cc.terminate("m1", 1, [data(None, used=60 * MIB)])
+    assert [q.used for q in await QuotaEnquiry(deps)(account_id)] == [60 * MIB]
+    clock = deps.clock
+    assert isinstance(clock, Clock)
+    clock.at = START + timedelta(days=31)
+    assert (await Housekeeping(deps)()).buckets_renewed == 1
+    assert [q.used for q in await QuotaEnquiry(deps)(account_id)] == [0]
+    async with deps.uow() as uow:
+        renewed = [e for e in await uow.outbox.recent(limit=50) if e.event_type == "QuotaRenewed"]
+    assert [e.payload["customer_id"] for e in renewed] == [customer_id]
+    assert (await Housekeeping(deps)()).buckets_renewed == 0

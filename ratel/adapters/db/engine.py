@@ -85,9 +85,10 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> AsyncEngine
         try:
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
-                # WAL with synchronous=NORMAL is durable against application
-                # crashes; only an OS crash may lose the last commits.
-                cursor.execute("PRAGMA synchronous=NORMAL")
+                # FULL: a commit is on disk before we answer the network (an
+                # accounting answer means "stored"); NORMAL could lose the last
+                # commits on power loss.
+                cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
