@@ -1,10 +1,10 @@
 """The HTTP side of ratel and the ``ratel serve`` process.
 
-``create_app(container)`` is the Starlette application: ``/healthz`` and
-``/metrics`` now; GraphQL joins at ``/graphql`` by adding its route to
-``routes()``. ``serve(container)`` runs one process on one asyncio loop: the
-HTTP server, the housekeeping scheduler (and the RADIUS and Diameter
-listeners as they arrive), until SIGTERM or SIGINT; then it stops accepting,
+``create_app(container)`` is the Starlette application: ``/healthz``,
+``/metrics`` and the GraphQL API at ``/graphql`` (HTTP and WebSocket).
+``serve(container)`` runs one process on one asyncio loop: the HTTP server,
+the housekeeping scheduler (and the RADIUS and Diameter listeners as they
+arrive), until SIGTERM or SIGINT; then it stops accepting,
 lets in-flight requests and the running housekeeping pass finish, closes the
 database connections and returns.
 """
@@ -22,12 +22,13 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from ratel.adapters.health import ListenerState
 from ratel.adapters.scheduler import Scheduler
 from ratel.adapters.telemetry import METRICS_CONTENT_TYPE
 from ratel.container import Container, dispose
+from ratel.graphql.view import RatelGraphQL
 
 log = logging.getLogger("ratel.serve")
 
@@ -64,9 +65,18 @@ def routes(container: Container) -> list[BaseRoute]:
             container.telemetry().exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE}
         )
 
+    graphql = RatelGraphQL(
+        container.graphql_schema(),
+        container.graphql_use_cases(),
+        container.authenticate(),
+        graphiql=container.graphql_development(),
+    )
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        # an ASGI app as endpoint: strawberry answers GET and POST itself
+        Route("/graphql", graphql),
+        WebSocketRoute("/graphql", graphql),
     ]
 
 

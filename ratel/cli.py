@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -51,6 +52,14 @@ db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_i
 demo_app = typer.Typer(help="Demo and benchmark data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+staff_app = typer.Typer(
+    help="Staff users (local ones: development and bootstrap).", no_args_is_help=True
+)
+apikey_app = typer.Typer(
+    help="API keys of applications (CRM apps, USSD gateways).", no_args_is_help=True
+)
+app.add_typer(staff_app, name="staff")
+app.add_typer(apikey_app, name="apikey")
 
 console = Console()
 errors = Console(stderr=True)
@@ -211,6 +220,145 @@ def demo_load(
     if report.imported_customers:
         console.print(f"imported {report.imported_customers} customers")
     console.print(f"customers in the database: {report.total_customers}")
+    console.print("demo staff logins (demo passwords: never use them for real):")
+    for staff in report.staff:
+        _plain(f"  {staff.login:<16} {staff.role:<16} password {staff.password}")
+    account_id, password = report.self_care
+    _plain(f"self-care login: account {account_id}, password {password}")
+    if report.ussd_api_key:
+        _plain(f"USSD gateway API key (shown this once): {report.ussd_api_key}")
+    else:
+        console.print(
+            "USSD gateway API key: made by an earlier load and shown then "
+            "(`ratel apikey create NAME --scope ussd` makes another)"
+        )
+
+
+# -- staff and API keys ------------------------------------------------------------
+
+
+def _plain(line: str) -> None:
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def _new_password(from_stdin: bool) -> str:
+    """The password from stdin's first line, or asked twice at a terminal."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        errors.print("ratel: no terminal to ask for the password: pipe it in with --password-stdin")
+        raise typer.Exit(2)
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@staff_app.command("add")
+def staff_add(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(help="Login name (compared case-insensitively).")],
+    name: Annotated[str, typer.Option("--name", help="Full name.")],
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="A role, repeatable: administrator, helpdesk."),
+    ],
+    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from standard input's first line."
+        ),
+    ] = False,
+) -> None:
+    """Create a local staff user with a password (at least 8 characters),
+    asked twice unless --password-stdin."""
+    password = _new_password(password_stdin)
+
+    async def work(container: Container) -> Any:
+        return await container.create_local_staff_user()(login, name, password, role, email=email)
+
+    user = _run(_settings(ctx), work)
+    _plain(f"staff user {user.login} created ({', '.join(sorted(user.roles))})")
+
+
+@staff_app.command("list")
+def staff_list(ctx: typer.Context) -> None:
+    """Every staff user: login, status, source, roles, name, last login."""
+
+    async def work(container: Container) -> Any:
+        return await container.list_staff()()
+
+    users = _run(_settings(ctx), work)
+    if not users:
+        console.print("no staff users")
+        return
+    for user in users:
+        last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
+        _plain(
+            f"{user.login:<24} {user.effective_status.value:<8} {user.source.value:<10} "
+            f"{','.join(sorted(user.roles)):<28} {user.name}  (last login: {last})"
+        )
+
+
+@apikey_app.command("create")
+def apikey_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help='What the key is for ("USSD gateway 1").')],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", help="A scope, repeatable: crm:read, crm:write, ussd."),
+    ],
+) -> None:
+    """Create an API key and print it, this once (only its hash is kept). The
+    key alone goes to standard output, so KEY=$(ratel apikey create ...) works."""
+
+    async def work(container: Container) -> Any:
+        return await container.create_api_key()(name, scope)
+
+    key, secret = _run(_settings(ctx), work)
+    errors.print(
+        f"API key {key.id} ({key.name}; scopes {', '.join(sorted(key.scopes))}) created. "
+        "It is shown this once: store it now.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    _plain(secret)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]
+) -> None:
+    """Revoke an API key for good."""
+
+    async def work(container: Container) -> Any:
+        return await container.revoke_api_key()(key_id)
+
+    key = _run(_settings(ctx), work)
+    _plain(f"API key {key.id} ({key.name}) revoked")
+
+
+@apikey_app.command("list")
+def apikey_list(ctx: typer.Context) -> None:
+    """Every API key: id, prefix, scopes, name, created, revoked."""
+
+    async def work(container: Container) -> Any:
+        return await container.list_api_keys()()
+
+    keys = _run(_settings(ctx), work)
+    if not keys:
+        console.print("no API keys")
+        return
+    for key in keys:
+        state = (
+            f"revoked {key.revoked_at.isoformat(timespec='seconds')}"
+            if key.revoked_at
+            else "active"
+        )
+        _plain(
+            f"{key.id:<32} {key.display:<20} {','.join(sorted(key.scopes)):<20} "
+            f"{state:<32} {key.name}"
+        )
 
 
 # -- serve and jobs ----------------------------------------------------------------

@@ -38,6 +38,12 @@ class LogFormat(StrEnum):
     TEXT = "text"  # for a person at a terminal
 
 
+class DirectoryKind(StrEnum):
+    """Where staff log in. Active Directory / LDAP comes with its own issue."""
+
+    LOCAL = "local"  # ratel's staff table with argon2 hashes (development, bootstrap)
+
+
 class SettingsError(ValueError):
     """A setting has a value ratel cannot use; the message names where it came from."""
 
@@ -66,6 +72,8 @@ class Settings:
     )
     restricted_services: frozenset[str] = field(default_factory=lambda: frozenset({"data"}))
     charging_validity_seconds: int = 3600
+    directory: DirectoryKind = DirectoryKind.LOCAL
+    token_ttl_seconds: int = 28800  # 8 hours: a working day
 
     @property
     def http_url(self) -> str:
@@ -193,6 +201,8 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "restricted_locations": lambda v: frozenset(n.upper() for n in _names(v)),
     "restricted_services": lambda v: frozenset(n.lower() for n in _names(v)),
     "charging_validity_seconds": _positive_integer,
+    "directory": _choice(DirectoryKind),
+    "token_ttl_seconds": _positive_integer,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -19,13 +19,16 @@ connections are closed.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import TypeVar
 
 from dependency_injector import containers, providers
 
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
+from ratel.adapters.passwords import Argon2Hasher
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
 from ratel.adapters.telemetry import Telemetry, instrument
 from ratel.application.accounts import (
@@ -42,6 +45,25 @@ from ratel.application.accounts import (
     UpdateAccount,
 )
 from ratel.application.add_ons import AddAddOn, RemoveAddOn
+from ratel.application.auth import (
+    Authenticate,
+    BlockStaffUser,
+    ChangeOwnPassword,
+    CreateApiKey,
+    CreateLocalStaffUser,
+    IdentityServices,
+    IdentityUseCase,
+    ListApiKeys,
+    ListStaff,
+    Logout,
+    PurgeExpiredTokens,
+    RevokeApiKey,
+    RevokeStaffTokens,
+    SelfCareLogin,
+    SetAccountPassword,
+    StaffLogin,
+    UnblockStaffUser,
+)
 from ratel.application.base import Dependencies, UseCase
 from ratel.application.bulk import ImportCustomers
 from ratel.application.catalogue import (
@@ -62,12 +84,29 @@ from ratel.application.customers import (
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.housekeeping import Housekeeping
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
+from ratel.application.queries import (
+    AccountsOfCustomers,
+    AccountXdrs,
+    CustomersById,
+    CustomerTransactions,
+    CustomerXdrs,
+    FindAccount,
+    FindCustomers,
+    GetTariff,
+    ListDestinationGroups,
+    ListProducts,
+    ListTariffs,
+    RecentEvents,
+)
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
-from ratel.config import Settings
+from ratel.config import Environment, Settings
 from ratel.domain.charging import ChargingConfig
 from ratel.domain.location import LocationPolicy
+from ratel.graphql.context import UseCases
+from ratel.graphql.schema import build_schema
 
 U = TypeVar("U", bound=UseCase)
+IU = TypeVar("IU", bound=IdentityUseCase)
 
 #: The protocol label of use case calls in the metrics.
 INTERNAL = "internal"
@@ -88,6 +127,21 @@ def _use_case(
     # Use cases keep no state between calls (each opens its own unit of
     # work), so one instance per process serves every caller.
     return providers.Singleton(_instrumented, cls, deps, telemetry)
+
+
+def _instrumented_identity(
+    cls: type[IU], deps: Dependencies, identity: IdentityServices, telemetry: Telemetry
+) -> IU:
+    return instrument(cls(deps, identity), telemetry, INTERNAL, operation_name(cls))
+
+
+def _identity_use_case(
+    cls: type[IU],
+    deps: providers.Provider[Dependencies],
+    identity: providers.Provider[IdentityServices],
+    telemetry: providers.Provider[Telemetry],
+) -> providers.Singleton[IU]:
+    return providers.Singleton(_instrumented_identity, cls, deps, identity, telemetry)
 
 
 class Container(containers.DeclarativeContainer):
@@ -168,6 +222,91 @@ class Container(containers.DeclarativeContainer):
 
     # -- the scheduled job
     housekeeping = _use_case(Housekeeping, deps, telemetry)
+
+    # -- identity: who calls (staff, self-care, API clients)
+    passwords = providers.Singleton(Argon2Hasher)
+    # RATEL_DIRECTORY picks the adapter; the Active Directory issue adds one.
+    directory = providers.Selector(
+        settings.provided.directory,
+        local=providers.Singleton(LocalDirectory, uow, passwords),
+    )
+    token_lifetime = providers.Factory(timedelta, seconds=settings.provided.token_ttl_seconds)
+    identity = providers.Singleton(
+        IdentityServices, passwords=passwords, directory=directory, token_lifetime=token_lifetime
+    )
+    staff_login = _identity_use_case(StaffLogin, deps, identity, telemetry)
+    self_care_login = _identity_use_case(SelfCareLogin, deps, identity, telemetry)
+    # bearer -> Principal: what the GraphQL view's "authenticate" should call
+    authenticate_caller = _identity_use_case(Authenticate, deps, identity, telemetry)
+    logout = _identity_use_case(Logout, deps, identity, telemetry)
+    revoke_staff_tokens = _identity_use_case(RevokeStaffTokens, deps, identity, telemetry)
+    purge_expired_tokens = _identity_use_case(PurgeExpiredTokens, deps, identity, telemetry)
+    create_local_staff_user = _identity_use_case(CreateLocalStaffUser, deps, identity, telemetry)
+    block_staff_user = _identity_use_case(BlockStaffUser, deps, identity, telemetry)
+    unblock_staff_user = _identity_use_case(UnblockStaffUser, deps, identity, telemetry)
+    list_staff = _identity_use_case(ListStaff, deps, identity, telemetry)
+    set_account_password = _identity_use_case(SetAccountPassword, deps, identity, telemetry)
+    change_own_password = _identity_use_case(ChangeOwnPassword, deps, identity, telemetry)
+    create_api_key = _identity_use_case(CreateApiKey, deps, identity, telemetry)
+    revoke_api_key = _identity_use_case(RevokeApiKey, deps, identity, telemetry)
+    list_api_keys = _identity_use_case(ListApiKeys, deps, identity, telemetry)
+
+    # -- read side (GraphQL and other readers)
+    find_customers = _use_case(FindCustomers, deps, telemetry)
+    customers_by_id = _use_case(CustomersById, deps, telemetry)
+    accounts_of_customers = _use_case(AccountsOfCustomers, deps, telemetry)
+    find_account = _use_case(FindAccount, deps, telemetry)
+    list_products = _use_case(ListProducts, deps, telemetry)
+    list_tariffs = _use_case(ListTariffs, deps, telemetry)
+    get_tariff = _use_case(GetTariff, deps, telemetry)
+    list_destination_groups = _use_case(ListDestinationGroups, deps, telemetry)
+    account_xdrs = _use_case(AccountXdrs, deps, telemetry)
+    customer_xdrs = _use_case(CustomerXdrs, deps, telemetry)
+    customer_transactions = _use_case(CustomerTransactions, deps, telemetry)
+    recent_events = _use_case(RecentEvents, deps, telemetry)
+
+    # -- GraphQL: bearer token -> Principal (tests may override it), the
+    # schema and its use cases
+    authenticate = authenticate_caller
+    graphql_development = providers.Callable(
+        lambda settings: settings.environment is Environment.DEVELOPMENT, settings
+    )
+    graphql_schema = providers.Singleton(build_schema, introspection=graphql_development)
+    graphql_use_cases = providers.Singleton(
+        UseCases,
+        find_customers=find_customers,
+        customers_by_id=customers_by_id,
+        accounts_of_customers=accounts_of_customers,
+        find_account=find_account,
+        list_products=list_products,
+        list_tariffs=list_tariffs,
+        get_tariff=get_tariff,
+        list_destination_groups=list_destination_groups,
+        account_xdrs=account_xdrs,
+        customer_xdrs=customer_xdrs,
+        customer_transactions=customer_transactions,
+        recent_events=recent_events,
+        balance_enquiry=balance_enquiry,
+        quota_enquiry=quota_enquiry,
+        open_customer=open_customer,
+        update_customer=update_customer,
+        suspend_customer=suspend_customer,
+        resume_customer=resume_customer,
+        close_customer=close_customer,
+        create_account=create_account,
+        block_account=block_account,
+        unblock_account=unblock_account,
+        terminate_account=terminate_account,
+        change_product=change_product,
+        lift_location_block=lift_location_block,
+        add_add_on=add_add_on,
+        remove_add_on=remove_add_on,
+        top_up=top_up,
+        record_payment=record_payment,
+        manual_transaction=manual_transaction,
+        create_vouchers=create_vouchers,
+        redeem_voucher=redeem_voucher,
+    )
 
 
 def build_container(settings: Settings) -> Container:

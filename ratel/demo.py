@@ -7,6 +7,12 @@ add-ons of different precedence, and one customer of each kind (among them
 the prepaid subscriber whose USSD balance reads "Your current balance is
 43.25 USD").
 
+Who may call: a local administrator ``admin`` and a helpdesk user
+``helpdesk`` with demo passwords, a self-care password for the prepaid
+subscriber's account, and an API key for a USSD gateway (printed once, when
+it is made). The passwords are printed by ``ratel demo load``: demo data
+only, never for a real operator.
+
 ``load_demo(container, customers=N)`` also bulk-creates N customers with one
 mobile account each (for benchmarks), a batch per transaction.
 """
@@ -20,6 +26,7 @@ from decimal import Decimal
 from typing import Final
 
 from ratel.application.bulk import NewAccount, NewCustomer
+from ratel.application.identity import Role, Scope
 from ratel.container import Container
 from ratel.domain.catalogue import (
     ExhaustionAction,
@@ -306,6 +313,29 @@ def bulk_identifiers(n: int) -> Identifiers:
 
 
 @dataclass(frozen=True, slots=True)
+class DemoStaff:
+    """A demo staff login and its (demo only) password."""
+
+    login: str
+    name: str
+    role: str
+    password: str
+
+
+DEMO_STAFF: Final = (
+    DemoStaff("admin", "Demo Administrator", Role.ADMINISTRATOR, "ratel-admin-demo"),
+    DemoStaff("helpdesk", "Demo Helpdesk", Role.HELPDESK, "ratel-helpdesk-demo"),
+)
+
+#: The prepaid subscriber's self-care login (account id and password).
+SELF_CARE_ACCOUNT: Final = "acc_demo_alice"
+SELF_CARE_PASSWORD: Final = "alice-self-care"
+
+#: The name of the demo USSD gateway's API key (its presence: made already).
+USSD_KEY_NAME: Final = "Demo USSD gateway"
+
+
+@dataclass(frozen=True, slots=True)
 class DemoLogin:
     """How to reach a demo account: who, which account, by what identifier."""
 
@@ -324,6 +354,11 @@ class DemoReport:
     logins: list[DemoLogin] = field(default_factory=list)
     imported_customers: int = 0
     total_customers: int = 0
+    staff: list[DemoStaff] = field(default_factory=list)
+    self_care: tuple[str, str] = (SELF_CARE_ACCOUNT, SELF_CARE_PASSWORD)
+    # The USSD gateway's key when this load made it; None when an earlier one
+    # did (a key is shown once: only its hash is kept).
+    ussd_api_key: str | None = None
 
 
 #: Called with (customers imported so far, customers to import).
@@ -352,6 +387,8 @@ async def load_demo(
         await _load_catalogue(container)
         await _load_customers(container)
         report = DemoReport(loaded=True, logins=list(_LOGINS))
+    report.staff = list(DEMO_STAFF)
+    report.ussd_api_key = await _load_identity(container)
     if customers:
         report.imported_customers = await _bulk(container, customers, progress, batch_size)
     async with container.uow()() as uow:
@@ -498,6 +535,26 @@ async def _load_customers(container: Container) -> None:
     )
     await top_up("cus_demo_grace", usd("25.00"), "demo opening top-up")
     await container.set_location()("acc_demo_grace", "MARITIME")
+
+
+async def _load_identity(container: Container) -> str | None:
+    """Demo staff, the self-care password and the USSD gateway's key, each
+    made only if missing (so an older demo database gets them too); the key
+    when it was made now."""
+    async with container.uow()() as uow:
+        missing = [s for s in DEMO_STAFF if await uow.staff.by_login(s.login) is None]
+        has_password = await uow.credentials.get(SELF_CARE_ACCOUNT) is not None
+        has_key = any(k.name == USSD_KEY_NAME for k in await uow.api_keys.all())
+    for staff in missing:
+        await container.create_local_staff_user()(
+            staff.login, staff.name, staff.password, [staff.role]
+        )
+    if not has_password:
+        await container.set_account_password()(SELF_CARE_ACCOUNT, SELF_CARE_PASSWORD)
+    if has_key:
+        return None
+    _, secret = await container.create_api_key()(USSD_KEY_NAME, [Scope.USSD])
+    return secret
 
 
 def _batches(start: int, count: int, size: int) -> Iterator[range]:

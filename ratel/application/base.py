@@ -61,6 +61,34 @@ async def record(uow: UnitOfWork, *sources: HasEvents, extra: Iterable[DomainEve
         await uow.outbox.add(pending)
 
 
+def balance_transaction(
+    deps: Dependencies,
+    customer: Customer,
+    balance_before: Money,
+    reason: TransactionReason,
+    *,
+    reference: str = "",
+    ledger_code: str | None = None,
+    account_id: str | None = None,
+) -> BalanceTransaction | None:
+    """The balance transaction of the change since ``balance_before`` (None
+    if the balance did not move), not yet written."""
+    delta = customer.wallet.balance - balance_before
+    if delta.is_zero():
+        return None
+    return BalanceTransaction(
+        id=deps.ids.new("txn"),
+        customer_id=customer.id,
+        amount=delta.stored(),
+        balance_after=customer.wallet.balance.stored(),
+        reason=reason,
+        created_at=deps.clock.now(),
+        reference=reference,
+        ledger_code=ledger_code,
+        account_id=account_id,
+    )
+
+
 async def journal(
     uow: UnitOfWork,
     deps: Dependencies,
@@ -73,19 +101,15 @@ async def journal(
     account_id: str | None = None,
 ) -> BalanceTransaction | None:
     """Write one balance transaction for the change since ``balance_before``."""
-    delta = customer.wallet.balance - balance_before
-    if delta.is_zero():
-        return None
-    transaction = BalanceTransaction(
-        id=deps.ids.new("txn"),
-        customer_id=customer.id,
-        amount=delta.stored(),
-        balance_after=customer.wallet.balance.stored(),
-        reason=reason,
-        created_at=deps.clock.now(),
+    transaction = balance_transaction(
+        deps,
+        customer,
+        balance_before,
+        reason,
         reference=reference,
         ledger_code=ledger_code,
         account_id=account_id,
     )
-    await uow.transactions.add(transaction)
+    if transaction is not None:
+        await uow.transactions.add(transaction)
     return transaction

@@ -24,6 +24,12 @@ from ratel.domain.ledger import BalanceTransaction
 from ratel.domain.quota import QuotaBucket
 from ratel.domain.rating import DestinationGroup, DialingPlan, DialingRule, Tariff
 from ratel.domain.voucher import Voucher
+from ratel.ports.identity import (
+    ApiKeyRepository,
+    CredentialRepository,
+    StaffRepository,
+    TokenRepository,
+)
 
 
 class IdentifierKind(StrEnum):
@@ -44,6 +50,12 @@ class CustomerRepository(Protocol):
 
     async def add(self, customer: Customer) -> None:
         """Insert a new customer (its id must be new)."""
+        ...
+
+    async def add_many(self, customers: Sequence[Customer]) -> None:
+        """Insert new customers (their ids must be new) in one round trip. Each
+        is known to the unit of work afterwards, as if added one by one, so a
+        later ``save`` writes its wallet as the change since this insert."""
         ...
 
     async def get(self, customer_id: str, *, lock: bool = False) -> Customer | None:
@@ -82,6 +94,15 @@ class AccountRepository(Protocol):
     async def add(self, account: Account) -> None:
         """Insert a new account; refuses an identifier already used by another
         account (``DuplicateIdentifier``)."""
+        ...
+
+    async def add_many(self, accounts: Sequence[Account]) -> None:
+        """Insert new accounts, a round trip per table however many there are.
+        Refuses (``DuplicateIdentifier``) an account id, MSISDN, IMSI, ICCID or
+        alias that an existing account holds or that two accounts of the batch
+        share, before writing any of the batch. (One taken by a concurrent
+        transaction meanwhile is refused by the database instead; the unit of
+        work must then be rolled back, as after any error.)"""
         ...
 
     async def get(self, account_id: str, *, lock: bool = False) -> Account | None:
@@ -162,6 +183,11 @@ class QuotaRepository(Protocol):
         """Insert a new bucket."""
         ...
 
+    async def add_many(self, buckets: Sequence[QuotaBucket]) -> None:
+        """Insert new buckets in one round trip; each is known to the unit of
+        work afterwards (a later ``save`` skips it if it did not change)."""
+        ...
+
     async def for_account(self, account_id: str, *, lock: bool = False) -> list[QuotaBucket]:
         """Every bucket of the account, active or not."""
         ...
@@ -235,6 +261,10 @@ class TransactionRepository(Protocol):
         """Append a balance transaction."""
         ...
 
+    async def add_many(self, transactions: Sequence[BalanceTransaction]) -> None:
+        """Append balance transactions in one round trip."""
+        ...
+
     async def for_customer(self, customer_id: str, *, limit: int = 100) -> list[BalanceTransaction]:
         """The customer's transactions, newest first."""
         ...
@@ -272,7 +302,7 @@ class Outbox(Protocol):
     transactional outbox); provisioning and notifications read them."""
 
     async def add(self, events: Sequence[DomainEvent]) -> None:
-        """Append events, in order."""
+        """Append events, in order, in one round trip however many there are."""
         ...
 
     async def pending(self, limit: int = 100) -> list[OutboxEntry]:
@@ -302,6 +332,10 @@ class UnitOfWork(Protocol):
     transactions: TransactionRepository
     vouchers: VoucherRepository
     outbox: Outbox
+    staff: StaffRepository
+    api_keys: ApiKeyRepository
+    tokens: TokenRepository
+    credentials: CredentialRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ratel.container import Container
 from ratel.demo import GROUPS, bulk_identifiers, load_demo
 from ratel.domain.account import AccountStatus
 from ratel.domain.customer import CustomerStatus
+from ratel.domain.errors import DuplicateIdentifier
+from ratel.domain.identifiers import Identifiers
 from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
 
@@ -67,3 +71,25 @@ async def test_bulk_customers_get_unique_valid_identifiers(container: Container)
     assert (await load_demo(container, customers=5)).total_customers == 37
     ids = [bulk_identifiers(n) for n in range(1000)]
     assert len({str(i.msisdn) for i in ids}) == len({str(i.iccid) for i in ids}) == 1000
+
+
+async def test_a_refused_bulk_batch_stops_the_load(container: Container) -> None:
+    """A batch is all or nothing: a refused one ends the load with its own
+    error, the batches before it stay and none after it is written, so the
+    next load's numbering (it counts customers) stays free of gaps."""
+    await load_demo(container)
+    squatter = await container.open_customer()("Squatter", "USD")
+    # numbering starts at the 8 customers there: the second batch wants n = 19
+    await container.create_account()(
+        squatter.id,
+        "MOBILE_PREPAID",
+        identifiers=Identifiers(msisdn=bulk_identifiers(19).msisdn),
+    )
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(DuplicateIdentifier):
+        await load_demo(
+            container, customers=30, progress=lambda d, t: seen.append((d, t)), batch_size=10
+        )
+    assert seen == [(0, 30), (10, 30)]
+    async with container.uow()() as uow:
+        assert await uow.customers.count() == 8 + 10

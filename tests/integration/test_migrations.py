@@ -50,6 +50,7 @@ def test_scripts_are_found_from_the_package() -> None:
     location = script_location()
     assert (location / "env.py").is_file()
     assert (location / "versions" / "0001_initial.py").is_file()
+    assert (location / "versions" / "0002_identity.py").is_file()
     assert location == Path(__file__).resolve().parents[2] / "alembic"
 
 
@@ -61,7 +62,7 @@ async def test_upgrade_to_head_builds_the_metadata_and_downgrade_removes_it(
         engine = create_engine(url)
         try:
             upgrade(url)
-            assert await current_revision(engine) == "0001"
+            assert await current_revision(engine) == "0002"
             assert await table_names(engine) == set(metadata.tables) | {"alembic_version"}
             assert await schema_diffs(engine) == []
 
@@ -72,6 +73,28 @@ async def test_upgrade_to_head_builds_the_metadata_and_downgrade_removes_it(
             # and up again: the downgrade left nothing behind that blocks it
             upgrade(url)
             assert await schema_diffs(engine) == []
+        finally:
+            await engine.dispose()
+
+
+IDENTITY_TABLES = {"staff_users", "api_keys", "access_tokens", "account_credentials"}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_the_identity_migration_goes_down_to_the_initial_schema(
+    kind: str, tmp_path: Path
+) -> None:
+    async with fresh_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(url, "0001")
+            before = await table_names(engine)
+            assert not before & IDENTITY_TABLES
+            upgrade(url)
+            assert await table_names(engine) == before | IDENTITY_TABLES
+            downgrade(url, "0001")
+            assert await current_revision(engine) == "0001"
+            assert await table_names(engine) == before
         finally:
             await engine.dispose()
 

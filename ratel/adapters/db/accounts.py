@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from ipaddress import ip_interface
@@ -30,9 +30,15 @@ from ratel.domain.identifiers import (
 from ratel.ports.store import IdentifierKind
 
 _BY_ID = Prebuilt(sa.select(accounts).where(accounts.c.id == sa.bindparam("account_id")))
+_INSERT = sa.insert(accounts)
 
 # The identifiers that name one account only, as (column, what people call it).
 _UNIQUE_IDENTIFIERS = (("msisdn", "MSISDN"), ("imsi", "IMSI"), ("iccid", "ICCID"))
+
+# Values looked up per statement when checking new accounts against existing
+# ones: far below the bound-parameter limits of SQLite (32766) and asyncpg
+# (32767), whatever the batch size.
+_PROBE_VALUES = 5000
 
 
 def _text(value: object) -> str | None:
@@ -59,6 +65,55 @@ def _add_on_from_json(data: dict[str, Any]) -> AddOnAssignment:
         effective_from=start,
         effective_to=time_from_json(data["effective_to"]),
     )
+
+
+def _alias_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``account_aliases`` rows of an ``accounts`` row."""
+    return [{"alias": alias, "account_id": row["id"]} for alias in row["aliases"]]
+
+
+def _add_on_rows(account: Account) -> list[dict[str, Any]]:
+    """The ``add_on_assignments`` rows of ``account``."""
+    return [
+        {
+            "account_id": account.id,
+            "id": a.id,
+            "product_code": a.product_code,
+            "precedence": a.precedence,
+            "effective_from": a.effective_from,
+            "effective_to": a.effective_to,
+        }
+        for a in account.add_ons
+    ]
+
+
+def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _new_identifiers(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The account ids and unique identifiers of the new ``rows``, as {what
+    people call it: {value: account id}}; ``DuplicateIdentifier`` if two of
+    the rows have the same account id or share an MSISDN, IMSI, ICCID or alias."""
+    held: dict[str, dict[str, str]] = {"account id": {}}
+    held.update((label, {}) for _, label in _UNIQUE_IDENTIFIERS)
+    held["alias"] = {}
+    for row in rows:
+        account_id = row["id"]
+        if account_id in held["account id"]:
+            raise DuplicateIdentifier(f"account id {account_id} is given twice in the batch")
+        held["account id"][account_id] = account_id
+        values = [(label, row[column]) for column, label in _UNIQUE_IDENTIFIERS if row[column]]
+        values += [("alias", alias) for alias in row["aliases"]]
+        for label, value in values:
+            holder = held[label].setdefault(value, account_id)
+            if holder != account_id:
+                raise DuplicateIdentifier(
+                    f"{label} of account {account_id} is also given to account {holder} "
+                    "in the batch"
+                )
+    return held
 
 
 def account_row(account: Account) -> dict[str, Any]:
@@ -135,13 +190,25 @@ class SqlAccountRepository(Repository):
         return account
 
     async def add(self, account: Account) -> None:
-        row = account_row(account)
-        await self._refuse_taken_identifiers(row, new=True)
+        await self.add_many((account,))
+
+    async def add_many(self, accounts: Sequence[Account]) -> None:
+        if not accounts:
+            return
+        rows = [account_row(account) for account in accounts]
+        await self._refuse_identifiers_held(_new_identifiers(rows))
         async with _duplicates_refused():
-            await self._execute(sa.insert(accounts).values(**row))
-            await self._write_aliases(row)
-            await self._write_add_ons(account)
-        self._remember(account, row)
+            # One executemany per table (a plain execute for one row).
+            await self._execute(_INSERT, rows)
+            await self._insert_children(
+                account_aliases, [alias for row in rows for alias in _alias_rows(row)]
+            )
+            await self._insert_children(
+                add_on_assignments,
+                [assignment for account in accounts for assignment in _add_on_rows(account)],
+            )
+        for account, row in zip(accounts, rows, strict=True):
+            self._remember(account, row)
 
     async def save(self, account: Account) -> None:
         row = account_row(account)
@@ -154,7 +221,7 @@ class SqlAccountRepository(Repository):
         )
         aliases_changed = before is None or before["aliases"] != row["aliases"]
         if identifiers_changed or aliases_changed:
-            await self._refuse_taken_identifiers(row, new=False)
+            await self._refuse_taken_identifiers(row)
         async with _duplicates_refused():
             values = {k: v for k, v in row.items() if k != "id"}
             result = await self._execute(
@@ -166,49 +233,63 @@ class SqlAccountRepository(Repository):
                 await self._execute(
                     sa.delete(account_aliases).where(account_aliases.c.account_id == account.id)
                 )
-                await self._write_aliases(row)
+                await self._insert_children(account_aliases, _alias_rows(row))
             if before is None or before["add_ons"] != row["add_ons"]:
                 await self._execute(
                     sa.delete(add_on_assignments).where(
                         add_on_assignments.c.account_id == account.id
                     )
                 )
-                await self._write_add_ons(account)
+                await self._insert_children(add_on_assignments, _add_on_rows(account))
         self._remember(account, row)
 
-    async def _write_aliases(self, row: dict[str, Any]) -> None:
-        if row["aliases"]:
-            await self._execute(
-                sa.insert(account_aliases),
-                [{"alias": alias, "account_id": row["id"]} for alias in row["aliases"]],
-            )
+    async def _insert_children(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self._execute(sa.insert(table), rows)
 
-    async def _write_add_ons(self, account: Account) -> None:
-        if account.add_ons:
-            await self._execute(
-                sa.insert(add_on_assignments),
-                [
-                    {
-                        "account_id": account.id,
-                        "id": a.id,
-                        "product_code": a.product_code,
-                        "precedence": a.precedence,
-                        "effective_from": a.effective_from,
-                        "effective_to": a.effective_to,
-                    }
-                    for a in account.add_ons
-                ],
+    async def _refuse_identifiers_held(self, new: dict[str, dict[str, str]]) -> None:
+        """Raise ``DuplicateIdentifier`` naming the first of the ``new``
+        account ids and identifiers (see ``_new_identifiers``) that an
+        existing account holds."""
+        a = accounts.c
+        alias = account_aliases.c
+        # what people call it -> (the column holding it, the column naming its holder)
+        columns: dict[str, tuple[sa.ColumnElement[str], sa.ColumnElement[str]]] = {
+            "account id": (a.id, a.id),
+            **{label: (a[column], a.id) for column, label in _UNIQUE_IDENTIFIERS},
+            "alias": (alias.alias, alias.account_id),
+        }
+        probes = [
+            (
+                len(chunk),
+                sa.select(sa.literal(label).label("what"), holder, column).where(column.in_(chunk)),
             )
+            for label, (column, holder) in columns.items()
+            for chunk in _chunks(list(new[label]), _PROBE_VALUES)
+        ]
+        # Each value is one index lookup; probes share a statement up to
+        # _PROBE_VALUES values, and the first statement that finds anything decides.
+        batch: list[sa.Select[Any]] = []
+        size = 0
+        for index, (count, probe) in enumerate(probes):
+            batch.append(probe)
+            size += count
+            if size < _PROBE_VALUES and index < len(probes) - 1:
+                continue
+            statement = batch[0] if len(batch) == 1 else sa.union_all(*batch)
+            taken = (await self._execute(statement.limit(1))).first()
+            if taken is not None:
+                what, holder_id, value = taken
+                raise DuplicateIdentifier(
+                    f"{what} of account {new[what][value]} is already used by {holder_id}"
+                )
+            batch, size = [], 0
 
-    async def _refuse_taken_identifiers(self, row: dict[str, Any], *, new: bool) -> None:
-        """Raise ``DuplicateIdentifier`` naming the first identifier of ``row``
-        that another account holds (or the account id itself, for a new one)."""
+    async def _refuse_taken_identifiers(self, row: dict[str, Any]) -> None:
+        """Raise ``DuplicateIdentifier`` naming the first identifier of the
+        existing account ``row`` that another account holds."""
         a = accounts.c
         probes: list[sa.Select[Any]] = []
-        if new:
-            probes.append(
-                sa.select(sa.literal("account id").label("what"), a.id).where(a.id == row["id"])
-            )
         for column, label in _UNIQUE_IDENTIFIERS:
             if row[column] is not None:
                 probes.append(

@@ -12,6 +12,7 @@ the other's change.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,7 @@ from ratel.domain.wallet import Wallet
 
 _WALLET = ("balance", "reserved", "credit_limit")
 _BY_ID = Prebuilt(sa.select(customers).where(customers.c.id == sa.bindparam("customer_id")))
+_INSERT = sa.insert(customers)
 
 
 def customer_row(customer: Customer) -> dict[str, Any]:
@@ -153,9 +155,17 @@ class SqlCustomerRepository(Repository):
         self._seen.clear()
 
     async def add(self, customer: Customer) -> None:
-        row = customer_row(customer)
-        await self._execute(sa.insert(customers).values(**row))
-        self._seen[id(customer)] = (customer, row)
+        await self.add_many((customer,))
+
+    async def add_many(self, customers: Sequence[Customer]) -> None:
+        if not customers:
+            return
+        rows = [customer_row(customer) for customer in customers]
+        # One executemany (a plain execute for one row): the statement is the
+        # same whatever the values, so it is compiled once per process.
+        await self._execute(_INSERT, rows)
+        for customer, row in zip(customers, rows, strict=True):
+            self._seen[id(customer)] = (customer, row)
 
     async def get(self, customer_id: str, *, lock: bool = False) -> Customer | None:
         result = await self._execute(_BY_ID(lock), {"customer_id": customer_id})

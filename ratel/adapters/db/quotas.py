@@ -65,6 +65,7 @@ def bucket_from_row(row: RowMapping) -> QuotaBucket:
     )
 
 
+_INSERT = sa.insert(quota_buckets)
 _OF_ACCOUNT = Prebuilt(
     sa.select(quota_buckets)
     .where(quota_buckets.c.account_id == sa.bindparam("account_id"))
@@ -94,9 +95,16 @@ class SqlQuotaRepository(Repository):
         return buckets
 
     async def add(self, bucket: QuotaBucket) -> None:
-        row = bucket_row(bucket)
-        await self._execute(sa.insert(quota_buckets).values(**row))
-        self._seen[id(bucket)] = (bucket, row)
+        await self.add_many((bucket,))
+
+    async def add_many(self, buckets: Sequence[QuotaBucket]) -> None:
+        if not buckets:
+            return
+        rows = [bucket_row(bucket) for bucket in buckets]
+        # One executemany (a plain execute for one row).
+        await self._execute(_INSERT, rows)
+        for bucket, row in zip(buckets, rows, strict=True):
+            self._seen[id(bucket)] = (bucket, row)
 
     async def for_account(self, account_id: str, *, lock: bool = False) -> list[QuotaBucket]:
         result = await self._execute(_OF_ACCOUNT(lock), {"account_id": account_id})

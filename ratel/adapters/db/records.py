@@ -100,24 +100,34 @@ class SqlXdrRepository(Repository):
 # -- balance journal ------------------------------------------------------------------
 
 
+_TRANSACTION_INSERT = sa.insert(balance_transactions)
+
+
+def _transaction_row(transaction: BalanceTransaction) -> dict[str, Any]:
+    return {
+        "id": transaction.id,
+        "customer_id": transaction.customer_id,
+        "account_id": transaction.account_id,
+        "amount": transaction.amount.amount,
+        "balance_after": transaction.balance_after.amount,
+        "currency": transaction.amount.currency,
+        "reason": transaction.reason.value,
+        "reference": transaction.reference,
+        "ledger_code": transaction.ledger_code,
+        "created_at": transaction.created_at,
+    }
+
+
 class SqlTransactionRepository(Repository):
     """The balance journal in ``balance_transactions``."""
 
     async def add(self, transaction: BalanceTransaction) -> None:
-        await self._execute(
-            sa.insert(balance_transactions).values(
-                id=transaction.id,
-                customer_id=transaction.customer_id,
-                account_id=transaction.account_id,
-                amount=transaction.amount.amount,
-                balance_after=transaction.balance_after.amount,
-                currency=transaction.amount.currency,
-                reason=transaction.reason.value,
-                reference=transaction.reference,
-                ledger_code=transaction.ledger_code,
-                created_at=transaction.created_at,
-            )
-        )
+        await self.add_many((transaction,))
+
+    async def add_many(self, transactions: Sequence[BalanceTransaction]) -> None:
+        if transactions:
+            # One executemany (a plain execute for one row).
+            await self._execute(_TRANSACTION_INSERT, [_transaction_row(t) for t in transactions])
 
     async def for_customer(self, customer_id: str, *, limit: int = 100) -> list[BalanceTransaction]:
         c = balance_transactions.c
@@ -226,6 +236,9 @@ def _entry(row: RowMapping) -> StoredEvent:
     )
 
 
+_OUTBOX_INSERT = sa.insert(outbox)
+
+
 class SqlOutbox(Repository):
     """Domain events in ``outbox``, written in the transaction of the change
     that raised them. ``pending`` locks the rows it returns and skips rows
@@ -246,8 +259,9 @@ class SqlOutbox(Repository):
             }
             for event in events
         ]
-        # One executemany; ids follow the list order, so events keep their order.
-        await self._execute(sa.insert(outbox), rows)
+        # One executemany (a plain execute for one event); ids follow the list
+        # order, so events keep their order.
+        await self._execute(_OUTBOX_INSERT, rows)
 
     async def pending(self, limit: int = 100) -> list[StoredEvent]:
         c = outbox.c

@@ -389,3 +389,72 @@ outbox = sa.Table(
     ),
     sa.Index("ix_outbox_aggregate", "aggregate_id", "id"),
 )
+
+# -- identity --------------------------------------------------------------------
+
+staff_users = sa.Table(
+    "staff_users",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    # Lower case (logins compare case-insensitively), so UNIQUE means unique.
+    sa.Column("login", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("email", sa.String, nullable=True),
+    sa.Column("country", sa.CHAR(2), nullable=True),
+    sa.Column("company", sa.String, nullable=True),
+    sa.Column("roles", JSON_DOCUMENT, nullable=False),  # sorted list of role names
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("directory_disabled", sa.Boolean, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    # Local users' argon2 hash; NULL for directory users (their password is
+    # the directory's).
+    sa.Column("password_hash", sa.String, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_login_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("login"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    # The public part of the key (rk_<prefix>_<secret>): finds the row.
+    sa.Column("prefix", sa.String, nullable=False),
+    sa.Column("secret_hash", sa.String, nullable=False),
+    sa.Column("scopes", JSON_DOCUMENT, nullable=False),  # sorted list of scope names
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("prefix"),
+)
+
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("token_hash", sa.String, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String, nullable=False),  # staff login or account id
+    sa.Column("account_id", sa.String, nullable=True),
+    sa.Column("customer_id", sa.String, nullable=True),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("token_hash"),
+    sa.Index("ix_access_tokens_kind_subject", "kind", "subject"),
+    sa.Index(None, "expires_at"),
+)
+
+account_credentials = sa.Table(
+    "account_credentials",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.String,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("password_hash", sa.String, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -38,6 +38,14 @@ def to_storage(value: Decimal | int | str) -> Decimal:
     """``value`` rounded to the stored 8 places (banker's rounding, as
     ``Money.stored``), refusing floats and amounts that do not fit
     ``NUMERIC(24, 8)``, so both backends store exactly the same number."""
+    if (
+        type(value) is Decimal
+        and value.as_tuple().exponent == -AMOUNT_SCALE
+        and abs(value) < _LIMIT
+    ):
+        # Already in stored form (rounded once for the row, now bound): rounding
+        # again would give the same number, and bulk writes bind millions.
+        return value
     if isinstance(value, float | bool):
         raise TypeError(f"amounts are stored from Decimal, never {type(value).__name__}")
     with localcontext() as ctx:

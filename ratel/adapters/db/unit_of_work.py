@@ -20,6 +20,12 @@ from ratel.adapters.db.catalogue import (
     catalogue_cache_for,
 )
 from ratel.adapters.db.customers import SqlCustomerRepository
+from ratel.adapters.db.identity import (
+    SqlApiKeyRepository,
+    SqlCredentialRepository,
+    SqlStaffRepository,
+    SqlTokenRepository,
+)
 from ratel.adapters.db.quotas import SqlQuotaRepository
 from ratel.adapters.db.records import (
     SqlOutbox,
@@ -50,6 +56,10 @@ class SqlUnitOfWork:
     transactions: SqlTransactionRepository
     vouchers: SqlVoucherRepository
     outbox: SqlOutbox
+    staff: SqlStaffRepository
+    api_keys: SqlApiKeyRepository
+    tokens: SqlTokenRepository
+    credentials: SqlCredentialRepository
 
     def __init__(
         self, engine: AsyncEngine, *, catalogue_cache: CatalogueCache | None = None
@@ -87,6 +97,10 @@ class SqlUnitOfWork:
         self.transactions = SqlTransactionRepository(connection)
         self.vouchers = SqlVoucherRepository(connection)
         self.outbox = SqlOutbox(connection)
+        self.staff = SqlStaffRepository(connection)
+        self.api_keys = SqlApiKeyRepository(connection)
+        self.tokens = SqlTokenRepository(connection)
+        self.credentials = SqlCredentialRepository(connection)
         return self
 
     async def __aexit__(
@@ -119,6 +133,7 @@ class SqlUnitOfWork:
             self.quotas,
             self.sessions,
             self.catalogue,
+            self.staff,
         ):
             repository.forget()
 

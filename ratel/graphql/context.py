@@ -1,0 +1,170 @@
+"""What one GraphQL request knows: who is calling, the use cases it may call,
+and the DataLoaders that batch its reads.
+
+The view builds a ``RequestContext`` per HTTP request (or WebSocket
+connection): the ``Authorization: Bearer ...`` header goes through the
+injected ``Authenticate`` callable, and fresh DataLoaders are made so that
+nothing cached leaks from one caller to the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from ratel.application.accounts import (
+    BlockAccount,
+    ChangeProduct,
+    CreateAccount,
+    LiftLocationBlock,
+    TerminateAccount,
+    UnblockAccount,
+)
+from ratel.application.add_ons import AddAddOn, RemoveAddOn
+from ratel.application.customers import (
+    CloseCustomer,
+    OpenCustomer,
+    ResumeCustomer,
+    SuspendCustomer,
+    UpdateCustomer,
+)
+from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
+from ratel.application.identity import Principal
+from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
+from ratel.application.queries import (
+    AccountsOfCustomers,
+    AccountXdrs,
+    CustomersById,
+    CustomerTransactions,
+    CustomerXdrs,
+    FindAccount,
+    FindCustomers,
+    GetTariff,
+    ListDestinationGroups,
+    ListProducts,
+    ListTariffs,
+    RecentEvents,
+)
+from ratel.application.vouchers import CreateVouchers, RedeemVoucher
+from ratel.domain.account import Account
+from ratel.domain.catalogue import Product
+from ratel.domain.customer import Customer
+from ratel.domain.errors import DomainError
+
+#: Turns a bearer token into the caller; the identity use case once it lands.
+Authenticate = Callable[[str], Awaitable[Principal]]
+
+
+async def anonymous(token: str) -> Principal:
+    """Until tokens can be checked, every caller is anonymous (fail closed)."""
+    return Principal.anonymous()
+
+
+@dataclass(frozen=True, slots=True)
+class UseCases:
+    """The application use cases the schema calls, injected by the container."""
+
+    # reads
+    find_customers: FindCustomers
+    customers_by_id: CustomersById
+    accounts_of_customers: AccountsOfCustomers
+    find_account: FindAccount
+    list_products: ListProducts
+    list_tariffs: ListTariffs
+    get_tariff: GetTariff
+    list_destination_groups: ListDestinationGroups
+    account_xdrs: AccountXdrs
+    customer_xdrs: CustomerXdrs
+    customer_transactions: CustomerTransactions
+    recent_events: RecentEvents
+    balance_enquiry: BalanceEnquiry
+    quota_enquiry: QuotaEnquiry
+    # lifecycle
+    open_customer: OpenCustomer
+    update_customer: UpdateCustomer
+    suspend_customer: SuspendCustomer
+    resume_customer: ResumeCustomer
+    close_customer: CloseCustomer
+    create_account: CreateAccount
+    block_account: BlockAccount
+    unblock_account: UnblockAccount
+    terminate_account: TerminateAccount
+    change_product: ChangeProduct
+    lift_location_block: LiftLocationBlock
+    add_add_on: AddAddOn
+    remove_add_on: RemoveAddOn
+    # money
+    top_up: TopUp
+    record_payment: RecordPayment
+    manual_transaction: ManualTransaction
+    create_vouchers: CreateVouchers
+    redeem_voucher: RedeemVoucher
+
+
+class Loaders:
+    """Per-request DataLoaders: every account list, customer and product a
+    page needs is fetched in one batch per tick instead of one per object."""
+
+    def __init__(self, use_cases: UseCases) -> None:
+        self._use_cases = use_cases
+        self.accounts_of_customer: DataLoader[str, list[Account]] = DataLoader(
+            self._accounts_of_customers
+        )
+        self.customer: DataLoader[str, Customer | None] = DataLoader(self._customers)
+        self.product: DataLoader[str, Product | None] = DataLoader(self._products)
+
+    async def _accounts_of_customers(self, customer_ids: list[str]) -> list[list[Account]]:
+        found = await self._use_cases.accounts_of_customers(customer_ids)
+        return [found.get(customer_id, []) for customer_id in customer_ids]
+
+    async def _customers(self, customer_ids: list[str]) -> list[Customer | None]:
+        found = await self._use_cases.customers_by_id(customer_ids)
+        return [found.get(customer_id) for customer_id in customer_ids]
+
+    async def _products(self, codes: list[str]) -> list[Product | None]:
+        by_code = {p.code: p for p in await self._use_cases.list_products()}
+        return [by_code.get(code) for code in codes]
+
+
+@dataclass
+class RequestContext:
+    """The context of one GraphQL request (``info.context``)."""
+
+    principal: Principal
+    use_cases: UseCases
+    loaders: Loaders
+    request: Any = None  # the Starlette request or WebSocket, for the view
+    response: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Unauthenticated(Exception):
+    """A credential was presented and refused (unknown, expired, revoked): the
+    client must log in again, so the view answers HTTP 401 rather than
+    treating it as anonymous and refusing every field."""
+
+
+async def principal_for(authorization: str | None, authenticate: Authenticate) -> Principal:
+    """The caller named by the header: anonymous without a bearer token;
+    ``Unauthenticated`` when the identity rules refuse the token (any other
+    failure, a database outage, propagates: it is not the caller's fault)."""
+    token = bearer_token(authorization)
+    if token is None:
+        return Principal.anonymous()
+    try:
+        return await authenticate(token)
+    except DomainError as error:
+        raise Unauthenticated(str(error)) from error
