@@ -508,18 +508,7 @@ class CreditControlSession:
         stream.money_units += money_units
         stream.used_units += used
         stream.cost = (stream.cost or Money.zero(self.currency)) + cost
-        for scope, same in newly_exhausted_scopes(ctx.buckets, touched, now, before):
-            ctx.events.append(
-                events.QuotaExhausted(
-                    occurred_at=now,
-                    account_id=self.account_id,
-                    customer_id=self.customer_id,
-                    service=scope.service.value,
-                    destination_group=scope.destination_group,
-                    rating_group=scope.rating_group,
-                    bucket_ids=tuple(b.id for b in same),
-                )
-            )
+        self._notify_exhausted(ctx, touched, before, now)
 
     def _pay(
         self, ctx: ChargingContext, stream: Stream, hold: Hold | None, cost: Money, now: datetime
@@ -547,6 +536,9 @@ class CreditControlSession:
                 ) + Money(take, self.currency)
                 remaining = remaining - Money(take, self.currency)
         ctx.customer.wallet.settle(held_money, remaining)
+        self._charged(ctx, cost, now)
+
+    def _charged(self, ctx: ChargingContext, cost: Money, now: datetime) -> None:
         if not cost.is_zero():
             ctx.events.append(
                 events.SessionCharged(
@@ -555,6 +547,27 @@ class CreditControlSession:
                     account_id=self.account_id,
                     customer_id=self.customer_id,
                     amount=cost,
+                )
+            )
+
+    def _notify_exhausted(
+        self,
+        ctx: ChargingContext,
+        touched: Sequence[QuotaBucket],
+        before: dict[str, bool],
+        now: datetime,
+    ) -> None:
+        """QuotaExhausted for each scope whose last bucket this change used up."""
+        for scope, same in newly_exhausted_scopes(ctx.buckets, touched, now, before):
+            ctx.events.append(
+                events.QuotaExhausted(
+                    occurred_at=now,
+                    account_id=self.account_id,
+                    customer_id=self.customer_id,
+                    service=scope.service.value,
+                    destination_group=scope.destination_group,
+                    rating_group=scope.rating_group,
+                    bucket_ids=tuple(b.id for b in same),
                 )
             )
 
@@ -767,28 +780,8 @@ class CreditControlSession:
         stream.used_units += units
         stream.cost = (stream.cost or Money.zero(self.currency)) + cost
         stream.closed = True
-        if not cost.is_zero():
-            ctx.events.append(
-                events.SessionCharged(
-                    occurred_at=now,
-                    session_id=self.id,
-                    account_id=self.account_id,
-                    customer_id=self.customer_id,
-                    amount=cost,
-                )
-            )
-        for scope, same in newly_exhausted_scopes(ctx.buckets, touched, now, before):
-            ctx.events.append(
-                events.QuotaExhausted(
-                    occurred_at=now,
-                    account_id=self.account_id,
-                    customer_id=self.customer_id,
-                    service=scope.service.value,
-                    destination_group=scope.destination_group,
-                    rating_group=scope.rating_group,
-                    bucket_ids=tuple(b.id for b in same),
-                )
-            )
+        self._charged(ctx, cost, now)
+        self._notify_exhausted(ctx, touched, before, now)
         return Grant(
             request.key,
             request.rating_group,
