@@ -112,19 +112,12 @@ class CustomersById(UseCase):
 
 
 class AccountsOfCustomers(UseCase):
-    """The accounts of several customers, ordered by id, in one unit of work
-    (a DataLoader batch).
-
-    The store port offers no finder for many customers at once, so this is
-    one statement per customer; a ``for_customers`` finder would make it one.
-    """
+    """The accounts of several customers, ordered by id, in one query (a
+    DataLoader batch)."""
 
     async def __call__(self, customer_ids: Sequence[str]) -> dict[str, list[Account]]:
-        accounts: dict[str, list[Account]] = {}
         async with self.deps.uow() as uow:
-            for customer_id in dict.fromkeys(customer_ids):
-                accounts[customer_id] = await uow.accounts.for_customer(customer_id)
-        return accounts
+            return await uow.accounts.for_customers(customer_ids)
 
 
 class FindAccount(UseCase):

@@ -121,6 +121,11 @@ class AccountRepository(Protocol):
         """The customer's accounts, ordered by id."""
         ...
 
+    async def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Account]]:
+        """The accounts of several customers in one query: every id given is a
+        key (an empty list when it has none), accounts ordered by id."""
+        ...
+
     async def with_add_ons_ending(self, before: datetime, limit: int = 500) -> list[str]:
         """Ids of non-terminated accounts holding an add-on whose end is before ``before``."""
         ...

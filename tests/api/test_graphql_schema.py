@@ -169,9 +169,6 @@ async def test_a_page_of_customers_costs_a_bounded_number_of_statements(
     assert large <= 100 + 5
 
 
-@pytest.mark.xfail(
-    strict=True, reason="AccountRepository has no for_customers finder: one statement per customer"
-)
 async def test_a_page_of_customers_costs_a_constant_number_of_statements(
     gql: GraphQLClient, demo: Container
 ) -> None:

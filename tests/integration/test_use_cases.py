@@ -452,3 +452,16 @@ async def test_housekeeping_renews_monthly_quotas(deps: Dependencies) -> None:
         renewed = [e for e in await uow.outbox.recent(limit=50) if e.event_type == "QuotaRenewed"]
     assert [e.payload["customer_id"] for e in renewed] == [customer_id]
     assert (await Housekeeping(deps)()).buckets_renewed == 0
+
+
+async def test_accounts_of_many_customers_in_one_query(deps: Dependencies) -> None:
+    first, a1 = await customer_with_account(deps, "0", msisdn="12025550101")
+    second, a2 = await customer_with_account(deps, "0", msisdn="12025550102")
+    extra = await CreateAccount(deps)(second, "PLAIN")
+    async with deps.uow() as uow:
+        found = await uow.accounts.for_customers([second, first, "nobody", first])
+    assert {k: [a.id for a in v] for k, v in found.items()} == {
+        first: [a1],
+        second: sorted([a2, extra.id]),
+        "nobody": [],
+    }

@@ -354,6 +354,22 @@ class SqlAccountRepository(Repository):
             self._remember(account, account_row(account))
         return found
 
+    async def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Account]]:
+        wanted = list(dict.fromkeys(customer_ids))
+        result: dict[str, list[Account]] = {customer_id: [] for customer_id in wanted}
+        # chunks keep the IN list under every driver's parameter limit
+        for start in range(0, len(wanted), 1000):
+            statement = (
+                sa.select(accounts)
+                .where(accounts.c.customer_id.in_(wanted[start : start + 1000]))
+                .order_by(accounts.c.id)
+            )
+            for row in (await self._execute(statement)).mappings().all():
+                account = account_from_row(row)
+                self._remember(account, account_row(account))
+                result[account.customer_id].append(account)
+        return result
+
     async def with_add_ons_ending(self, before: datetime, limit: int = 500) -> list[str]:
         # "<=": an add-on whose end is exactly now has expired (AddOnAssignment.has_expired).
         statement = (
