@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ratel.application.base import UseCase, found, journal, record
+from ratel.application.base import Dependencies, UseCase, found, journal, record
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product, effective_policy
 from ratel.domain.charging import (
@@ -21,6 +21,7 @@ from ratel.domain.charging import (
     CreditControlSession,
     Rater,
     UsageRequest,
+    Xdr,
     check_balance,
     price_enquiry,
 )
@@ -95,6 +96,39 @@ async def charging_context(
     )
 
 
+async def store_charging(
+    uow: UnitOfWork,
+    deps: Dependencies,
+    session: CreditControlSession,
+    ctx: ChargingContext,
+    balance_before: Money,
+    xdr: Xdr | None,
+    *,
+    new: bool = False,
+) -> None:
+    """Write what a credit-control call changed (session, wallet, buckets,
+    the xDR, the balance transaction, the events) and commit it."""
+    if new:
+        await uow.sessions.add(session)
+    else:
+        await uow.sessions.save(session)
+    await uow.customers.save(ctx.customer)
+    await uow.quotas.save(ctx.buckets)
+    if xdr is not None:
+        await uow.xdrs.add(xdr)
+    await journal(
+        uow,
+        deps,
+        ctx.customer,
+        balance_before,
+        TransactionReason.USAGE,
+        reference=session.id,
+        account_id=session.account_id,
+    )
+    await record(uow, ctx.customer, ctx.account, extra=ctx.events)
+    await uow.commit()
+
+
 class CreditControl(UseCase):
     """Start, update and end credit-control sessions; direct debits."""
 
@@ -129,25 +163,7 @@ class CreditControl(UseCase):
         *,
         new: bool,
     ) -> None:
-        if new:
-            await uow.sessions.add(session)
-        else:
-            await uow.sessions.save(session)
-        await uow.customers.save(ctx.customer)
-        await uow.quotas.save(ctx.buckets)
-        if answer.xdr is not None:
-            await uow.xdrs.add(answer.xdr)
-        await journal(
-            uow,
-            self.deps,
-            ctx.customer,
-            before,
-            TransactionReason.USAGE,
-            reference=session.id,
-            account_id=session.account_id,
-        )
-        await record(uow, ctx.customer, ctx.account, extra=ctx.events)
-        await uow.commit()
+        await store_charging(uow, self.deps, session, ctx, before, answer.xdr, new=new)
 
     async def start(
         self,

@@ -10,12 +10,11 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ratel.application.base import UseCase, journal, record
-from ratel.application.credit_control import charging_context
+from ratel.application.base import UseCase, record
+from ratel.application.credit_control import charging_context, store_charging
 from ratel.domain import events
 from ratel.domain.account import AccountStatus
 from ratel.domain.errors import DomainError
-from ratel.domain.ledger import TransactionReason
 
 log = logging.getLogger(__name__)
 
@@ -121,22 +120,7 @@ class Housekeeping(UseCase):
                             xdr_id=self.deps.ids.new("xdr"),
                         )
                         xdr = answer.xdr or xdr
-                    await uow.sessions.save(session)
-                    await uow.customers.save(customer)
-                    await uow.quotas.save(ctx.buckets)
-                    if xdr is not None:
-                        await uow.xdrs.add(xdr)
-                    await journal(
-                        uow,
-                        self.deps,
-                        customer,
-                        before,
-                        TransactionReason.USAGE,
-                        reference=session.id,
-                        account_id=session.account_id,
-                    )
-                    await record(uow, customer, extra=ctx.events)
-                    await uow.commit()
+                    await store_charging(uow, self.deps, session, ctx, before, xdr)
                     released += 1
             except DomainError:
                 log.exception("could not release idle session %s", session_id)
