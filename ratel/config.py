@@ -74,6 +74,14 @@ class Settings:
     charging_validity_seconds: int = 3600
     directory: DirectoryKind = DirectoryKind.LOCAL
     token_ttl_seconds: int = 28800  # 8 hours: a working day
+    # Login throttling (per process): failures allowed per login name and per
+    # client address within the window, then refused until it passes.
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_throttle_seconds: float = 900.0
+    # The customer's page in the operator's back office, linked from the CRM
+    # apps (Zendesk): a URL with {customer_id} in it; unset: no link.
+    customer_page_url: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -183,6 +191,20 @@ def _names(value: object) -> frozenset[str]:
     return frozenset(names)
 
 
+def _page_url(value: object) -> str | None:
+    """A URL template with ``{customer_id}`` (empty: none)."""
+    url = _text(value)
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")) or "{customer_id}" not in url:
+        raise ValueError(f"expected an http(s) URL containing {{customer_id}}, got {url!r}")
+    try:
+        url.format(customer_id="x")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(f"only {{customer_id}} may be in braces, got {url!r}") from None
+    return url
+
+
 _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "database_url": _database_url,
     "environment": _choice(Environment),
@@ -203,6 +225,10 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "charging_validity_seconds": _positive_integer,
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
+    "login_max_failures": _positive_integer,
+    "login_max_failures_per_address": _positive_integer,
+    "login_throttle_seconds": _seconds,
+    "customer_page_url": _page_url,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

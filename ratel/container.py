@@ -98,6 +98,7 @@ from ratel.application.queries import (
     ListTariffs,
     RecentEvents,
 )
+from ratel.application.throttle import LoginThrottle, ThrottlePolicy
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.config import Environment, Settings
 from ratel.domain.charging import ChargingConfig
@@ -250,6 +251,17 @@ class Container(containers.DeclarativeContainer):
     create_api_key = _identity_use_case(CreateApiKey, deps, identity, telemetry)
     revoke_api_key = _identity_use_case(RevokeApiKey, deps, identity, telemetry)
     list_api_keys = _identity_use_case(ListApiKeys, deps, identity, telemetry)
+    # failed logins per login and per client address, in this process's memory
+    login_throttle = providers.Singleton(
+        LoginThrottle,
+        clock,
+        providers.Singleton(
+            ThrottlePolicy,
+            per_login=settings.provided.login_max_failures,
+            per_address=settings.provided.login_max_failures_per_address,
+            window=providers.Factory(timedelta, seconds=settings.provided.login_throttle_seconds),
+        ),
+    )
 
     # -- read side (GraphQL and other readers)
     find_customers = _use_case(FindCustomers, deps, telemetry)
@@ -306,6 +318,19 @@ class Container(containers.DeclarativeContainer):
         manual_transaction=manual_transaction,
         create_vouchers=create_vouchers,
         redeem_voucher=redeem_voucher,
+        staff_login=staff_login,
+        self_care_login=self_care_login,
+        login_throttle=login_throttle,
+        logout=logout,
+        change_own_password=change_own_password,
+        set_account_password=set_account_password,
+        list_staff=list_staff,
+        block_staff_user=block_staff_user,
+        unblock_staff_user=unblock_staff_user,
+        revoke_staff_tokens=revoke_staff_tokens,
+        list_api_keys=list_api_keys,
+        create_api_key=create_api_key,
+        revoke_api_key=revoke_api_key,
     )
 
 

@@ -1,4 +1,5 @@
-"""The scheduled job: expire add-ons, renew quotas, release idle sessions.
+"""The scheduled job: expire add-ons, renew quotas, release idle sessions,
+purge expired login tokens.
 
 Each step works in small batches, one transaction per object, so a long
 backlog never holds locks for long and one bad row does not stop the rest.
@@ -24,18 +25,22 @@ class HousekeepingReport:
     add_ons_expired: int
     buckets_renewed: int
     sessions_released: int
+    tokens_purged: int = 0
 
 
 class Housekeeping(UseCase):
     """One pass of the scheduled job."""
 
     idle_grace = timedelta(seconds=60)
+    # An expired token is refused anyway; it is kept a day for diagnosis.
+    token_retention = timedelta(days=1)
 
     async def __call__(self) -> HousekeepingReport:
         return HousekeepingReport(
             await self.expire_add_ons(),
             await self.renew_quotas(),
             await self.release_idle_sessions(),
+            await self.purge_expired_tokens(),
         )
 
     async def expire_add_ons(self) -> int:
@@ -125,3 +130,10 @@ class Housekeeping(UseCase):
             except DomainError:
                 log.exception("could not release idle session %s", session_id)
         return released
+
+    async def purge_expired_tokens(self) -> int:
+        """Delete login tokens that expired more than ``token_retention`` ago."""
+        async with self.deps.uow() as uow:
+            removed = await uow.tokens.remove_expired(self.deps.clock.now() - self.token_retention)
+            await uow.commit()
+        return removed

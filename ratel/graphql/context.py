@@ -24,6 +24,20 @@ from ratel.application.accounts import (
     UnblockAccount,
 )
 from ratel.application.add_ons import AddAddOn, RemoveAddOn
+from ratel.application.auth import (
+    BlockStaffUser,
+    ChangeOwnPassword,
+    CreateApiKey,
+    ListApiKeys,
+    ListStaff,
+    Logout,
+    RevokeApiKey,
+    RevokeStaffTokens,
+    SelfCareLogin,
+    SetAccountPassword,
+    StaffLogin,
+    UnblockStaffUser,
+)
 from ratel.application.customers import (
     CloseCustomer,
     OpenCustomer,
@@ -48,6 +62,7 @@ from ratel.application.queries import (
     ListTariffs,
     RecentEvents,
 )
+from ratel.application.throttle import LoginThrottle
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product
@@ -102,6 +117,20 @@ class UseCases:
     manual_transaction: ManualTransaction
     create_vouchers: CreateVouchers
     redeem_voucher: RedeemVoucher
+    # identity
+    staff_login: StaffLogin
+    self_care_login: SelfCareLogin
+    login_throttle: LoginThrottle
+    logout: Logout
+    change_own_password: ChangeOwnPassword
+    set_account_password: SetAccountPassword
+    list_staff: ListStaff
+    block_staff_user: BlockStaffUser
+    unblock_staff_user: UnblockStaffUser
+    revoke_staff_tokens: RevokeStaffTokens
+    list_api_keys: ListApiKeys
+    create_api_key: CreateApiKey
+    revoke_api_key: RevokeApiKey
 
 
 class Loaders:

@@ -35,17 +35,21 @@ class Owns(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """``permission`` grants the field; an account holder with ``self_permission``
-    may also use it when the ``owner_arg`` argument names their own account or
-    customer (``owner_arg`` None: the field is about the caller only)."""
+    """``permission`` grants the field (``public``: every caller may use it);
+    an account holder with ``self_permission`` may also use it when the
+    ``owner_arg`` argument names their own account or customer (``owner_arg``
+    None: the field is about the caller only)."""
 
-    permission: Permission
+    permission: Permission | None
     self_permission: Permission | None = None
     owner_arg: str | None = None
     owns: Owns = Owns.ACCOUNT
+    public: bool = False  # anyone, even anonymous (logging in)
 
     def allows(self, principal: Principal, arguments: Mapping[str, Any]) -> bool:
-        if principal.may(self.permission):
+        if self.public:
+            return True
+        if self.permission is not None and principal.may(self.permission):
             return True
         if self.self_permission is None or not principal.may(self.self_permission):
             return False
@@ -60,6 +64,9 @@ class Rule:
 
 
 P = Permission
+
+#: Fields every caller may use: logging in (the throttle guards them).
+PUBLIC = Rule(None, public=True)
 
 
 def _own_account(permission: Permission, arg: str, self_permission: Permission) -> Rule:
@@ -115,6 +122,19 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Mutation.manualTransaction": Rule(P.MONEY_WRITE),
         "Mutation.redeemVoucherForCustomer": Rule(P.MONEY_WRITE),
         "Mutation.createVouchers": Rule(P.VOUCHERS_WRITE),
+        # -- identity: logins, passwords, staff and API keys
+        "Mutation.staffLogin": PUBLIC,
+        "Mutation.selfCareLogin": PUBLIC,
+        "Mutation.logout": PUBLIC,  # revokes the token presented, if any
+        "Mutation.changeOwnPassword": Rule(P.SELF_WRITE),
+        "Mutation.setAccountPassword": Rule(P.ACCOUNTS_WRITE),
+        "Query.staff": Rule(P.STAFF_READ),
+        "Mutation.blockStaffUser": Rule(P.STAFF_MANAGE),
+        "Mutation.unblockStaffUser": Rule(P.STAFF_MANAGE),
+        "Mutation.revokeStaffTokens": Rule(P.STAFF_MANAGE),
+        "Query.apiKeys": Rule(P.API_KEYS_MANAGE),
+        "Mutation.createApiKey": Rule(P.API_KEYS_MANAGE),
+        "Mutation.revokeApiKey": Rule(P.API_KEYS_MANAGE),
     }
 )
 

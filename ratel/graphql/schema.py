@@ -10,9 +10,8 @@ matrix; ``build_schema`` refuses to build if one does not.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -28,8 +27,11 @@ from strawberry.types.field import StrawberryField
 from ratel.application.queries import CustomerSearch
 from ratel.domain import customer as customer_domain
 from ratel.domain.customer import Contact
-from ratel.domain.errors import DomainError, NotFound
+from ratel.domain.errors import NotFound
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
+from ratel.graphql.fields import attempt, guarded, guarded_mutation
+from ratel.graphql.fields import own_account as _own_account
+from ratel.graphql.identity import IdentityMutation, IdentityQuery
 from ratel.graphql.permissions import MATRIX, Guard
 from ratel.graphql.types import (
     Account,
@@ -62,39 +64,11 @@ from ratel.graphql.types import (
 )
 from ratel.ports.store import IdentifierKind as StoreIdentifierKind
 
-T = TypeVar("T")
-
 #: Limits that keep one request from costing the server much: no deeply
 #: nested or alias-multiplied query, no enormous document.
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
-
-
-def guarded(description: str | None = None) -> StrawberryField:
-    """A root query field checked against the permission matrix."""
-    return strawberry.field(description=description, extensions=[Guard()])
-
-
-def guarded_mutation(description: str | None = None) -> StrawberryField:
-    """A mutation checked against the permission matrix."""
-    return strawberry.mutation(description=description, extensions=[Guard()])
-
-
-async def attempt(call: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
-    """Run a use case; a business refusal or bad input becomes a user error."""
-    try:
-        return await call(), []
-    except (DomainError, ValueError) as error:  # domain errors, and bad values of inputs
-        return None, [UserError.of(error)]
-
-
-def _own_account(info: Info) -> tuple[str, str]:
-    """The account and customer of the calling account holder."""
-    principal = info.context.principal
-    if principal.account_id is None or principal.customer_id is None:
-        raise NotFound("the caller holds no account")
-    return principal.account_id, principal.customer_id
 
 
 # -- payloads ------------------------------------------------------------------------------
@@ -260,7 +234,7 @@ class Me:
 
 
 @strawberry.type
-class Query:
+class Query(IdentityQuery):
     @guarded("Customers ordered by id; every filter given must match.")
     async def customers(
         self,
@@ -391,7 +365,7 @@ def _customer_payload(customer: object, errors: list[UserError]) -> CustomerPayl
 
 
 @strawberry.type
-class Mutation:
+class Mutation(IdentityMutation):
     # -- customers
     @guarded_mutation()
     async def open_customer(self, info: Info, input: OpenCustomerInput) -> CustomerPayload:

@@ -114,7 +114,39 @@ CALLS: Mapping[str, str] = {
     "Mutation.ussdChangePackage": (
         'mutation { ussdChangePackage(msisdn: "12055550107", code: "MOBILE_PREPAID") { text } }'
     ),
+    "Mutation.staffLogin": (
+        'mutation { staffLogin(login: "admin", password: "not-the-password") { errors { code } } }'
+    ),
+    "Mutation.selfCareLogin": (
+        'mutation { selfCareLogin(accountId: "acc_demo_alice", password: "not-the-password")'
+        " { errors { code } } }"
+    ),
+    "Mutation.logout": "mutation { logout { loggedOut } }",
+    "Mutation.changeOwnPassword": (
+        'mutation { changeOwnPassword(currentPassword: "wrong", newPassword: "long-enough-1")'
+        " { errors { code } } }"
+    ),
+    "Mutation.setAccountPassword": (
+        'mutation { setAccountPassword(accountId: "acc_demo_bob_fibre", password: "bob-new-pass")'
+        " { errors { code } } }"
+    ),
+    "Query.staff": "query { staff { edges { node { login } } } }",
+    "Mutation.blockStaffUser": 'mutation { blockStaffUser(login: "helpdesk") { errors { code } } }',
+    "Mutation.unblockStaffUser": (
+        'mutation { unblockStaffUser(login: "helpdesk") { errors { code } } }'
+    ),
+    "Mutation.revokeStaffTokens": (
+        'mutation { revokeStaffTokens(login: "helpdesk") { revoked } }'
+    ),
+    "Query.apiKeys": "query { apiKeys { edges { node { prefix } } } }",
+    "Mutation.createApiKey": (
+        'mutation { createApiKey(name: "gw", scopes: ["ussd"]) { errors { code } } }'
+    ),
+    "Mutation.revokeApiKey": 'mutation { revokeApiKey(id: "key_x") { errors { code } } }',
 }
+
+#: Everyone may try to log in (the throttle guards it) or log out.
+PUBLIC = {"Mutation.staffLogin", "Mutation.selfCareLogin", "Mutation.logout"}
 
 #: Fields an account holder may call about their own data (with its id).
 OWNED = {"Query.customer", "Query.account", "Query.quotas", "Query.xdrs", "Query.transactions"}
@@ -128,23 +160,27 @@ GRANTED: Mapping[str, set[str]] = {
         "Mutation.buyAddOn",
         "Mutation.redeemVoucher",
         "Mutation.liftLocationBlock",
+        "Mutation.changeOwnPassword",
     },
-    "helpdesk": {
+    "helpdesk": PUBLIC | {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
-        "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events",
+        "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events", "Query.staff",
     },
-    "alice": OWNED | {
+    "alice": PUBLIC | OWNED | {
         "Query.me", "Mutation.buyAddOn", "Mutation.redeemVoucher", "Mutation.liftLocationBlock",
+        "Mutation.changeOwnPassword",
     },
-    "crm_read": {
+    "crm_read": PUBLIC | {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions",
     },
-    "crm_write": {"Mutation.addAddOn", "Mutation.removeAddOn"},
-    "ussd": {"Query.ussdBalance", "Mutation.ussdRedeemVoucher", "Mutation.ussdChangePackage"},
-    "anonymous": set(),
+    "crm_write": PUBLIC | {"Mutation.addAddOn", "Mutation.removeAddOn"},
+    "ussd": PUBLIC | {
+        "Query.ussdBalance", "Mutation.ussdRedeemVoucher", "Mutation.ussdChangePackage",
+    },
+    "anonymous": set(PUBLIC),
 }  # fmt: skip
 
 
