@@ -74,6 +74,8 @@ class Settings:
     charging_validity_seconds: int = 3600
     directory: DirectoryKind = DirectoryKind.LOCAL
     token_ttl_seconds: int = 28800  # 8 hours: a working day
+    # How often a process looks for new events to react to (CoA, RAR, subscriptions).
+    event_relay_interval: float = 0.2
     # Login throttling (per process): failures allowed per login name and per
     # client address within the window, then refused until it passes.
     login_max_failures: int = 5
@@ -225,6 +227,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "charging_validity_seconds": _positive_integer,
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
+    "event_relay_interval": _seconds,
     "login_max_failures": _positive_integer,
     "login_max_failures_per_address": _positive_integer,
     "login_throttle_seconds": _seconds,
