@@ -141,6 +141,7 @@ class Service:
             log_config=None,  # our logging, our format
             access_log=False,
             lifespan="auto",
+            ws="websockets-sansio",  # GraphQL subscriptions (graphql-transport-ws)
             timeout_graceful_shutdown=int(self._settings.shutdown_timeout),
         )
         self._server = _Server(config, container)

@@ -106,6 +106,7 @@ from ratel.config import Environment, Settings
 from ratel.domain.charging import ChargingConfig
 from ratel.domain.location import LocationPolicy
 from ratel.graphql.context import UseCases
+from ratel.graphql.live import AccountFeed
 from ratel.graphql.schema import build_schema
 
 U = TypeVar("U", bound=UseCase)
@@ -293,6 +294,8 @@ class Container(containers.DeclarativeContainer):
         lambda settings: settings.environment is Environment.DEVELOPMENT, settings
     )
     graphql_schema = providers.Singleton(build_schema, introspection=graphql_development)
+    # balance and quota subscriptions, woken by the event relay
+    account_feed = providers.Singleton(AccountFeed, event_relay)
     graphql_use_cases = providers.Singleton(
         UseCases,
         find_customers=find_customers,
@@ -340,6 +343,7 @@ class Container(containers.DeclarativeContainer):
         list_api_keys=list_api_keys,
         create_api_key=create_api_key,
         revoke_api_key=revoke_api_key,
+        account_feed=account_feed,
     )
 
     # -- what `ratel serve` runs besides HTTP, started in this order and

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
 
@@ -68,6 +68,9 @@ from ratel.domain.account import Account
 from ratel.domain.catalogue import Product
 from ratel.domain.customer import Customer
 from ratel.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from ratel.graphql.live import AccountFeed
 
 #: Turns a bearer token into the caller; the identity use case once it lands.
 Authenticate = Callable[[str], Awaitable[Principal]]
@@ -131,6 +134,8 @@ class UseCases:
     list_api_keys: ListApiKeys
     create_api_key: CreateApiKey
     revoke_api_key: RevokeApiKey
+    # subscriptions: wakes them when an event concerns their account
+    account_feed: AccountFeed
 
 
 class Loaders:
@@ -168,6 +173,8 @@ class RequestContext:
     request: Any = None  # the Starlette request or WebSocket, for the view
     response: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # graphql-transport-ws: the payload of the client's connection_init
+    connection_params: dict[str, Any] | None = None
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -14,6 +14,7 @@ even name somebody else's data.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -135,6 +136,9 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Query.apiKeys": Rule(P.API_KEYS_MANAGE),
         "Mutation.createApiKey": Rule(P.API_KEYS_MANAGE),
         "Mutation.revokeApiKey": Rule(P.API_KEYS_MANAGE),
+        # -- subscriptions (graphql-transport-ws): staff, CRM and the holder
+        "Subscription.accountBalance": _own_account(P.USAGE_READ, "accountId", P.SELF_READ),
+        "Subscription.accountQuotas": _own_account(P.USAGE_READ, "accountId", P.SELF_READ),
     }
 )
 
@@ -180,7 +184,9 @@ class Guard(FieldExtension):
 
     async def resolve_async(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
         self._check(info, kwargs)
-        return await next_(source, info, **kwargs)
+        result = next_(source, info, **kwargs)
+        # a subscription's resolver gives an async generator, not a coroutine
+        return await result if inspect.isawaitable(result) else result
 
 
 def _camel(name: str) -> str:

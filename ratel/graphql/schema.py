@@ -32,6 +32,7 @@ from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
 from ratel.graphql.fields import attempt, guarded, guarded_mutation
 from ratel.graphql.fields import own_account as _own_account
 from ratel.graphql.identity import IdentityMutation, IdentityQuery
+from ratel.graphql.live import Subscription
 from ratel.graphql.permissions import MATRIX, Guard
 from ratel.graphql.types import (
     Account,
@@ -646,7 +647,7 @@ def _balance_payload(result: object, errors: list[UserError]) -> BalancePayload:
 def root_fields(schema: strawberry.Schema) -> dict[str, StrawberryField]:
     """Every root field as ``Type.field`` (GraphQL names)."""
     fields: dict[str, StrawberryField] = {}
-    for root in (Query, Mutation):
+    for root in (Query, Mutation, Subscription):
         definition = root.__strawberry_definition__  # type: ignore[attr-defined]
         for f in definition.fields:
             name = schema.config.name_converter.get_graphql_name(f)
@@ -679,6 +680,8 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    schema = strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )
     check_guarded(schema)
     return schema

@@ -15,6 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
 
 from ratel.graphql.context import (
     Authenticate,
@@ -38,7 +41,11 @@ class RatelGraphQL(GraphQL[RequestContext, None]):
         *,
         graphiql: bool,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
         self._use_cases = use_cases
         self._authenticate = authenticate
 
@@ -63,3 +70,20 @@ class RatelGraphQL(GraphQL[RequestContext, None]):
 
     async def get_root_value(self, request: Any) -> None:
         return None
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | None | dict[str, object]:
+        """graphql-transport-ws ``connection_init``: a browser cannot set
+        headers on a websocket, so the token may come in the payload
+        (``{"Authorization": "Bearer ..."}``) instead of the upgrade request's
+        header. A refused token closes the socket (4403)."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is None:
+            return await super().on_ws_connect(context)
+        if not isinstance(authorization, str):
+            raise ConnectionRejectionError()
+        try:
+            context.principal = await principal_for(authorization, self._authenticate)
+        except Unauthenticated:
+            raise ConnectionRejectionError() from None
+        return await super().on_ws_connect(context)

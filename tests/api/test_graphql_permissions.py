@@ -145,6 +145,10 @@ CALLS: Mapping[str, str] = {
     "Mutation.revokeApiKey": 'mutation { revokeApiKey(id: "key_x") { errors { code } } }',
 }
 
+#: Subscriptions go over a websocket: tests/api/test_graphql_subscriptions.py
+#: calls them as every caller; their grants are below with the others.
+SUBSCRIPTIONS = {"Subscription.accountBalance", "Subscription.accountQuotas"}
+
 #: Everyone may try to log in (the throttle guards it) or log out.
 PUBLIC = {"Mutation.staffLogin", "Mutation.selfCareLogin", "Mutation.logout"}
 
@@ -155,7 +159,7 @@ CALLERS = ["anonymous", "administrator", "helpdesk", "alice", "crm_read", "crm_w
 
 #: Who may do what, written out by hand: the matrix must agree with it.
 GRANTED: Mapping[str, set[str]] = {
-    "administrator": set(CALLS) - {
+    "administrator": (set(CALLS) | SUBSCRIPTIONS) - {
         "Query.me",
         "Mutation.buyAddOn",
         "Mutation.redeemVoucher",
@@ -166,15 +170,16 @@ GRANTED: Mapping[str, set[str]] = {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events", "Query.staff",
+        *SUBSCRIPTIONS,
     },
-    "alice": PUBLIC | OWNED | {
+    "alice": PUBLIC | OWNED | SUBSCRIPTIONS | {
         "Query.me", "Mutation.buyAddOn", "Mutation.redeemVoucher", "Mutation.liftLocationBlock",
         "Mutation.changeOwnPassword",
     },
     "crm_read": PUBLIC | {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
-        "Query.quotas", "Query.xdrs", "Query.transactions",
+        "Query.quotas", "Query.xdrs", "Query.transactions", *SUBSCRIPTIONS,
     },
     "crm_write": PUBLIC | {"Mutation.addAddOn", "Mutation.removeAddOn"},
     "ussd": PUBLIC | {
@@ -186,7 +191,7 @@ GRANTED: Mapping[str, set[str]] = {
 
 def test_every_root_field_is_in_the_matrix_and_guarded() -> None:
     schema = build_schema()
-    assert set(root_fields(schema)) == set(MATRIX) == set(CALLS)
+    assert set(root_fields(schema)) == set(MATRIX) == set(CALLS) | SUBSCRIPTIONS
     for field in root_fields(schema).values():
         assert any(isinstance(e, Guard) for e in field.extensions)
 
