@@ -14,14 +14,16 @@ from collections.abc import Callable
 from datetime import datetime
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.types.field import StrawberryField
 
 from ratel.application.queries import CustomerSearch
@@ -669,17 +671,32 @@ def check_guarded(schema: strawberry.Schema) -> None:
         raise RuntimeError("; ".join(problems))
 
 
+# The limits' validation rules, made once: the validation cache is keyed by
+# the rules, and fresh rule classes per request would never hit it.
+_LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
+    depth_rule(MAX_DEPTH, None, None),
+    aliases_rule(MAX_ALIASES),
+)
+#: Distinct query texts whose parse and validation are kept (clients send a
+#: handful, over and over; an LRU bound keeps invented ones from growing it).
+CACHED_DOCUMENTS = 512
+
+
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     """The schema with its limits; ``introspection`` False refuses
-    ``__schema``/``__type`` queries (production default)."""
+    ``__schema``/``__type`` queries (production default). Parsing and
+    validating a query is most of the cost of a small one: both are cached
+    per query text."""
+    rules = list(_LIMIT_RULES)
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     # factories: strawberry makes fresh extensions for every request
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
     ]
-    if not introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     schema = strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
