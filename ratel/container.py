@@ -70,10 +70,17 @@ from ratel.application.bulk import ImportCustomers
 from ratel.application.catalogue import (
     DefineDestinationGroups,
     DefineProduct,
+    DefineServicePolicy,
     DefineTariff,
     SetDialingRules,
 )
 from ratel.application.credit_control import CreditControl
+from ratel.application.crm import (
+    CrmRecordsOfCustomers,
+    CustomerByCrmRecord,
+    LinkCrmRecord,
+    UnlinkCrmRecord,
+)
 from ratel.application.customers import (
     CloseCustomer,
     OpenCustomer,
@@ -96,7 +103,9 @@ from ratel.application.queries import (
     GetTariff,
     ListDestinationGroups,
     ListProducts,
+    ListServicePolicies,
     ListTariffs,
+    ListVouchers,
     RecentEvents,
 )
 from ratel.application.relay import EventRelay
@@ -105,7 +114,7 @@ from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.config import Environment, Settings
 from ratel.domain.charging import ChargingConfig
 from ratel.domain.location import LocationPolicy
-from ratel.graphql.context import UseCases
+from ratel.graphql.context import CustomerLinks, UseCases
 from ratel.graphql.live import AccountFeed
 from ratel.graphql.schema import build_schema
 
@@ -223,6 +232,7 @@ class Container(containers.DeclarativeContainer):
     define_destination_groups = _use_case(DefineDestinationGroups, deps, telemetry)
     define_tariff = _use_case(DefineTariff, deps, telemetry)
     set_dialing_rules = _use_case(SetDialingRules, deps, telemetry)
+    define_service_policy = _use_case(DefineServicePolicy, deps, telemetry)
 
     # -- the scheduled job
     housekeeping = _use_case(Housekeeping, deps, telemetry)
@@ -286,6 +296,14 @@ class Container(containers.DeclarativeContainer):
     customer_xdrs = _use_case(CustomerXdrs, deps, telemetry)
     customer_transactions = _use_case(CustomerTransactions, deps, telemetry)
     recent_events = _use_case(RecentEvents, deps, telemetry)
+    list_vouchers = _use_case(ListVouchers, deps, telemetry)
+    list_service_policies = _use_case(ListServicePolicies, deps, telemetry)
+
+    # -- CRM apps: customers linked to CRM records (Zendesk organizations)
+    link_crm_record = _use_case(LinkCrmRecord, deps, telemetry)
+    unlink_crm_record = _use_case(UnlinkCrmRecord, deps, telemetry)
+    crm_records_of_customers = _use_case(CrmRecordsOfCustomers, deps, telemetry)
+    customer_by_crm_record = _use_case(CustomerByCrmRecord, deps, telemetry)
 
     # -- GraphQL: bearer token -> Principal (tests may override it), the
     # schema and its use cases
@@ -344,6 +362,13 @@ class Container(containers.DeclarativeContainer):
         create_api_key=create_api_key,
         revoke_api_key=revoke_api_key,
         account_feed=account_feed,
+        list_vouchers=list_vouchers,
+        list_service_policies=list_service_policies,
+        link_crm_record=link_crm_record,
+        unlink_crm_record=unlink_crm_record,
+        crm_records_of_customers=crm_records_of_customers,
+        customer_by_crm_record=customer_by_crm_record,
+        links=providers.Singleton(CustomerLinks, settings.provided.customer_page_url),
     )
 
     # -- what `ratel serve` runs besides HTTP, started in this order and

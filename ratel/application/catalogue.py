@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ratel.application.base import UseCase
-from ratel.domain.catalogue import Product
+from ratel.domain.catalogue import Product, ServicePolicy
 from ratel.domain.errors import InvalidCatalogue
 from ratel.domain.rating import DestinationGroup, DialingRule, Tariff
 
@@ -63,3 +63,17 @@ class SetDialingRules(UseCase):
         async with self.deps.uow() as uow:
             await uow.catalogue.set_dialing_rules(rules)
             await uow.commit()
+
+
+class DefineServicePolicy(UseCase):
+    """Insert or replace a named service policy (a reusable set of what the
+    network needs: speeds, hotline URL, profile ids)."""
+
+    async def __call__(self, code: str, policy: ServicePolicy) -> ServicePolicy:
+        code = code.strip().upper() if isinstance(code, str) else ""
+        if not code:
+            raise InvalidCatalogue("a service policy needs a code")
+        async with self.deps.uow() as uow:
+            await uow.catalogue.save_service_policy(code, policy)
+            await uow.commit()
+        return policy

@@ -13,11 +13,12 @@ from datetime import datetime
 
 from ratel.application.base import UseCase
 from ratel.domain.account import Account
-from ratel.domain.catalogue import Product
+from ratel.domain.catalogue import Product, ServicePolicy
 from ratel.domain.charging import Xdr
 from ratel.domain.customer import Customer, CustomerStatus
-from ratel.domain.ledger import BalanceTransaction
+from ratel.domain.ledger import BalanceTransaction, TransactionReason
 from ratel.domain.rating import DestinationGroup, Tariff
+from ratel.domain.voucher import Voucher, VoucherStatus
 from ratel.ports.store import IdentifierKind, OutboxEntry
 
 #: The most rows one page may hold, whatever the caller asks for.
@@ -192,14 +193,22 @@ class CustomerXdrs(UseCase):
 
 class CustomerTransactions(UseCase):
     """A customer's newest balance transactions, newest first (``skip`` the
-    first ones: the journal finder pages by count only)."""
+    first ones: the journal finder pages by count only); of ``reasons`` only
+    if given (payments: payment, top-up, voucher)."""
 
     async def __call__(
-        self, customer_id: str, *, skip: int = 0, limit: int = 20
+        self,
+        customer_id: str,
+        *,
+        skip: int = 0,
+        limit: int = 20,
+        reasons: Sequence[TransactionReason] | None = None,
     ) -> list[BalanceTransaction]:
         skip = max(0, skip)
         async with self.deps.uow() as uow:
-            rows = await uow.transactions.for_customer(customer_id, limit=skip + _page_size(limit))
+            rows = await uow.transactions.for_customer(
+                customer_id, limit=skip + _page_size(limit), reasons=reasons
+            )
         return rows[skip:]
 
 
@@ -216,3 +225,30 @@ class RecentEvents(UseCase):
                 aggregate_id=aggregate_id, limit=skip + _page_size(limit)
             )
         return entries[skip:]
+
+
+class ListVouchers(UseCase):
+    """A page of vouchers ordered by id (status, value, batch: never the
+    code, which the store does not have), of one batch or status if given."""
+
+    async def __call__(
+        self,
+        *,
+        batch: str | None = None,
+        status: VoucherStatus | None = None,
+        after: str | None = None,
+        limit: int = 20,
+    ) -> list[Voucher]:
+        async with self.deps.uow() as uow:
+            return await uow.vouchers.page(
+                batch=batch, status=status, after_id=after, limit=_page_size(limit)
+            )
+
+
+class ListServicePolicies(UseCase):
+    """Every named service policy (what the network needs to deliver a
+    service), by code."""
+
+    async def __call__(self) -> dict[str, ServicePolicy]:
+        async with self.deps.uow() as uow:
+            return await uow.catalogue.service_policies()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from strawberry.dataloader import DataLoader
 
@@ -38,6 +39,12 @@ from ratel.application.auth import (
     StaffLogin,
     UnblockStaffUser,
 )
+from ratel.application.crm import (
+    CrmRecordsOfCustomers,
+    CustomerByCrmRecord,
+    LinkCrmRecord,
+    UnlinkCrmRecord,
+)
 from ratel.application.customers import (
     CloseCustomer,
     OpenCustomer,
@@ -59,13 +66,16 @@ from ratel.application.queries import (
     GetTariff,
     ListDestinationGroups,
     ListProducts,
+    ListServicePolicies,
     ListTariffs,
+    ListVouchers,
     RecentEvents,
 )
 from ratel.application.throttle import LoginThrottle
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product
+from ratel.domain.crm import CrmSystem
 from ratel.domain.customer import Customer
 from ratel.domain.errors import DomainError
 
@@ -79,6 +89,19 @@ Authenticate = Callable[[str], Awaitable[Principal]]
 async def anonymous(token: str) -> Principal:
     """Until tokens can be checked, every caller is anonymous (fail closed)."""
     return Principal.anonymous()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerLinks:
+    """Links the API hands out: the customer's page in the operator's back
+    office (``RATEL_CUSTOMER_PAGE_URL``, with ``{customer_id}``)."""
+
+    page_template: str | None = None
+
+    def customer_page(self, customer_id: str) -> str | None:
+        if self.page_template is None:
+            return None
+        return self.page_template.format(customer_id=quote(customer_id, safe=""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +159,14 @@ class UseCases:
     revoke_api_key: RevokeApiKey
     # subscriptions: wakes them when an event concerns their account
     account_feed: AccountFeed
+    # the CRM apps (Zendesk, Salesforce) and the back office
+    list_vouchers: ListVouchers
+    list_service_policies: ListServicePolicies
+    link_crm_record: LinkCrmRecord
+    unlink_crm_record: UnlinkCrmRecord
+    crm_records_of_customers: CrmRecordsOfCustomers
+    customer_by_crm_record: CustomerByCrmRecord
+    links: CustomerLinks
 
 
 class Loaders:
@@ -149,6 +180,9 @@ class Loaders:
         )
         self.customer: DataLoader[str, Customer | None] = DataLoader(self._customers)
         self.product: DataLoader[str, Product | None] = DataLoader(self._products)
+        self.zendesk_organization: DataLoader[str, str | None] = DataLoader(
+            self._zendesk_organizations
+        )
 
     async def _accounts_of_customers(self, customer_ids: list[str]) -> list[list[Account]]:
         found = await self._use_cases.accounts_of_customers(customer_ids)
@@ -156,6 +190,10 @@ class Loaders:
 
     async def _customers(self, customer_ids: list[str]) -> list[Customer | None]:
         found = await self._use_cases.customers_by_id(customer_ids)
+        return [found.get(customer_id) for customer_id in customer_ids]
+
+    async def _zendesk_organizations(self, customer_ids: list[str]) -> list[str | None]:
+        found = await self._use_cases.crm_records_of_customers(customer_ids, CrmSystem.ZENDESK)
         return [found.get(customer_id) for customer_id in customer_ids]
 
     async def _products(self, codes: list[str]) -> list[Product | None]:

@@ -136,6 +136,12 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Query.apiKeys": Rule(P.API_KEYS_MANAGE),
         "Mutation.createApiKey": Rule(P.API_KEYS_MANAGE),
         "Mutation.revokeApiKey": Rule(P.API_KEYS_MANAGE),
+        # -- CRM apps and the back office
+        "Query.vouchers": Rule(P.VOUCHERS_READ),
+        "Query.servicePolicies": Rule(P.CATALOGUE_READ),
+        "Query.customerByZendeskOrganization": Rule(P.CUSTOMERS_READ),
+        "Mutation.linkZendeskOrganization": Rule(P.CRM_LINK),
+        "Mutation.unlinkZendeskOrganization": Rule(P.CRM_LINK),
         # -- subscriptions (graphql-transport-ws): staff, CRM and the holder
         "Subscription.accountBalance": _own_account(P.USAGE_READ, "accountId", P.SELF_READ),
         "Subscription.accountQuotas": _own_account(P.USAGE_READ, "accountId", P.SELF_READ),

@@ -31,6 +31,7 @@ from ratel.domain import customer as customer_domain
 from ratel.domain.customer import Contact
 from ratel.domain.errors import NotFound
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
+from ratel.graphql.crm import CrmMutation, CrmQuery
 from ratel.graphql.fields import attempt, guarded, guarded_mutation
 from ratel.graphql.fields import own_account as _own_account
 from ratel.graphql.identity import IdentityMutation, IdentityQuery
@@ -237,7 +238,7 @@ class Me:
 
 
 @strawberry.type
-class Query(IdentityQuery):
+class Query(IdentityQuery, CrmQuery):
     @guarded("Customers ordered by id; every filter given must match.")
     async def customers(
         self,
@@ -368,7 +369,7 @@ def _customer_payload(customer: object, errors: list[UserError]) -> CustomerPayl
 
 
 @strawberry.type
-class Mutation(IdentityMutation):
+class Mutation(IdentityMutation, CrmMutation):
     # -- customers
     @guarded_mutation()
     async def open_customer(self, info: Info, input: OpenCustomerInput) -> CustomerPayload:

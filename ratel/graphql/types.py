@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Generic, TypeVar
@@ -26,10 +26,12 @@ from ratel.domain import customer as customer_domain
 from ratel.domain.charging import Xdr as XdrDomain
 from ratel.domain.errors import DomainError
 from ratel.domain.ledger import BalanceTransaction as TransactionDomain
+from ratel.domain.ledger import TransactionReason
 from ratel.domain.money import Money as MoneyDomain
 from ratel.domain.rating import DestinationGroup as GroupDomain
 from ratel.domain.rating import RatedDestination
 from ratel.domain.rating import Tariff as TariffDomain
+from ratel.domain.voucher import Voucher as VoucherDomain
 from ratel.graphql.context import RequestContext
 from ratel.ports.store import OutboxEntry
 
@@ -229,6 +231,9 @@ class QuotaDefinition:
 
 @strawberry.type
 class ServicePolicy:
+    """What the network needs to deliver a service; null: not set here (an
+    add-on's policy overrides only the fields it sets)."""
+
     name: str | None
     download_kbps: int | None
     upload_kbps: int | None
@@ -236,6 +241,54 @@ class ServicePolicy:
     throttle_upload_kbps: int | None
     hotline_url: str | None
     on_exhaustion: str | None
+    pakid: str | None
+    apn_ids: list[str] | None
+    roaming_profile_id: str | None
+    ont_port_type: str | None
+    bandwidth_profile_id: str | None
+    satellite_default_profile_id: str | None
+    satellite_restricted_profile_id: str | None
+    dpi_policy_name: str | None
+    provision_translated_number: bool | None
+    raise_mscc_result_code: bool | None
+    push_events: bool | None
+    free_rating_groups: list[int] | None
+
+    @staticmethod
+    def of(policy: catalogue_domain.ServicePolicy) -> ServicePolicy:
+        return ServicePolicy(
+            name=policy.name,
+            download_kbps=policy.download_kbps,
+            upload_kbps=policy.upload_kbps,
+            throttle_download_kbps=policy.throttle_download_kbps,
+            throttle_upload_kbps=policy.throttle_upload_kbps,
+            hotline_url=policy.hotline_url,
+            on_exhaustion=policy.on_exhaustion.value if policy.on_exhaustion else None,
+            pakid=policy.pakid,
+            apn_ids=list(policy.apn_ids) if policy.apn_ids is not None else None,
+            roaming_profile_id=policy.roaming_profile_id,
+            ont_port_type=policy.ont_port_type,
+            bandwidth_profile_id=policy.bandwidth_profile_id,
+            satellite_default_profile_id=policy.satellite_default_profile_id,
+            satellite_restricted_profile_id=policy.satellite_restricted_profile_id,
+            dpi_policy_name=policy.dpi_policy_name,
+            provision_translated_number=policy.provision_translated_number,
+            raise_mscc_result_code=policy.raise_mscc_result_code,
+            push_events=policy.push_events,
+            free_rating_groups=(
+                sorted(policy.free_rating_groups)
+                if policy.free_rating_groups is not None
+                else None
+            ),
+        )
+
+
+@strawberry.type
+class NamedServicePolicy:
+    """A reusable service policy of the catalogue."""
+
+    code: str
+    policy: ServicePolicy
 
 
 @strawberry.type
@@ -275,15 +328,7 @@ class Product:
                 )
                 for q in product.quotas
             ],
-            policy=ServicePolicy(
-                name=policy.name,
-                download_kbps=policy.download_kbps,
-                upload_kbps=policy.upload_kbps,
-                throttle_download_kbps=policy.throttle_download_kbps,
-                throttle_upload_kbps=policy.throttle_upload_kbps,
-                hotline_url=policy.hotline_url,
-                on_exhaustion=policy.on_exhaustion.value if policy.on_exhaustion else None,
-            ),
+            policy=ServicePolicy.of(policy),
         )
 
 
@@ -477,6 +522,34 @@ class BalanceTransaction:
 
 
 @strawberry.type
+class Voucher:
+    """A voucher as the back office sees it: never its code (ratel keeps only
+    a hash of it)."""
+
+    id: str
+    status: str
+    value: Money
+    batch: str
+    created_at: datetime
+    expires_at: datetime | None
+    redeemed_by: str | None
+    redeemed_at: datetime | None
+
+    @staticmethod
+    def of(voucher: VoucherDomain) -> Voucher:
+        return Voucher(
+            id=voucher.id,
+            status=voucher.status.value,
+            value=Money.of(voucher.value),
+            batch=voucher.batch,
+            created_at=voucher.created_at,
+            expires_at=voucher.expires_at,
+            redeemed_by=voucher.redeemed_by,
+            redeemed_at=voucher.redeemed_at,
+        )
+
+
+@strawberry.type
 class DomainEvent:
     """A state change as recorded in the outbox."""
 
@@ -578,6 +651,7 @@ class Account:
     location_block_lifted: bool
     add_ons: list[AddOn]
     custom_fields: JSON
+    _account: strawberry.Private[account_domain.Account]
 
     @staticmethod
     def of(account: account_domain.Account) -> Account:
@@ -597,7 +671,26 @@ class Account:
             location_block_lifted=account.location_block_lifted,
             add_ons=[AddOn.of(a) for a in account.add_ons],
             custom_fields=dict(account.custom_fields),
+            _account=account,
         )
+
+    @strawberry.field(
+        description="The policy the network gets now: the add-ons in force over the main "
+        "product, the CPE profile's port type last."
+    )
+    async def effective_policy(self, info: Info) -> ServicePolicy | None:
+        account = self._account
+        active = account.active_add_ons(datetime.now(UTC))
+        codes = [account.product_code, *(a.product_code for a in active)]
+        main, *add_ons = await info.context.loaders.product.load_many(codes)
+        if main is None:
+            return None
+        policy = catalogue_domain.effective_policy(
+            main,
+            [p for p in add_ons if p is not None],
+            account.identifiers.cpe.port_type if account.identifiers.cpe else None,
+        )
+        return ServicePolicy.of(policy)
 
     @strawberry.field
     async def product(self, info: Info) -> Product | None:
@@ -638,14 +731,23 @@ async def account_xdrs(
     )
 
 
+#: What the Salesforce tab shows as payments: money the customer brought in.
+PAYMENT_REASONS = (TransactionReason.PAYMENT, TransactionReason.TOP_UP, TransactionReason.VOUCHER)
+
+
 async def customer_transactions(
-    info: Info, customer_id: str, first: int | None, after: str | None
+    info: Info,
+    customer_id: str,
+    first: int | None,
+    after: str | None,
+    *,
+    reasons: Sequence[TransactionReason] | None = None,
 ) -> Connection[BalanceTransaction]:
     """A page of a customer's balance transactions, newest first."""
     size = page_size(first)
     start = offset_after(after)
     rows = await info.context.use_cases.customer_transactions(
-        customer_id, skip=start, limit=size + 1
+        customer_id, skip=start, limit=size + 1, reasons=reasons
     )
     return offset_connection([BalanceTransaction.of(t) for t in rows], start, size)
 
@@ -705,6 +807,22 @@ class Customer:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[BalanceTransaction]:
         return await customer_transactions(info, self.id, first, after)
+
+    @strawberry.field(description="Money received (payments, top-ups, vouchers), newest first.")
+    async def payments(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[BalanceTransaction]:
+        return await customer_transactions(info, self.id, first, after, reasons=PAYMENT_REASONS)
+
+    @strawberry.field(description="The Zendesk organization the customer is linked to.")
+    async def zendesk_organization_id(self, info: Info) -> str | None:
+        return await info.context.loaders.zendesk_organization.load(self.id)
+
+    @strawberry.field(
+        description="The customer's page in the operator's back office (null: not configured)."
+    )
+    def page_url(self, info: Info) -> str | None:
+        return info.context.use_cases.links.customer_page(self.id)
 
     @strawberry.field(description="xDRs of every account of the customer ended in [since, until).")
     async def xdrs(

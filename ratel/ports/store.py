@@ -16,14 +16,14 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ratel.domain.account import Account
-from ratel.domain.catalogue import Product
+from ratel.domain.catalogue import Product, ServicePolicy
 from ratel.domain.charging import CreditControlSession, Xdr
 from ratel.domain.customer import Customer, CustomerStatus
 from ratel.domain.events import DomainEvent
-from ratel.domain.ledger import BalanceTransaction
+from ratel.domain.ledger import BalanceTransaction, TransactionReason
 from ratel.domain.quota import QuotaBucket
 from ratel.domain.rating import DestinationGroup, DialingPlan, DialingRule, Tariff
-from ratel.domain.voucher import Voucher
+from ratel.domain.voucher import Voucher, VoucherStatus
 from ratel.ports.identity import (
     ApiKeyRepository,
     CredentialRepository,
@@ -180,6 +180,14 @@ class CatalogueRepository(Protocol):
         """The dialing plan (empty when none is set)."""
         ...
 
+    async def save_service_policy(self, code: str, policy: ServicePolicy) -> None:
+        """Insert or replace the named service policy ``code``."""
+        ...
+
+    async def service_policies(self) -> dict[str, ServicePolicy]:
+        """Every named service policy by code, ordered by code."""
+        ...
+
 
 class QuotaRepository(Protocol):
     """Quota buckets and service wallets."""
@@ -275,8 +283,14 @@ class TransactionRepository(Protocol):
         """Append balance transactions in one round trip."""
         ...
 
-    async def for_customer(self, customer_id: str, *, limit: int = 100) -> list[BalanceTransaction]:
-        """The customer's transactions, newest first."""
+    async def for_customer(
+        self,
+        customer_id: str,
+        *,
+        limit: int = 100,
+        reasons: Sequence[TransactionReason] | None = None,
+    ) -> list[BalanceTransaction]:
+        """The customer's transactions, newest first (of ``reasons`` only, if given)."""
         ...
 
 
@@ -293,6 +307,40 @@ class VoucherRepository(Protocol):
 
     async def save(self, voucher: Voucher) -> None:
         """Write the voucher's status."""
+        ...
+
+    async def page(
+        self,
+        *,
+        batch: str | None = None,
+        status: VoucherStatus | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Voucher]:
+        """Vouchers ordered by id after ``after_id``, of one batch or status if
+        given (never their codes: the store has only hashes)."""
+        ...
+
+
+class CrmLinkRepository(Protocol):
+    """Links of customers to records of CRM systems (a Zendesk organization):
+    one record per customer and system, one customer per record."""
+
+    async def link(self, customer_id: str, system: str, external_id: str, now: datetime) -> None:
+        """Link the customer to ``external_id`` in ``system`` (replacing its
+        link there); ``CrmRecordTaken`` if another customer holds that record."""
+        ...
+
+    async def unlink(self, customer_id: str, system: str) -> bool:
+        """Remove the customer's link in ``system``; whether there was one."""
+        ...
+
+    async def for_customers(self, customer_ids: Sequence[str], system: str) -> dict[str, str]:
+        """The ``system`` record of each customer that has one, in one query."""
+        ...
+
+    async def customer_for(self, system: str, external_id: str) -> str | None:
+        """The customer linked to the record, or None."""
         ...
 
 
@@ -355,6 +403,7 @@ class UnitOfWork(Protocol):
     api_keys: ApiKeyRepository
     tokens: TokenRepository
     credentials: CredentialRepository
+    crm_links: CrmLinkRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -143,6 +143,18 @@ CALLS: Mapping[str, str] = {
         'mutation { createApiKey(name: "gw", scopes: ["ussd"]) { errors { code } } }'
     ),
     "Mutation.revokeApiKey": 'mutation { revokeApiKey(id: "key_x") { errors { code } } }',
+    "Query.vouchers": "query { vouchers { edges { node { id status } } } }",
+    "Query.servicePolicies": "query { servicePolicies { code } }",
+    "Query.customerByZendeskOrganization": (
+        'query { customerByZendeskOrganization(organizationId: "360001") { id } }'
+    ),
+    "Mutation.linkZendeskOrganization": (
+        'mutation { linkZendeskOrganization(customerId: "cus_demo_bob", organizationId: "360001")'
+        " { errors { code } } }"
+    ),
+    "Mutation.unlinkZendeskOrganization": (
+        'mutation { unlinkZendeskOrganization(customerId: "cus_demo_bob") { errors { code } } }'
+    ),
 }
 
 #: Subscriptions go over a websocket: tests/api/test_graphql_subscriptions.py
@@ -170,6 +182,7 @@ GRANTED: Mapping[str, set[str]] = {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events", "Query.staff",
+        "Query.vouchers", "Query.servicePolicies", "Query.customerByZendeskOrganization",
         *SUBSCRIPTIONS,
     },
     "alice": PUBLIC | OWNED | SUBSCRIPTIONS | {
@@ -180,8 +193,12 @@ GRANTED: Mapping[str, set[str]] = {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions", *SUBSCRIPTIONS,
+        "Query.servicePolicies", "Query.customerByZendeskOrganization",
     },
-    "crm_write": PUBLIC | {"Mutation.addAddOn", "Mutation.removeAddOn"},
+    "crm_write": PUBLIC | {
+        "Mutation.addAddOn", "Mutation.removeAddOn",
+        "Mutation.linkZendeskOrganization", "Mutation.unlinkZendeskOrganization",
+    },
     "ussd": PUBLIC | {
         "Query.ussdBalance", "Mutation.ussdRedeemVoucher", "Mutation.ussdChangePackage",
     },

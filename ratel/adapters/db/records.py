@@ -129,14 +129,18 @@ class SqlTransactionRepository(Repository):
             # One executemany (a plain execute for one row).
             await self._execute(_TRANSACTION_INSERT, [_transaction_row(t) for t in transactions])
 
-    async def for_customer(self, customer_id: str, *, limit: int = 100) -> list[BalanceTransaction]:
+    async def for_customer(
+        self,
+        customer_id: str,
+        *,
+        limit: int = 100,
+        reasons: Sequence[TransactionReason] | None = None,
+    ) -> list[BalanceTransaction]:
         c = balance_transactions.c
-        statement = (
-            sa.select(balance_transactions)
-            .where(c.customer_id == customer_id)
-            .order_by(c.created_at.desc(), c.id.desc())
-            .limit(limit)
-        )
+        statement = sa.select(balance_transactions).where(c.customer_id == customer_id)
+        if reasons is not None:
+            statement = statement.where(c.reason.in_([r.value for r in reasons]))
+        statement = statement.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [
             BalanceTransaction(
                 id=row["id"],
@@ -193,6 +197,25 @@ class SqlVoucherRepository(Repository):
         statement = lockable(sa.select(vouchers).where(vouchers.c.code_hash == code_hash), lock)
         row = (await self._execute(statement)).mappings().first()
         return None if row is None else _voucher_from_row(row)
+
+    async def page(
+        self,
+        *,
+        batch: str | None = None,
+        status: VoucherStatus | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Voucher]:
+        c = vouchers.c
+        statement = sa.select(vouchers)
+        if batch is not None:
+            statement = statement.where(c.batch == batch)
+        if status is not None:
+            statement = statement.where(c.status == status.value)
+        if after_id is not None:
+            statement = statement.where(c.id > after_id)
+        statement = statement.order_by(c.id).limit(limit)
+        return [_voucher_from_row(row) for row in (await self._execute(statement)).mappings()]
 
     async def save(self, voucher: Voucher) -> None:
         await self._execute(

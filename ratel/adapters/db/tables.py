@@ -458,3 +458,22 @@ account_credentials = sa.Table(
     sa.Column("password_hash", sa.String, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# -- CRM links (the Zendesk app) ------------------------------------------------------
+
+crm_links = sa.Table(
+    "crm_links",
+    metadata,
+    # A customer's record in a CRM system (a Zendesk organization id): one
+    # per customer and system, and one customer per record.
+    sa.Column(
+        "customer_id",
+        sa.String,
+        sa.ForeignKey("customers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("system", sa.String(32), primary_key=True),
+    sa.Column("external_id", sa.String, nullable=False),
+    sa.Column("linked_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("system", "external_id"),
+)

@@ -19,6 +19,7 @@ from ratel.adapters.db.catalogue import (
     SqlCatalogueRepository,
     catalogue_cache_for,
 )
+from ratel.adapters.db.crm import SqlCrmLinkRepository
 from ratel.adapters.db.customers import SqlCustomerRepository
 from ratel.adapters.db.identity import (
     SqlApiKeyRepository,
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
     api_keys: SqlApiKeyRepository
     tokens: SqlTokenRepository
     credentials: SqlCredentialRepository
+    crm_links: SqlCrmLinkRepository
 
     def __init__(
         self, engine: AsyncEngine, *, catalogue_cache: CatalogueCache | None = None
@@ -101,6 +103,7 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(connection)
         self.tokens = SqlTokenRepository(connection)
         self.credentials = SqlCredentialRepository(connection)
+        self.crm_links = SqlCrmLinkRepository(connection)
         return self
 
     async def __aexit__(
