@@ -143,8 +143,9 @@ def counting(container: Container) -> Iterator[list[str]]:
 
 PAGE = """
 query ($first: Int) { customers(first: $first) { edges { node { id name
-  accounts { nodes { id msisdn product { code name } addOns { product { code } } } }
-  products { code } } } } }
+  accounts { nodes { id msisdn product { code name } addOns { product { code } }
+    effectivePolicy { downloadKbps } } }
+  products { code } zendeskOrganizationId pageUrl } } } }
 """
 
 
