@@ -213,6 +213,18 @@ class RequestContext:
     extra: dict[str, Any] = field(default_factory=dict)
     # graphql-transport-ws: the payload of the client's connection_init
     connection_params: dict[str, Any] | None = None
+    # What the caller presented and how to check it again: a subscription
+    # lives for hours, and a revoked token or blocked user must lose it.
+    authorization: str | None = None
+    authenticate: Authenticate | None = None
+
+    async def current_principal(self) -> Principal:
+        """The caller as the identity rules see them now (``Unauthenticated``
+        once their credential is refused)."""
+        if self.authenticate is None:
+            return self.principal
+        self.principal = await principal_for(self.authorization, self.authenticate)
+        return self.principal
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -27,7 +27,9 @@ from graphql import GraphQLError
 
 from ratel.application.relay import EventRelay
 from ratel.domain.errors import NotFound
+from ratel.graphql.context import Unauthenticated
 from ratel.graphql.fields import guarded_subscription
+from ratel.graphql.permissions import Forbidden, allowed
 from ratel.graphql.types import Balance, Info, Quota
 from ratel.ports.store import IdentifierKind, OutboxEntry
 
@@ -137,6 +139,19 @@ class AccountFeed:
                     watch.wake()
 
 
+async def _still_allowed(info: Info, key: str, account_id: str) -> None:
+    """Check the caller again before a push: a revoked token, a blocked user
+    or a terminated account ends the subscription with an error."""
+    try:
+        principal = await info.context.current_principal()
+    except Unauthenticated:
+        raise GraphQLError(
+            "authentication failed: log in again", extensions={"code": "UNAUTHENTICATED"}
+        ) from None
+    if not allowed(principal, key, {"accountId": account_id}):
+        raise Forbidden(principal, key)
+
+
 def _refused_unknown(account_id: str) -> GraphQLError:
     return GraphQLError(
         f"account {account_id} does not exist", extensions={"code": "NOT_FOUND"}
@@ -161,6 +176,7 @@ class Subscription:
             yield Balance.of(view)
             while True:
                 await watch.changed()
+                await _still_allowed(info, "Subscription.accountBalance", account_id)
                 view = await use_cases.balance_enquiry(IdentifierKind.ACCOUNT_ID, account_id)
                 yield Balance.of(view)
 
@@ -180,3 +196,4 @@ class Subscription:
             while True:
                 yield [Quota.of(v) for v in await use_cases.quota_enquiry(account_id)]
                 await watch.changed()
+                await _still_allowed(info, "Subscription.accountQuotas", account_id)

@@ -66,6 +66,8 @@ class RatelGraphQL(GraphQL[RequestContext, None]):
             loaders=Loaders(self._use_cases),
             request=request,
             response=response,
+            authorization=request.headers.get("authorization"),
+            authenticate=self._authenticate,
         )
 
     async def get_root_value(self, request: Any) -> None:
@@ -86,4 +88,5 @@ class RatelGraphQL(GraphQL[RequestContext, None]):
             context.principal = await principal_for(authorization, self._authenticate)
         except Unauthenticated:
             raise ConnectionRejectionError() from None
+        context.authorization = authorization
         return await super().on_ws_connect(context)

@@ -203,3 +203,47 @@ async def test_the_permission_matrix_for_subscriptions(served: Served, caller: s
                 assert errors and errors[0]["extensions"]["code"] == code, message
     finally:
         await socket.close()
+
+
+@pytest.fixture
+async def served_for_real(demo_template: Path, tmp_path: Path) -> AsyncIterator[Served]:
+    """As ``served``, with the real identity use cases behind the tokens."""
+    container = demo_container(
+        demo_template, tmp_path, http_port=0, event_relay_interval=0.05, housekeeping_interval=3600
+    )
+    container.authenticate.reset_override()
+    service = Service(container)
+    running = asyncio.create_task(service.run())
+    for _ in range(300):
+        if service.url or running.done():
+            break
+        await asyncio.sleep(0.05)
+    assert service.url, "the server did not start"
+    try:
+        yield Served(container, service)
+    finally:
+        service.stop()
+        assert await asyncio.wait_for(running, 30) == 0
+        await dispose(container)
+
+
+async def test_a_logged_out_token_loses_its_subscription(served_for_real: Served) -> None:
+    container = served_for_real.container
+    session = await container.self_care_login()("acc_demo_alice", "alice-self-care")
+    socket = await open_socket(
+        served_for_real.ws_url, init={"Authorization": f"Bearer {session.token}"}
+    )
+    try:
+        await subscribe(socket, "1", BALANCE, "acc_demo_alice")
+        assert (await next_data(socket, "1"))["accountBalance"]["text"].endswith("43.25 USD")
+        await container.top_up()("cus_demo_alice", Money.of(Decimal("1"), "USD"), "t1")
+        assert (await next_data(socket, "1"))["accountBalance"]["text"].endswith("44.25 USD")
+
+        assert await container.logout()(session.token) is True
+        await container.top_up()("cus_demo_alice", Money.of(Decimal("1"), "USD"), "t2")
+        message = await receive(socket)
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+        assert "45.25" not in json.dumps(message)
+    finally:
+        await socket.close()
