@@ -399,6 +399,8 @@ def show_settings(ctx: typer.Context) -> None:
             value = _safe_url(value)
         elif isinstance(value, frozenset):
             value = ",".join(sorted(value))
+        elif value is None:
+            value = ""  # not set (an empty variable means the same)
         console.print(f"{env_name(f.name)}={value}", soft_wrap=True, markup=False, highlight=False)
 
 

@@ -243,7 +243,7 @@ class IdentityMutation:
         use_cases = info.context.use_cases
         session, errors = await attempt(
             lambda: use_cases.login_throttle.attempt(
-                f"account:{account_id}",
+                f"account:{account_id.strip()}",
                 _client(info),
                 lambda: use_cases.self_care_login(account_id, password),
             )
