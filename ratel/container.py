@@ -311,7 +311,9 @@ class Container(containers.DeclarativeContainer):
     graphql_development = providers.Callable(
         lambda settings: settings.environment is Environment.DEVELOPMENT, settings
     )
-    graphql_schema = providers.Singleton(build_schema, introspection=graphql_development)
+    graphql_schema = providers.Singleton(
+        build_schema, introspection=graphql_development, recorder=telemetry
+    )
     # balance and quota subscriptions, woken by the event relay
     account_feed = providers.Singleton(AccountFeed, event_relay)
     graphql_use_cases = providers.Singleton(

@@ -10,10 +10,12 @@ matrix; ``build_schema`` refuses to build if one does not.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -24,6 +26,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
 
 from ratel.application.queries import CustomerSearch
@@ -36,6 +39,7 @@ from ratel.graphql.fields import attempt, guarded, guarded_mutation
 from ratel.graphql.fields import own_account as _own_account
 from ratel.graphql.identity import IdentityMutation, IdentityQuery
 from ratel.graphql.live import Subscription
+from ratel.graphql.metrics import OperationMetrics, OperationRecorder
 from ratel.graphql.permissions import MATRIX, Guard
 from ratel.graphql.types import (
     Account,
@@ -683,11 +687,42 @@ _LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
 CACHED_DOCUMENTS = 512
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+log = logging.getLogger("ratel.graphql")
+
+#: Error codes of a caller's mistake: logged in one line, not as a failure.
+REFUSAL_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS"})
+
+
+class RatelSchema(strawberry.Schema):
+    """The schema, logging as ratel does: a refused or invalid request is
+    one INFO line (it is the caller's mistake, and a flood of them must not
+    bury real failures); a resolver that failed is an ERROR with its trace."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            code = (error.extensions or {}).get("code")
+            if error.path is None or code in REFUSAL_CODES:
+                log.info(
+                    "graphql request refused",
+                    extra={"code": code or "invalid_query", "error": error.message[:300]},
+                )
+            else:
+                log.error(
+                    "graphql resolver failed",
+                    exc_info=error.original_error or error,
+                    extra={"path": ".".join(str(p) for p in error.path or [])},
+                )
+
+
+def build_schema(
+    *, introspection: bool = True, recorder: OperationRecorder | None = None
+) -> strawberry.Schema:
     """The schema with its limits; ``introspection`` False refuses
     ``__schema``/``__type`` queries (production default). Parsing and
     validating a query is most of the cost of a small one: both are cached
-    per query text."""
+    per query text. ``recorder`` counts and times every operation."""
     rules = list(_LIMIT_RULES)
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -698,7 +733,9 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
     ]
-    schema = strawberry.Schema(
+    if recorder is not None:
+        extensions.insert(0, lambda: OperationMetrics(recorder))
+    schema = RatelSchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
     check_guarded(schema)
