@@ -9,19 +9,56 @@ request numbers, sub-sessions and the xDR.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db.codec import session_from_snapshot, session_snapshot
-from ratel.adapters.db.statements import Prebuilt, Repository
+from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
 from ratel.domain.charging import CreditControlSession, SessionState
 from ratel.domain.errors import ConcurrentChange, SessionExists
 
 _BY_ID = Prebuilt(sa.select(cc_sessions).where(cc_sessions.c.id == sa.bindparam("session_id")))
+# Sorted by id: concurrent batches lock their sessions in one global order.
+_BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session_ids")
+
+# PostgreSQL: a batch of sessions in one statement (arrays unnested), with
+# RETURNING telling which rows were written: asyncpg gives no row count for
+# an executemany.
+_PG_INSERT_MANY = sa.text(
+    """
+    INSERT INTO cc_sessions (id, account_id, customer_id, currency, state, started_at,
+                             last_activity, snapshot, version)
+    SELECT v.id, v.account_id, v.customer_id, v.currency, v.state, v.started_at,
+           v.last_activity, CAST(v.snapshot AS JSONB), 1
+    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:account_ids AS VARCHAR[]),
+                CAST(:customer_ids AS VARCHAR[]), CAST(:currencies AS VARCHAR[]),
+                CAST(:states AS VARCHAR[]), CAST(:started AS TIMESTAMPTZ[]),
+                CAST(:activity AS TIMESTAMPTZ[]), CAST(:snapshots AS TEXT[]))
+         AS v(id, account_id, customer_id, currency, state, started_at, last_activity, snapshot)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)
+_PG_SAVE_MANY = sa.text(
+    """
+    UPDATE cc_sessions AS s
+    SET state = v.state, last_activity = v.last_activity,
+        snapshot = CAST(v.snapshot AS JSONB), version = s.version + 1
+    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:versions AS INTEGER[]),
+                CAST(:states AS VARCHAR[]), CAST(:activity AS TIMESTAMPTZ[]),
+                CAST(:snapshots AS TEXT[]))
+         AS v(id, version, state, last_activity, snapshot)
+    WHERE s.id = v.id AND s.version = v.version
+    RETURNING s.id
+    """
+)
 
 
 def _update(*, checked: bool) -> sa.Update:
@@ -41,6 +78,26 @@ def _update(*, checked: bool) -> sa.Update:
 
 _SAVE = _update(checked=True)
 _OVERWRITE = _update(checked=False)  # a session this unit of work did not load
+_SQLITE_INSERT_MANY = sqlite.insert(cc_sessions).on_conflict_do_nothing(
+    index_elements=[cc_sessions.c.id]
+)
+
+
+def _session_from_row(row: Any) -> CreditControlSession:
+    return session_from_snapshot(
+        id=row["id"],
+        account_id=row["account_id"],
+        customer_id=row["customer_id"],
+        currency=row["currency"],
+        state=row["state"],
+        started_at=row["started_at"],
+        last_activity=row["last_activity"],
+        snapshot=row["snapshot"],
+    )
+
+
+# Ids per SELECT ... IN: far below every driver's bound-parameter limit.
+_CHUNK = 1000
 
 
 class SqlSessionRepository(Repository):
@@ -76,18 +133,103 @@ class SqlSessionRepository(Repository):
         row = (await self._execute(_BY_ID(lock), {"session_id": session_id})).mappings().first()
         if row is None:
             return None
-        session = session_from_snapshot(
-            id=row["id"],
-            account_id=row["account_id"],
-            customer_id=row["customer_id"],
-            currency=row["currency"],
-            state=row["state"],
-            started_at=row["started_at"],
-            last_activity=row["last_activity"],
-            snapshot=row["snapshot"],
-        )
+        session = _session_from_row(row)
         self._seen[id(session)] = (session, row["version"])
         return session
+
+    async def get_many(
+        self, session_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, CreditControlSession]:
+        wanted = sorted(set(session_ids))
+        found: dict[str, CreditControlSession] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            result = await self._execute(
+                _BY_IDS(self._dialect, lock), {"session_ids": wanted[start : start + _CHUNK]}
+            )
+            for row in result.mappings():
+                session = _session_from_row(row)
+                self._seen[id(session)] = (session, row["version"])
+                found[session.id] = session
+        return found
+
+    async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:
+        if not sessions:
+            return
+        rows = [_row(session) for session in sessions]
+        if self._postgresql:
+            result = await self._execute(
+                _PG_INSERT_MANY,
+                {
+                    "ids": [r["id"] for r in rows],
+                    "account_ids": [r["account_id"] for r in rows],
+                    "customer_ids": [r["customer_id"] for r in rows],
+                    "currencies": [r["currency"] for r in rows],
+                    "states": [r["state"] for r in rows],
+                    "started": [r["started_at"] for r in rows],
+                    "activity": [r["last_activity"] for r in rows],
+                    "snapshots": [json.dumps(r["snapshot"]) for r in rows],
+                },
+            )
+            written = len(result.all())
+        else:
+            result = await self._execute(
+                _SQLITE_INSERT_MANY, [{**row, "version": 1} for row in rows]
+            )
+            written = result.rowcount
+        if written != len(rows):
+            raise SessionExists(
+                f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
+            )
+        for session in sessions:
+            self._seen[id(session)] = (session, 1)
+
+    async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
+        if not sessions:
+            return
+        versions: list[int] = []
+        for session in sessions:
+            seen = self._seen.get(id(session))
+            if seen is None:
+                raise LookupError(
+                    f"session {session.id} was not loaded in this unit of work: "
+                    "its version is not known"
+                )
+            versions.append(seen[1])
+        snapshots = [session_snapshot(session) for session in sessions]
+        if self._postgresql:
+            result = await self._execute(
+                _PG_SAVE_MANY,
+                {
+                    "ids": [s.id for s in sessions],
+                    "versions": versions,
+                    "states": [s.state.value for s in sessions],
+                    "activity": [s.last_activity for s in sessions],
+                    "snapshots": [json.dumps(snapshot) for snapshot in snapshots],
+                },
+            )
+            written = len(result.all())
+        else:
+            result = await self._execute(
+                _SAVE,
+                [
+                    {
+                        "s_id": s.id,
+                        "s_state": s.state.value,
+                        "s_last_activity": s.last_activity,
+                        "s_snapshot": snapshot,
+                        "s_version": version,
+                    }
+                    for s, snapshot, version in zip(sessions, snapshots, versions, strict=True)
+                ],
+            )
+            written = result.rowcount
+        if written != len(sessions):
+            raise ConcurrentChange(
+                f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
+                "were changed or removed by another request"
+            )
+        for session, version in zip(sessions, versions, strict=True):
+            self._seen[id(session)] = (session, version + 1)
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))
