@@ -76,6 +76,10 @@ class Settings:
     token_ttl_seconds: int = 28800  # 8 hours: a working day
     # How often a process looks for new events to react to (CoA, RAR, subscriptions).
     event_relay_interval: float = 0.2
+    # Group commit of credit control: workers running batches (0: 1 on
+    # SQLite, 4 on PostgreSQL) and the most calls one transaction holds.
+    charging_workers: int = 0
+    charging_batch: int = 100
 
     @property
     def http_url(self) -> str:
@@ -123,6 +127,13 @@ def _positive_integer(value: object) -> int:
     number = _integer(value)
     if number < 1:
         raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _workers(value: object) -> int:
+    number = _integer(value)
+    if not 0 <= number <= 64:
+        raise ValueError(f"expected 0 (automatic) to 64 workers, got {value!r}")
     return number
 
 
@@ -206,6 +217,8 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
     "event_relay_interval": _seconds,
+    "charging_workers": _workers,
+    "charging_batch": _positive_integer,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))
