@@ -4,16 +4,19 @@ do, and refuse what those refuse."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import MIB, NOW, account, bucket, customer, main_product, usd
 from test_session_store import Subscriber, charge_in_memory, data, store_subscriber
 
-from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from ratel.domain.charging import CreditControlSession
+from ratel.adapters.db.sessions import SessionCache
+from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from ratel.domain.charging import Answer, CreditControlSession
 from ratel.domain.errors import ConcurrentChange, CreditLimitExceeded, SessionExists
 from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
@@ -192,3 +195,66 @@ async def test_xdrs_many_at_once_and_once_per_session(uow: SqlUnitOfWorkFactory)
         again = replace(xdrs[0], id="xdr-3")  # another xDR for a session that has one
         with pytest.raises(ConcurrentChange):
             await work.xdrs.add_many([again])
+
+
+async def test_the_process_session_copy_is_never_stale(engine: AsyncEngine) -> None:
+    """Two processes (each its own session cache) on one database: each sees
+    the other's commits, and neither keeps what it rolled back."""
+    here = SessionCache()
+    there = SessionCache()
+
+    def in_process(cache: SessionCache) -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, session_cache=cache)
+
+    sub = Subscriber("50")
+    await store_subscriber(SqlUnitOfWorkFactory(engine), sub)
+    session = CreditControlSession.open("c-1", sub.account, sub.customer, NOW)
+    first = charge_in_memory(session, sub.context(), 0, [data()], end=False)
+    async with in_process(here) as work:
+        await work.sessions.add_many([session])
+        await work.commit()
+    async with in_process(there) as work:
+        theirs = (await work.sessions.get_many(["c-1"], lock=True))["c-1"]
+        charge_in_memory(theirs, sub.context(), 1, [data(used=MIB)], end=False)
+        await work.sessions.save_many([theirs])
+        await work.commit()
+    async with in_process(here) as work:
+        mine = (await work.sessions.get_many(["c-1"], lock=True))["c-1"]
+        assert mine.last_request == {"": 1}  # the other process's commit
+        assert mine.stored_answer(0) == first
+        charge_in_memory(mine, sub.context(), 2, [data(used=MIB)], end=False)
+        await work.sessions.save_many([mine])
+        # no commit: rolled back
+    for cache in (here, there):
+        async with in_process(cache) as work:
+            again = (await work.sessions.get_many(["c-1"]))["c-1"]
+        assert again.last_request == {"": 1}
+        assert again.streams == theirs.streams
+
+
+async def test_stored_answers_go_back_as_they_came(uow: SqlUnitOfWorkFactory) -> None:
+    sub = Subscriber("50")
+    await store_subscriber(uow, sub)
+    session = CreditControlSession.open("a-1", sub.account, sub.customer, NOW)
+    answers = [
+        charge_in_memory(session, sub.context(), n, [data(used=MIB * (n > 0))], end=False)
+        for n in range(4)
+    ]
+    async with uow() as work:
+        await work.sessions.add(session)
+        await work.commit()
+    async with uow() as work:
+        loaded = (await work.sessions.get_many(["a-1"], lock=True))["a-1"]
+        loaded.last_activity = NOW + timedelta(minutes=1)  # answers untouched
+        await work.sessions.save_many([loaded])
+        await work.commit()
+    async with uow() as work:
+        again = await work.sessions.get("a-1")
+    assert again is not None
+    assert again.answers == session.answers
+    assert copy.deepcopy(again.answers) == dict(enumerate_answers(answers))
+    assert again.stored_answer(2) == answers[2] and again.stored_answer(9) is None
+
+
+def enumerate_answers(answers: list[Answer]) -> list[tuple[tuple[str, int], Answer]]:
+    return [(("", n), answer) for n, answer in enumerate(answers)]

@@ -10,13 +10,15 @@ request numbers, sub-sessions and the xDR.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ratel.adapters.db.codec import session_from_snapshot, session_snapshot
 from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
@@ -27,6 +29,14 @@ from ratel.domain.errors import ConcurrentChange, SessionExists
 _BY_ID = Prebuilt(sa.select(cc_sessions).where(cc_sessions.c.id == sa.bindparam("session_id")))
 # Sorted by id: concurrent batches lock their sessions in one global order.
 _BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session_ids")
+# What tells whether the process's copy of a session is current (and locks it).
+_VERSIONS = PrebuiltMany(
+    cc_sessions,
+    cc_sessions.c.id,
+    cc_sessions.c.id,
+    "session_ids",
+    columns=(cc_sessions.c.id, cc_sessions.c.version, cc_sessions.c.last_activity),
+)
 
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
 # RETURNING telling which rows were written: asyncpg gives no row count for
@@ -100,6 +110,44 @@ def _session_from_row(row: Any) -> CreditControlSession:
 _CHUNK = 1000
 
 
+class SessionCache:
+    """The rows of the sessions this process last read or committed, each
+    valid for one version (and last activity, so that a row deleted and made
+    again under the same id is never mistaken for the old one). A batch reads
+    only the version of a session it holds a current row for: no snapshot
+    crosses the wire or goes through the JSON decoder. Rows are stored as
+    read or written and never changed (every load builds new objects from
+    them). Written rows enter only once their transaction has committed."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._rows: dict[str, tuple[int, datetime, dict[str, Any]]] = {}
+
+    def get(self, session_id: str, version: int, last_activity: datetime) -> dict[str, Any] | None:
+        entry = self._rows.get(session_id)
+        if entry is None or entry[0] != version or entry[1] != last_activity:
+            return None
+        return entry[2]
+
+    def put(self, session_id: str, version: int, row: dict[str, Any]) -> None:
+        rows = self._rows
+        rows.pop(session_id, None)  # the newest last: the oldest go first
+        rows[session_id] = (version, row["last_activity"], row)
+        if len(rows) > self._size:
+            del rows[next(iter(rows))]
+
+
+_caches: weakref.WeakKeyDictionary[Engine, SessionCache] = weakref.WeakKeyDictionary()
+
+
+def session_cache_for(engine: AsyncEngine) -> SessionCache:
+    """The one session cache of ``engine`` (one database, this process)."""
+    cache = _caches.get(engine.sync_engine)
+    if cache is None:
+        cache = _caches[engine.sync_engine] = SessionCache()
+    return cache
+
+
 class SqlSessionRepository(Repository):
     """Sessions in ``cc_sessions``, with an optimistic version check: a save
     names the version it loaded, so a session changed by another node since
@@ -107,13 +155,23 @@ class SqlSessionRepository(Repository):
 
     _seen: dict[int, tuple[CreditControlSession, int]]
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, cache: SessionCache | None = None) -> None:
         super().__init__(connection)
         self._seen = {}
+        self._cache = cache
+        self._written: dict[str, tuple[int, dict[str, Any]]] = {}  # for the cache, on commit
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the versions it holds are stale)."""
         self._seen.clear()
+        self._written.clear()
+
+    def committed(self) -> None:
+        """The transaction committed: what it wrote is now the current row."""
+        if self._cache is not None:
+            for session_id, (version, row) in self._written.items():
+                self._cache.put(session_id, version, row)
+        self._written.clear()
 
     async def add(self, session: CreditControlSession) -> None:
         # ON CONFLICT DO NOTHING instead of catching the violation: the
@@ -142,15 +200,38 @@ class SqlSessionRepository(Repository):
     ) -> dict[str, CreditControlSession]:
         wanted = sorted(set(session_ids))
         found: dict[str, CreditControlSession] = {}
+        cache = self._cache
         for start in range(0, len(wanted), _CHUNK):
-            result = await self._execute(
-                _BY_IDS(self._dialect, lock), {"session_ids": wanted[start : start + _CHUNK]}
-            )
-            for row in result.mappings():
-                session = _session_from_row(row)
-                self._seen[id(session)] = (session, row["version"])
-                found[session.id] = session
+            chunk = {"session_ids": wanted[start : start + _CHUNK]}
+            if cache is None:
+                rows = (await self._execute(_BY_IDS(self._dialect, lock), chunk)).mappings()
+                for row in rows:
+                    self._found(found, row, row["version"])
+                continue
+            # Versions first (this is what locks); whole rows only for the
+            # sessions whose current row the process does not hold.
+            missing: list[str] = []
+            versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
+            for session_id, version, last_activity in versions:
+                row = cache.get(session_id, version, last_activity)
+                if row is None:
+                    missing.append(session_id)
+                else:
+                    self._found(found, row, version)
+            if missing:
+                result = await self._execute(_BY_IDS(self._dialect), {"session_ids": missing})
+                for read in result.mappings():
+                    row = dict(read)
+                    cache.put(row["id"], row["version"], row)  # committed: it was read
+                    self._found(found, row, row["version"])
         return found
+
+    def _found(
+        self, found: dict[str, CreditControlSession], row: Any, version: int
+    ) -> None:
+        session = _session_from_row(row)
+        self._seen[id(session)] = (session, version)
+        found[session.id] = session
 
     async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
@@ -180,8 +261,9 @@ class SqlSessionRepository(Repository):
             raise SessionExists(
                 f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
             )
-        for session in sessions:
+        for session, row in zip(sessions, rows, strict=True):
             self._seen[id(session)] = (session, 1)
+            self._written[session.id] = (1, row)
 
     async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
@@ -228,8 +310,9 @@ class SqlSessionRepository(Repository):
                 f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
                 "were changed or removed by another request"
             )
-        for session, version in zip(sessions, versions, strict=True):
+        for session, snapshot, version in zip(sessions, snapshots, versions, strict=True):
             self._seen[id(session)] = (session, version + 1)
+            self._written[session.id] = (version + 1, {**_row(session, snapshot)})
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))
@@ -281,7 +364,7 @@ class SqlSessionRepository(Repository):
         return list((await self._execute(statement)).scalars().all())
 
 
-def _row(session: CreditControlSession) -> dict[str, Any]:
+def _row(session: CreditControlSession, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": session.id,
         "account_id": session.account_id,
@@ -290,5 +373,5 @@ def _row(session: CreditControlSession) -> dict[str, Any]:
         "state": session.state.value,
         "started_at": session.started_at,
         "last_activity": session.last_activity,
-        "snapshot": session_snapshot(session),
+        "snapshot": session_snapshot(session) if snapshot is None else snapshot,
     }

@@ -105,10 +105,13 @@ class PrebuiltMany:
         column: sa.ColumnElement[Any],
         order: sa.ColumnElement[Any],
         name: str = "values",
+        *,
+        columns: Sequence[sa.ColumnElement[Any]] = (),
     ) -> None:
         array = postgresql.ARRAY(column.type)
-        pg = sa.select(table).where(column == sa.any_(sa.bindparam(name, type_=array)))
-        lite = sa.select(table).where(column.in_(sa.bindparam(name, expanding=True)))
+        selected = sa.select(*columns) if columns else sa.select(table)
+        pg = selected.where(column == sa.any_(sa.bindparam(name, type_=array)))
+        lite = selected.where(column.in_(sa.bindparam(name, expanding=True)))
         self._by_dialect = {
             "postgresql": Prebuilt(pg.order_by(order)),
             "sqlite": Prebuilt(lite.order_by(order)),
