@@ -77,7 +77,7 @@ class Settings:
     # How often a process looks for new events to react to (CoA, RAR, subscriptions).
     event_relay_interval: float = 0.2
     # Group commit of credit control: workers running batches (0: 1 on
-    # SQLite, 4 on PostgreSQL) and the most calls one transaction holds.
+    # SQLite, 2 on PostgreSQL) and the most calls one transaction holds.
     charging_workers: int = 0
     charging_batch: int = 100
 

@@ -29,8 +29,8 @@ def test_settings_size_the_workers() -> None:
     ("url", "setting", "expected"),
     [
         ("sqlite+aiosqlite:///:memory:", "0", 1),
-        ("postgresql+asyncpg://ratel@db/ratel", "0", 4),
-        ("postgresql+asyncpg://ratel@db/ratel", "2", 2),
+        ("postgresql+asyncpg://ratel@db/ratel", "0", 2),
+        ("postgresql+asyncpg://ratel@db/ratel", "3", 3),
     ],
 )
 def test_workers_follow_the_backend_unless_set(url: str, setting: str, expected: int) -> None:
