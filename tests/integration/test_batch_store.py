@@ -243,14 +243,15 @@ async def test_stored_answers_go_back_as_they_came(uow: SqlUnitOfWorkFactory) ->
     async with uow() as work:
         await work.sessions.add(session)
         await work.commit()
-    async with uow() as work:
-        loaded = (await work.sessions.get_many(["a-1"], lock=True))["a-1"]
-        loaded.last_activity = NOW + timedelta(minutes=1)  # answers untouched
-        await work.sessions.save_many([loaded])
-        await work.commit()
+    for minute in (1, 2, 3):  # from the database, then (twice) from the process's copy
+        async with uow() as work:
+            loaded = (await work.sessions.get_many(["a-1"], lock=True))["a-1"]
+            loaded.last_activity = NOW + timedelta(minutes=minute)  # answers untouched
+            await work.sessions.save_many([loaded])
+            await work.commit()
     async with uow() as work:
         again = await work.sessions.get("a-1")
-    assert again is not None
+    assert again is not None and again.last_activity == NOW + timedelta(minutes=3)
     assert again.answers == session.answers
     assert copy.deepcopy(again.answers) == dict(enumerate_answers(answers))
     assert again.stored_answer(2) == answers[2] and again.stored_answer(9) is None

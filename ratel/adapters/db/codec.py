@@ -9,6 +9,7 @@ ordered is a list (PostgreSQL JSONB does not keep object key order). Every
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -395,12 +396,21 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
     interim update touches none of them, and decoding and re-encoding a dozen
     answers per request was the biggest cost of the charging path."""
 
-    def __init__(self, raw: list[tuple[tuple[str, int], Json]] = ()) -> None:  # type: ignore[assignment]
+    def __init__(
+        self,
+        raw: Sequence[tuple[tuple[str, int], Json]] = (),
+        texts: Mapping[tuple[str, int], str] | None = None,
+    ) -> None:
         super().__init__()
         self.raw: dict[tuple[str, int], Json] = {}
+        # The JSON text of answers as last written, when known: a snapshot is
+        # written by splicing them in rather than encoding them again.
+        self.texts: dict[tuple[str, int], str] = {}
         for key, data in raw:
             dict.__setitem__(self, key, _PENDING)  # type: ignore[arg-type]
             self.raw[key] = data
+            if texts is not None and key in texts:
+                self.texts[key] = texts[key]
 
     def __getitem__(self, key: tuple[str, int]) -> Answer:
         value = dict.__getitem__(self, key)
@@ -411,10 +421,12 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
 
     def __setitem__(self, key: tuple[str, int], value: Answer) -> None:
         self.raw.pop(key, None)
+        self.texts.pop(key, None)
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: tuple[str, int]) -> None:
         self.raw.pop(key, None)
+        self.texts.pop(key, None)
         dict.__delitem__(self, key)
 
     def get(self, key: tuple[str, int], default: Any = None) -> Any:
@@ -493,6 +505,27 @@ def session_snapshot(session: CreditControlSession) -> Json:
     }
 
 
+def snapshot_text(
+    session: CreditControlSession, snapshot: Json, dumps: Callable[[Any], str]
+) -> tuple[str, dict[tuple[str, int], str]]:
+    """``snapshot`` (the session's, from ``session_snapshot``) as JSON text,
+    and the text of each of its answers. Answers whose text the session knows
+    are spliced in as they are: a long session re-encodes only its newest."""
+    answers = session.answers
+    known = answers.texts if isinstance(answers, StoredAnswers) else {}
+    texts: dict[tuple[str, int], str] = {}
+    parts: list[str] = []
+    for item in snapshot["answers"]:
+        key = (item["sub_session"], item["answer"]["request_number"])
+        text = known.get(key)
+        if text is None:
+            text = dumps(item["answer"])
+        texts[key] = text
+        parts.append(f'{{"sub_session":{dumps(key[0])},"answer":{text}}}')
+    rest = dumps({k: v for k, v in snapshot.items() if k != "answers"})
+    return f'{rest[:-1]},"answers":[{",".join(parts)}]}}', texts
+
+
 def session_from_snapshot(
     *,
     id: str,
@@ -503,15 +536,18 @@ def session_from_snapshot(
     started_at: datetime,
     last_activity: datetime,
     snapshot: Json,
+    answer_texts: Mapping[tuple[str, int], str] | None = None,
 ) -> CreditControlSession:
-    """The session rebuilt from its row."""
+    """The session rebuilt from its row (``answer_texts``: the JSON text of
+    its answers, when the caller knows them)."""
     if snapshot.get("format") != _SNAPSHOT_FORMAT:
         raise ValueError(f"session {id}: unknown snapshot format {snapshot.get('format')!r}")
     answers = StoredAnswers(
         [
             ((item["sub_session"], item["answer"]["request_number"]), item["answer"])
             for item in snapshot["answers"]
-        ]
+        ],
+        answer_texts,
     )
     return CreditControlSession(
         id=id,

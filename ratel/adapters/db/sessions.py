@@ -9,7 +9,6 @@ request numbers, sub-sessions and the xDR.
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,7 +19,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ratel.adapters.db.codec import session_from_snapshot, session_snapshot
+from ratel.adapters.db.codec import session_from_snapshot, session_snapshot, snapshot_text
+from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
 from ratel.domain.charging import CreditControlSession, SessionState
@@ -71,9 +71,12 @@ _PG_SAVE_MANY = sa.text(
 )
 
 
-def _update(*, checked: bool) -> sa.Update:
-    """The session's UPDATE, built once; ``checked`` adds the version check."""
+def _update(*, checked: bool, text: bool = False) -> sa.Update:
+    """The session's UPDATE, built once; ``checked`` adds the version check;
+    ``text``: the snapshot is bound as its JSON text (SQLite keeps JSON as
+    text), not as a document to encode."""
     c = cc_sessions.c
+    snapshot_type = sa.Text() if text else c.snapshot.type
     statement = sa.update(cc_sessions).where(c.id == sa.bindparam("s_id"))
     if checked:
         statement = statement.where(c.version == sa.bindparam("s_version"))
@@ -81,13 +84,14 @@ def _update(*, checked: bool) -> sa.Update:
     return statement.values(
         state=sa.bindparam("s_state", type_=c.state.type),
         last_activity=sa.bindparam("s_last_activity", type_=c.last_activity.type),
-        snapshot=sa.bindparam("s_snapshot", type_=c.snapshot.type),
+        snapshot=sa.bindparam("s_snapshot", type_=snapshot_type),
         version=c.version + 1,
     )
 
 
 _SAVE = _update(checked=True)
 _OVERWRITE = _update(checked=False)  # a session this unit of work did not load
+_SQLITE_SAVE_TEXT = _update(checked=True, text=True)
 _SQLITE_INSERT_MANY = sqlite.insert(cc_sessions).on_conflict_do_nothing(
     index_elements=[cc_sessions.c.id]
 )
@@ -103,12 +107,12 @@ def _session_from_row(row: Any) -> CreditControlSession:
         started_at=row["started_at"],
         last_activity=row["last_activity"],
         snapshot=row["snapshot"],
+        answer_texts=row.get("answer_texts"),
     )
 
 
-# The snapshot's JSON text for PostgreSQL (which parses it into JSONB): compact,
-# and without the circular-reference check (a snapshot is a tree).
-_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+# The snapshot's JSON text for PostgreSQL (which parses it into JSONB).
+_dumps = compact_json
 
 # Ids per SELECT ... IN: far below every driver's bound-parameter limit.
 _CHUNK = 1000
@@ -282,6 +286,10 @@ class SqlSessionRepository(Repository):
                 )
             versions.append(seen[1])
         snapshots = [session_snapshot(session) for session in sessions]
+        encoded = [
+            snapshot_text(session, snapshot, _dumps)
+            for session, snapshot in zip(sessions, snapshots, strict=True)
+        ]
         if self._postgresql:
             result = await self._execute(
                 _PG_SAVE_MANY,
@@ -290,22 +298,22 @@ class SqlSessionRepository(Repository):
                     "versions": versions,
                     "states": [s.state.value for s in sessions],
                     "activity": [s.last_activity for s in sessions],
-                    "snapshots": [_dumps(snapshot) for snapshot in snapshots],
+                    "snapshots": [text for text, _ in encoded],
                 },
             )
             written = len(result.all())
         else:
             result = await self._execute(
-                _SAVE,
+                _SQLITE_SAVE_TEXT,
                 [
                     {
                         "s_id": s.id,
                         "s_state": s.state.value,
                         "s_last_activity": s.last_activity,
-                        "s_snapshot": snapshot,
+                        "s_snapshot": text,
                         "s_version": version,
                     }
-                    for s, snapshot, version in zip(sessions, snapshots, versions, strict=True)
+                    for s, (text, _), version in zip(sessions, encoded, versions, strict=True)
                 ],
             )
             written = result.rowcount
@@ -314,9 +322,14 @@ class SqlSessionRepository(Repository):
                 f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
                 "were changed or removed by another request"
             )
-        for session, snapshot, version in zip(sessions, snapshots, versions, strict=True):
+        for session, snapshot, (_, texts), version in zip(
+            sessions, snapshots, encoded, versions, strict=True
+        ):
             self._seen[id(session)] = (session, version + 1)
-            self._written[session.id] = (version + 1, {**_row(session, snapshot)})
+            self._written[session.id] = (
+                version + 1,
+                {**_row(session, snapshot), "answer_texts": texts},
+            )
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))
