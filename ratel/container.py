@@ -335,7 +335,6 @@ class Container(containers.DeclarativeContainer):
             worker_count, settings.provided.charging_workers, settings.provided.database_url
         ),
         settings.provided.charging_batch,
-        listeners,
     )
     charging = providers.Singleton(
         _instrumented_batcher, charging_workers, credit_control, telemetry
