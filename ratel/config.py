@@ -84,6 +84,10 @@ class Settings:
     # The customer's page in the operator's back office, linked from the CRM
     # apps (Zendesk): a URL with {customer_id} in it; unset: no link.
     customer_page_url: str | None = None
+    # Group commit of credit control: workers running batches (0: 1 on
+    # SQLite, 2 on PostgreSQL) and the most calls one transaction holds.
+    charging_workers: int = 0
+    charging_batch: int = 100
 
     @property
     def http_url(self) -> str:
@@ -131,6 +135,13 @@ def _positive_integer(value: object) -> int:
     number = _integer(value)
     if number < 1:
         raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _workers(value: object) -> int:
+    number = _integer(value)
+    if not 0 <= number <= 64:
+        raise ValueError(f"expected 0 (automatic) to 64 workers, got {value!r}")
     return number
 
 
@@ -232,6 +243,8 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "login_max_failures_per_address": _positive_integer,
     "login_throttle_seconds": _seconds,
     "customer_page_url": _page_url,
+    "charging_workers": _workers,
+    "charging_batch": _positive_integer,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from dependency_injector import containers, providers
 
+from ratel.adapters.charging import ChargingBatcher, ChargingWorkers, worker_count
 from ratel.adapters.component import EventRelayLoop
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -74,6 +75,7 @@ from ratel.application.catalogue import (
     DefineTariff,
     SetDialingRules,
 )
+from ratel.application.charging_batch import ChargingBatch
 from ratel.application.credit_control import CreditControl
 from ratel.application.crm import (
     CrmRecordsOfCustomers,
@@ -155,6 +157,13 @@ def _identity_use_case(
     telemetry: providers.Provider[Telemetry],
 ) -> providers.Singleton[IU]:
     return providers.Singleton(_instrumented_identity, cls, deps, identity, telemetry)
+
+
+def _instrumented_batcher(
+    workers: ChargingWorkers, credit_control: CreditControl, telemetry: Telemetry
+) -> ChargingBatcher:
+    # counted and timed as "charging.start", "charging.update", ...
+    return instrument(ChargingBatcher(workers, credit_control), telemetry, INTERNAL, "charging")
 
 
 class Container(containers.DeclarativeContainer):
@@ -373,9 +382,23 @@ class Container(containers.DeclarativeContainer):
         links=providers.Singleton(CustomerLinks, settings.provided.customer_page_url),
     )
 
+    # -- group commit of credit control: protocol adapters call `charging`
+    # (CreditControl's methods, many calls per transaction)
+    charging_workers = providers.Singleton(
+        ChargingWorkers,
+        providers.Factory(ChargingBatch, deps),
+        providers.Callable(
+            worker_count, settings.provided.charging_workers, settings.provided.database_url
+        ),
+        settings.provided.charging_batch,
+    )
+    charging = providers.Singleton(
+        _instrumented_batcher, charging_workers, credit_control, telemetry
+    )
+
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
-    components = providers.List(event_relay_loop)
+    components = providers.List(event_relay_loop, charging_workers)
 
 
 def build_container(settings: Settings) -> Container:

@@ -30,6 +30,7 @@ from ratel.domain.errors import NotFound, SessionExists
 from ratel.domain.ledger import TransactionReason
 from ratel.domain.location import LocationPolicy
 from ratel.domain.money import Money
+from ratel.domain.quota import QuotaBucket
 from ratel.domain.rating import Tariff
 from ratel.ports.store import IdentifierKind, UnitOfWork
 
@@ -61,10 +62,12 @@ async def charging_context(
     account: Account,
     customer: Customer,
     now: datetime,
+    buckets: list[QuotaBucket] | None = None,
 ) -> ChargingContext:
     """Everything the charging core needs about one account, loaded with the
     buckets locked: its products, their tariffs (cached by the store), the
-    dialing plan and the effective service policy."""
+    dialing plan and the effective service policy. ``buckets``: the
+    account's buckets when the caller loaded them (locked) already."""
     main = found(
         await uow.catalogue.get_product(account.product_code), "product", account.product_code
     )
@@ -81,7 +84,8 @@ async def charging_context(
                 if tariff is not None:
                     tariffs[charge.tariff_code] = tariff
     dialing = await uow.catalogue.dialing_plan()
-    buckets = await uow.quotas.for_account(account.id, lock=True)
+    if buckets is None:
+        buckets = await uow.quotas.for_account(account.id, lock=True)
     policy = effective_policy(
         main, add_ons, account.identifiers.cpe.port_type if account.identifiers.cpe else None
     )

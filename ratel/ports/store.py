@@ -62,6 +62,22 @@ class CustomerRepository(Protocol):
         """The customer, or None."""
         ...
 
+    async def get_many(
+        self, customer_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, Customer]:
+        """The customers that exist among ``customer_ids``, by id, in one query
+        per thousand ids. With ``lock`` they are locked in id order, so that
+        transactions locking several customers never deadlock each other."""
+        ...
+
+    async def save_many(self, customers: Sequence[Customer]) -> None:
+        """``save`` for several customers loaded or added in this unit of work,
+        a round trip for all their wallet changes. Refuses the whole lot
+        (``CreditLimitExceeded``, or ``NotFound``) if one change would pass a
+        credit limit or names a customer that is gone; the unit of work must
+        then be rolled back."""
+        ...
+
     async def save(self, customer: Customer) -> None:
         """Write the customer's fields and its wallet. The wallet is written as
         the change since it was loaded, with a conditional UPDATE that refuses
@@ -107,6 +123,19 @@ class AccountRepository(Protocol):
 
     async def get(self, account_id: str, *, lock: bool = False) -> Account | None:
         """The account, or None."""
+        ...
+
+    async def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]:
+        """The accounts that exist among ``account_ids``, by id, in one query."""
+        ...
+
+    async def by_identifiers(
+        self, kind: IdentifierKind, values: Sequence[str]
+    ) -> dict[str, Account]:
+        """``by_identifier`` for several values of one kind: each value (as
+        given) that names an account, with its account. One query for
+        account ids, MSISDNs, IMSIs and ICCIDs; other kinds are looked up one
+        by one."""
         ...
 
     async def save(self, account: Account) -> None:
@@ -205,6 +234,13 @@ class QuotaRepository(Protocol):
         """Every bucket of the account, active or not."""
         ...
 
+    async def for_accounts(
+        self, account_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, list[QuotaBucket]]:
+        """Every bucket of each account (every id given is a key), in one
+        query; ``lock`` locks them in bucket id order."""
+        ...
+
     async def save(self, buckets: Sequence[QuotaBucket]) -> None:
         """Write used, reserved, period and expiry of the buckets."""
         ...
@@ -230,6 +266,24 @@ class SessionRepository(Protocol):
         """The session, or None."""
         ...
 
+    async def get_many(
+        self, session_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, CreditControlSession]:
+        """The sessions that exist among ``session_ids``, by id, in one query
+        per thousand ids; ``lock`` locks them in id order."""
+        ...
+
+    async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:
+        """Insert new sessions in one round trip; ``SessionExists`` if one of
+        the ids is taken (then nothing may be committed: roll back)."""
+        ...
+
+    async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
+        """Write the state of sessions loaded or added in this unit of work, in
+        one round trip, each checked against the version it was loaded at
+        (``ConcurrentChange`` if one changed meanwhile: roll back)."""
+        ...
+
     async def save(self, session: CreditControlSession) -> None:
         """Write the session's state."""
         ...
@@ -253,6 +307,11 @@ class XdrRepository(Protocol):
 
     async def add(self, xdr: Xdr) -> None:
         """Insert an xDR; one per session (a second one for the same session is refused)."""
+        ...
+
+    async def add_many(self, records: Sequence[Xdr]) -> None:
+        """Insert xDRs in one round trip; ``ConcurrentChange`` if a session of
+        theirs already has one (roll back)."""
         ...
 
     async def get(self, xdr_id: str) -> Xdr | None:

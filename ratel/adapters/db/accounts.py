@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db.codec import time_from_json, time_to_json
-from ratel.adapters.db.statements import Prebuilt, Repository, unique_violation
+from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository, unique_violation
 from ratel.adapters.db.tables import account_aliases, accounts, add_on_assignments
 from ratel.domain.account import Account, AccountStatus, AddOnAssignment
 from ratel.domain.errors import DuplicateIdentifier, InvalidIdentifier, NotFound
@@ -30,6 +30,19 @@ from ratel.domain.identifiers import (
 from ratel.ports.store import IdentifierKind
 
 _BY_ID = Prebuilt(sa.select(accounts).where(accounts.c.id == sa.bindparam("account_id")))
+# The identifiers a batch looks up with one statement per kind: their column.
+_BY_COLUMN = {
+    IdentifierKind.ACCOUNT_ID: PrebuiltMany(accounts, accounts.c.id, accounts.c.id),
+    IdentifierKind.MSISDN: PrebuiltMany(accounts, accounts.c.msisdn, accounts.c.id),
+    IdentifierKind.IMSI: PrebuiltMany(accounts, accounts.c.imsi, accounts.c.id),
+    IdentifierKind.ICCID: PrebuiltMany(accounts, accounts.c.iccid, accounts.c.id),
+}
+_NORMAL = {
+    IdentifierKind.ACCOUNT_ID: str,
+    IdentifierKind.MSISDN: lambda v: str(Msisdn(v)),
+    IdentifierKind.IMSI: lambda v: str(Imsi(v)),
+    IdentifierKind.ICCID: lambda v: str(Iccid(v)),
+}
 _INSERT = sa.insert(accounts)
 
 # The identifiers that name one account only, as (column, what people call it).
@@ -318,6 +331,47 @@ class SqlAccountRepository(Repository):
             return None
         account = account_from_row(row)
         return self._remember(account, account_row(account))
+
+    async def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]:
+        return await self.by_identifiers(IdentifierKind.ACCOUNT_ID, account_ids)
+
+    async def by_identifiers(
+        self, kind: IdentifierKind, values: Sequence[str]
+    ) -> dict[str, Account]:
+        kind = IdentifierKind(kind)
+        if kind not in _BY_COLUMN:
+            # IMEI, alias, CPE and IP are rare in charging and may be shared:
+            # one lookup each, with by_identifier's rules
+            shared: dict[str, Account] = {}
+            for value in dict.fromkeys(values):
+                account = await self.by_identifier(kind, value)
+                if account is not None:
+                    shared[value] = account
+            return shared
+        normal: dict[str, list[str]] = {}  # as stored -> as asked
+        for value in dict.fromkeys(values):
+            try:
+                normal.setdefault(_NORMAL[kind](value), []).append(value)
+            except (InvalidIdentifier, ValueError):
+                continue  # a malformed identifier names no account
+        found: dict[str, Account] = {}
+        wanted = sorted(normal)
+        column = {
+            IdentifierKind.ACCOUNT_ID: "id",
+            IdentifierKind.MSISDN: "msisdn",
+            IdentifierKind.IMSI: "imsi",
+            IdentifierKind.ICCID: "iccid",
+        }[kind]
+        for start in range(0, len(wanted), _PROBE_VALUES):
+            result = await self._execute(
+                _BY_COLUMN[kind](self._dialect), {"values": wanted[start : start + _PROBE_VALUES]}
+            )
+            for row in result.mappings():
+                account = account_from_row(row)
+                self._remember(account, account_row(account))
+                for asked in normal.get(row[column], ()):
+                    found[asked] = account
+        return found
 
     async def _one(self, statement: sa.Select[Any]) -> Account | None:
         row = (await self._execute(statement.limit(1))).mappings().first()

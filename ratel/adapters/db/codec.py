@@ -9,6 +9,7 @@ ordered is a list (PostgreSQL JSONB does not keep object key order). Every
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -385,11 +386,85 @@ def _stream_from_json(data: Json) -> tuple[str, Stream]:
     )
 
 
-def kept_answers(
-    answers: dict[tuple[str, int], Answer], per_sub_session: int = ANSWERS_KEPT_PER_SUB_SESSION
-) -> list[tuple[str, Answer]]:
-    """The answers worth storing: the ``per_sub_session`` highest request
-    numbers of each sub-session, in their original order."""
+_PENDING: Final = object()  # a stored answer not decoded yet
+
+
+class StoredAnswers(dict[tuple[str, int], Answer]):
+    """A session's stored answers as read from its row: each is decoded when
+    it is first looked up (a retransmission), and one never looked up is
+    written back as the very JSON it was read as. A session loaded for an
+    interim update touches none of them, and decoding and re-encoding a dozen
+    answers per request was the biggest cost of the charging path."""
+
+    def __init__(
+        self,
+        raw: Sequence[tuple[tuple[str, int], Json]] = (),
+        texts: Mapping[tuple[str, int], str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.raw: dict[tuple[str, int], Json] = {}
+        # The JSON text of answers as last written, when known: a snapshot is
+        # written by splicing them in rather than encoding them again.
+        self.texts: dict[tuple[str, int], str] = {}
+        for key, data in raw:
+            dict.__setitem__(self, key, _PENDING)  # type: ignore[arg-type]
+            self.raw[key] = data
+            if texts is not None and key in texts:
+                self.texts[key] = texts[key]
+
+    def __getitem__(self, key: tuple[str, int]) -> Answer:
+        value = dict.__getitem__(self, key)
+        if value is _PENDING:
+            value = answer_from_json(self.raw.pop(key))
+            dict.__setitem__(self, key, value)
+        return value
+
+    def __setitem__(self, key: tuple[str, int], value: Answer) -> None:
+        self.raw.pop(key, None)
+        self.texts.pop(key, None)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: tuple[str, int]) -> None:
+        self.raw.pop(key, None)
+        self.texts.pop(key, None)
+        dict.__delitem__(self, key)
+
+    def get(self, key: tuple[str, int], default: Any = None) -> Any:
+        if key not in self:
+            return default
+        return self[key]
+
+    def items(self) -> list[tuple[tuple[str, int], Answer]]:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
+
+    def values(self) -> list[Answer]:  # type: ignore[override]
+        return [self[key] for key in self]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # copies and pickles are plain dicts of decoded answers
+        return (dict, (dict(self.items()),))
+
+    def as_json(self, key: tuple[str, int]) -> Json:
+        """The answer's JSON: as read if it was never decoded."""
+        if dict.__getitem__(self, key) is _PENDING:
+            return self.raw[key]
+        return answer_to_json(self[key])
+
+
+def _kept_keys(
+    answers: dict[tuple[str, int], Answer], per_sub_session: int
+) -> list[tuple[str, int]]:
     numbers: dict[str, list[int]] = {}
     for sub_session, number in answers:
         numbers.setdefault(sub_session, []).append(number)
@@ -398,22 +473,57 @@ def kept_answers(
         for sub_session, found in numbers.items()
         for number in sorted(found)[-per_sub_session:]
     }
-    return [(key[0], answer) for key, answer in answers.items() if key in keep]
+    return [key for key in answers if key in keep]
+
+
+def kept_answers(
+    answers: dict[tuple[str, int], Answer], per_sub_session: int = ANSWERS_KEPT_PER_SUB_SESSION
+) -> list[tuple[str, Answer]]:
+    """The answers worth storing: the ``per_sub_session`` highest request
+    numbers of each sub-session, in their original order."""
+    return [(key[0], answers[key]) for key in _kept_keys(answers, per_sub_session)]
 
 
 def session_snapshot(session: CreditControlSession) -> Json:
     """The session's state (everything but the indexed columns) as JSON."""
+    answers = session.answers
+    as_json = (
+        answers.as_json
+        if isinstance(answers, StoredAnswers)
+        else lambda key: answer_to_json(answers[key])
+    )
     return {
         "format": _SNAPSHOT_FORMAT,
         "streams": [_stream_to_json(key, stream) for key, stream in session.streams.items()],
         "answers": [
-            {"sub_session": sub_session, "answer": answer_to_json(answer)}
-            for sub_session, answer in kept_answers(session.answers)
+            {"sub_session": key[0], "answer": as_json(key)}
+            for key in _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
         ],
         "last_request": [[sub, number] for sub, number in session.last_request.items()],
         "sub_sessions": [[sub, active] for sub, active in session.sub_sessions.items()],
         "xdr": xdr_to_json(session.xdr) if session.xdr is not None else None,
     }
+
+
+def snapshot_text(
+    session: CreditControlSession, snapshot: Json, dumps: Callable[[Any], str]
+) -> tuple[str, dict[tuple[str, int], str]]:
+    """``snapshot`` (the session's, from ``session_snapshot``) as JSON text,
+    and the text of each of its answers. Answers whose text the session knows
+    are spliced in as they are: a long session re-encodes only its newest."""
+    answers = session.answers
+    known = answers.texts if isinstance(answers, StoredAnswers) else {}
+    texts: dict[tuple[str, int], str] = {}
+    parts: list[str] = []
+    for item in snapshot["answers"]:
+        key = (item["sub_session"], item["answer"]["request_number"])
+        text = known.get(key)
+        if text is None:
+            text = dumps(item["answer"])
+        texts[key] = text
+        parts.append(f'{{"sub_session":{dumps(key[0])},"answer":{text}}}')
+    rest = dumps({k: v for k, v in snapshot.items() if k != "answers"})
+    return f'{rest[:-1]},"answers":[{",".join(parts)}]}}', texts
 
 
 def session_from_snapshot(
@@ -426,14 +536,19 @@ def session_from_snapshot(
     started_at: datetime,
     last_activity: datetime,
     snapshot: Json,
+    answer_texts: Mapping[tuple[str, int], str] | None = None,
 ) -> CreditControlSession:
-    """The session rebuilt from its row."""
+    """The session rebuilt from its row (``answer_texts``: the JSON text of
+    its answers, when the caller knows them)."""
     if snapshot.get("format") != _SNAPSHOT_FORMAT:
         raise ValueError(f"session {id}: unknown snapshot format {snapshot.get('format')!r}")
-    answers: dict[tuple[str, int], Answer] = {}
-    for item in snapshot["answers"]:
-        answer = answer_from_json(item["answer"])
-        answers[(item["sub_session"], answer.request_number)] = answer
+    answers = StoredAnswers(
+        [
+            ((item["sub_session"], item["answer"]["request_number"]), item["answer"])
+            for item in snapshot["answers"]
+        ],
+        answer_texts,
+    )
     return CreditControlSession(
         id=id,
         account_id=account_id,

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ratel.adapters.db.statements import Prebuilt, Repository
+from ratel.adapters.db import tables
+from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, customers
 from ratel.adapters.db.types import AmountSql, amount_param, to_storage
 from ratel.domain.customer import (
@@ -36,6 +37,25 @@ from ratel.domain.wallet import Wallet
 
 _WALLET = ("balance", "reserved", "credit_limit")
 _BY_ID = Prebuilt(sa.select(customers).where(customers.c.id == sa.bindparam("customer_id")))
+_BY_IDS = PrebuiltMany(customers, customers.c.id, customers.c.id, "customer_ids")
+_CHUNK = 1000  # ids per SELECT ... IN
+
+# PostgreSQL: the wallet changes of a batch in one statement; RETURNING names
+# the rows written (asyncpg gives no row count for an executemany). A NULL
+# floor is a change that does not lower what the customer may spend.
+_PG_WALLETS = sa.text(
+    """
+    UPDATE customers AS c
+    SET balance = c.balance + v.d_balance, reserved = c.reserved + v.d_reserved
+    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:d_balance AS NUMERIC[]),
+                CAST(:d_reserved AS NUMERIC[]), CAST(:floor AS NUMERIC[]))
+         AS v(id, d_balance, d_reserved, floor)
+    WHERE c.id = v.id
+      AND (v.floor IS NULL
+           OR c.balance + v.d_balance + c.credit_limit - c.reserved - v.d_reserved >= v.floor)
+    RETURNING c.id
+    """
+)
 _INSERT = sa.insert(customers)
 
 
@@ -175,6 +195,90 @@ class SqlCustomerRepository(Repository):
         customer = customer_from_row(row)
         self._seen[id(customer)] = (customer, customer_row(customer))
         return customer
+
+    async def get_many(
+        self, customer_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, Customer]:
+        wanted = sorted(set(customer_ids))
+        found: dict[str, Customer] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            result = await self._execute(
+                _BY_IDS(self._dialect, lock), {"customer_ids": wanted[start : start + _CHUNK]}
+            )
+            for row in result.mappings():
+                customer = customer_from_row(row)
+                self._seen[id(customer)] = (customer, customer_row(customer))
+                found[customer.id] = customer
+        return found
+
+    async def save_many(self, customers: Sequence[Customer]) -> None:
+        wallets: list[tuple[Customer, dict[str, Any], Decimal, Decimal, Decimal | None]] = []
+        for customer in {id(c): c for c in customers}.values():
+            seen = self._seen.get(id(customer))
+            if seen is None:
+                raise LookupError(
+                    f"customer {customer.id} was not loaded or added in this unit of work: "
+                    "its wallet change cannot be known"
+                )
+            before = seen[1]
+            after = customer_row(customer)
+            if after["credit_limit"] != before["credit_limit"] or any(
+                after[k] != before[k] for k in after if k not in _WALLET
+            ):
+                await self.save(customer)  # more than the wallet moved: rare, on its own
+                continue
+            d_balance = after["balance"] - before["balance"]
+            d_reserved = after["reserved"] - before["reserved"]
+            if not d_balance and not d_reserved:
+                continue
+            floor: Decimal | None = None
+            if d_balance - d_reserved < 0:
+                available_here = after["balance"] + after["credit_limit"] - after["reserved"]
+                floor = min(Decimal(0), available_here)
+            wallets.append((customer, after, d_balance, d_reserved, floor))
+        if not wallets:
+            return
+        if self._postgresql:
+            result = await self._execute(
+                _PG_WALLETS,
+                {
+                    "ids": [c.id for c, *_ in wallets],
+                    "d_balance": [to_storage(w[2]) for w in wallets],
+                    "d_reserved": [to_storage(w[3]) for w in wallets],
+                    "floor": [None if w[4] is None else to_storage(w[4]) for w in wallets],
+                },
+            )
+            written = {row[0] for row in result.all()}
+        else:
+            # SQLite runs in-process: one executemany per shape, whose summed
+            # row count says whether a guard refused one of them.
+            written = {c.id for c, *_ in wallets}
+            for guarded in (False, True):
+                shape = [w for w in wallets if (w[4] is not None) is guarded]
+                if not shape:
+                    continue
+                statement = _update_statement(
+                    self._dialect, (), balance=True, reserved=True, limit=False, guarded=guarded
+                )
+                rows = [
+                    {"c_id": c.id, "d_balance": d_b, "d_reserved": d_r, "floor": floor}
+                    for c, _after, d_b, d_r, floor in shape
+                ]
+                if (await self._execute(statement, rows)).rowcount != len(rows):
+                    written -= {c.id for c, *_ in shape}
+        refused = [c.id for c, *_ in wallets if c.id not in written]
+        if refused:
+            c = tables.customers.c  # (``customers`` is the argument here)
+            exists = await self._execute(sa.select(c.id).where(c.id.in_(refused)))
+            missing = set(refused) - set(exists.scalars().all())
+            if missing:
+                raise NotFound(f"customers {sorted(missing)} do not exist")
+            raise CreditLimitExceeded(
+                f"customers {refused}: the change would pass the credit limit "
+                "(another transaction spent the money first)"
+            )
+        for customer, after, *_ in wallets:
+            self._seen[id(customer)] = (customer, after)
 
     async def save(self, customer: Customer) -> None:
         seen = self._seen.get(id(customer))

@@ -16,6 +16,7 @@ against the newest committed row.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import event
@@ -26,6 +27,11 @@ from sqlalchemy.pool import StaticPool
 from ratel.adapters.db.types import register_sqlite_functions
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+#: JSON columns' text: compact, and without the circular-reference check (our
+#: documents are trees). A charging request writes a session snapshot of a
+#: few kilobytes, so this is on the hot path.
+compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def create_engine(
@@ -57,6 +63,7 @@ def create_engine(
             max_overflow=max_overflow,
             pool_recycle=1800,
             isolation_level="READ COMMITTED",
+            json_serializer=compact_json,
         )
     raise ValueError(f"unsupported database URL (SQLite or PostgreSQL only): {url}")
 
@@ -66,7 +73,7 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> AsyncEngine
     if parsed.get_driver_name() != "aiosqlite":
         raise ValueError(f"SQLite is reached through aiosqlite: sqlite+aiosqlite://, not {url}")
     memory = parsed.database in (None, "", ":memory:")
-    options: dict[str, Any] = {"echo": echo}
+    options: dict[str, Any] = {"echo": echo, "json_serializer": compact_json}
     if memory:
         # A memory database lives in one connection: share it.
         options["poolclass"] = StaticPool

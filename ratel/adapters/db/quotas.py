@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ratel.adapters.db.statements import Prebuilt, Repository, lockable
+from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository, lockable
 from ratel.adapters.db.tables import quota_buckets
 from ratel.adapters.db.types import to_storage
 from ratel.domain.catalogue import Renewal, Service, Unit
@@ -73,6 +73,17 @@ _OF_ACCOUNT = Prebuilt(
 )
 
 
+# Sorted by bucket id: concurrent batches lock buckets in one global order.
+_OF_ACCOUNTS = PrebuiltMany(
+    quota_buckets, quota_buckets.c.account_id, quota_buckets.c.id, "account_ids"
+)
+_SAVE = (
+    sa.update(quota_buckets)
+    .where(quota_buckets.c.id == sa.bindparam("b_id"))
+    .values({k: sa.bindparam(f"v_{k}", type_=quota_buckets.c[k].type) for k in _MUTABLE})
+)
+
+
 class SqlQuotaRepository(Repository):
     """Buckets in ``quota_buckets``. ``save`` writes the values the caller
     holds (load them with ``lock=True`` to change them) and skips buckets
@@ -110,6 +121,19 @@ class SqlQuotaRepository(Repository):
         result = await self._execute(_OF_ACCOUNT(lock), {"account_id": account_id})
         return self._loaded(result.mappings().all())
 
+    async def for_accounts(
+        self, account_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, list[QuotaBucket]]:
+        wanted = sorted(set(account_ids))
+        found: dict[str, list[QuotaBucket]] = {account_id: [] for account_id in wanted}
+        for start in range(0, len(wanted), 1000):
+            result = await self._execute(
+                _OF_ACCOUNTS(self._dialect, lock), {"account_ids": wanted[start : start + 1000]}
+            )
+            for bucket in self._loaded(result.mappings().all()):
+                found[bucket.account_id].append(bucket)
+        return found
+
     async def save(self, buckets: Sequence[QuotaBucket]) -> None:
         changes: list[dict[str, Any]] = []
         for bucket in buckets:
@@ -121,13 +145,8 @@ class SqlQuotaRepository(Repository):
             self._seen[id(bucket)] = (bucket, row)
         if not changes:
             return
-        statement = (
-            sa.update(quota_buckets)
-            .where(quota_buckets.c.id == sa.bindparam("b_id"))
-            .values({k: sa.bindparam(f"v_{k}", type_=quota_buckets.c[k].type) for k in _MUTABLE})
-        )
         # One executemany round trip however many buckets changed.
-        await self._execute(statement, changes)
+        await self._execute(_SAVE, changes)
 
     async def remove_for_assignment(self, assignment_id: str) -> None:
         await self._execute(

@@ -39,8 +39,39 @@ def _xdr_from_row(row: RowMapping) -> Xdr:
     )
 
 
+def _xdr_row(xdr: Xdr) -> dict[str, Any]:
+    return {
+        "id": xdr.id,
+        "session_id": xdr.session_id,
+        "account_id": xdr.account_id,
+        "customer_id": xdr.customer_id,
+        "started_at": xdr.started_at,
+        "ended_at": xdr.ended_at,
+        "charge": xdr.charge.amount,
+        "currency": xdr.charge.currency,
+        "cause": xdr.cause,
+        "sub_sessions": list(xdr.sub_sessions),
+        "lines": [xdr_line_to_json(line) for line in xdr.lines],
+    }
+
+
 class SqlXdrRepository(Repository):
     """xDRs in ``xdrs``; ``session_id`` is unique, so a session never has two."""
+
+    async def add_many(self, records: Sequence[Xdr]) -> None:
+        if not records:
+            return
+        # RETURNING with many rows: SQLAlchemy sends them as multi-row VALUES
+        # ("insertmanyvalues"), and the ids returned tell which were written.
+        statement = self._insert(xdrs).on_conflict_do_nothing().returning(xdrs.c.session_id)
+        result = await self._execute(statement, [_xdr_row(x) for x in records])
+        written = set(result.scalars().all())
+        clashed = [x for x in records if x.session_id not in written]
+        if clashed:
+            raise ConcurrentChange(
+                f"sessions {[x.session_id for x in clashed]} already have an xDR "
+                "(or their xDR ids exist)"
+            )
 
     async def add(self, xdr: Xdr) -> None:
         statement = (

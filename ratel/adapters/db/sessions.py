@@ -9,24 +9,74 @@ request numbers, sub-sessions and the xDR.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ratel.adapters.db.codec import session_from_snapshot, session_snapshot
-from ratel.adapters.db.statements import Prebuilt, Repository
+from ratel.adapters.db.codec import session_from_snapshot, session_snapshot, snapshot_text
+from ratel.adapters.db.engine import compact_json
+from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
 from ratel.domain.charging import CreditControlSession, SessionState
 from ratel.domain.errors import ConcurrentChange, SessionExists
 
 _BY_ID = Prebuilt(sa.select(cc_sessions).where(cc_sessions.c.id == sa.bindparam("session_id")))
+# Sorted by id: concurrent batches lock their sessions in one global order.
+_BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session_ids")
+# What tells whether the process's copy of a session is current (and locks it).
+_VERSIONS = PrebuiltMany(
+    cc_sessions,
+    cc_sessions.c.id,
+    cc_sessions.c.id,
+    "session_ids",
+    columns=(cc_sessions.c.id, cc_sessions.c.version, cc_sessions.c.last_activity),
+)
+
+# PostgreSQL: a batch of sessions in one statement (arrays unnested), with
+# RETURNING telling which rows were written: asyncpg gives no row count for
+# an executemany.
+_PG_INSERT_MANY = sa.text(
+    """
+    INSERT INTO cc_sessions (id, account_id, customer_id, currency, state, started_at,
+                             last_activity, snapshot, version)
+    SELECT v.id, v.account_id, v.customer_id, v.currency, v.state, v.started_at,
+           v.last_activity, CAST(v.snapshot AS JSONB), 1
+    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:account_ids AS VARCHAR[]),
+                CAST(:customer_ids AS VARCHAR[]), CAST(:currencies AS VARCHAR[]),
+                CAST(:states AS VARCHAR[]), CAST(:started AS TIMESTAMPTZ[]),
+                CAST(:activity AS TIMESTAMPTZ[]), CAST(:snapshots AS TEXT[]))
+         AS v(id, account_id, customer_id, currency, state, started_at, last_activity, snapshot)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)
+_PG_SAVE_MANY = sa.text(
+    """
+    UPDATE cc_sessions AS s
+    SET state = v.state, last_activity = v.last_activity,
+        snapshot = CAST(v.snapshot AS JSONB), version = s.version + 1
+    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:versions AS INTEGER[]),
+                CAST(:states AS VARCHAR[]), CAST(:activity AS TIMESTAMPTZ[]),
+                CAST(:snapshots AS TEXT[]))
+         AS v(id, version, state, last_activity, snapshot)
+    WHERE s.id = v.id AND s.version = v.version
+    RETURNING s.id
+    """
+)
 
 
-def _update(*, checked: bool) -> sa.Update:
-    """The session's UPDATE, built once; ``checked`` adds the version check."""
+def _update(*, checked: bool, text: bool = False) -> sa.Update:
+    """The session's UPDATE, built once; ``checked`` adds the version check;
+    ``text``: the snapshot is bound as its JSON text (SQLite keeps JSON as
+    text), not as a document to encode."""
     c = cc_sessions.c
+    snapshot_type = sa.Text() if text else c.snapshot.type
     statement = sa.update(cc_sessions).where(c.id == sa.bindparam("s_id"))
     if checked:
         statement = statement.where(c.version == sa.bindparam("s_version"))
@@ -34,13 +84,76 @@ def _update(*, checked: bool) -> sa.Update:
     return statement.values(
         state=sa.bindparam("s_state", type_=c.state.type),
         last_activity=sa.bindparam("s_last_activity", type_=c.last_activity.type),
-        snapshot=sa.bindparam("s_snapshot", type_=c.snapshot.type),
+        snapshot=sa.bindparam("s_snapshot", type_=snapshot_type),
         version=c.version + 1,
     )
 
 
 _SAVE = _update(checked=True)
 _OVERWRITE = _update(checked=False)  # a session this unit of work did not load
+_SQLITE_SAVE_TEXT = _update(checked=True, text=True)
+_SQLITE_INSERT_MANY = sqlite.insert(cc_sessions).on_conflict_do_nothing(
+    index_elements=[cc_sessions.c.id]
+)
+
+
+def _session_from_row(row: Any) -> CreditControlSession:
+    return session_from_snapshot(
+        id=row["id"],
+        account_id=row["account_id"],
+        customer_id=row["customer_id"],
+        currency=row["currency"],
+        state=row["state"],
+        started_at=row["started_at"],
+        last_activity=row["last_activity"],
+        snapshot=row["snapshot"],
+        answer_texts=row.get("answer_texts"),
+    )
+
+
+# The snapshot's JSON text for PostgreSQL (which parses it into JSONB).
+_dumps = compact_json
+
+# Ids per SELECT ... IN: far below every driver's bound-parameter limit.
+_CHUNK = 1000
+
+
+class SessionCache:
+    """The rows of the sessions this process last read or committed, each
+    valid for one version (and last activity, so that a row deleted and made
+    again under the same id is never mistaken for the old one). A batch reads
+    only the version of a session it holds a current row for: no snapshot
+    crosses the wire or goes through the JSON decoder. Rows are stored as
+    read or written and never changed (every load builds new objects from
+    them). Written rows enter only once their transaction has committed."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._rows: dict[str, tuple[int, datetime, dict[str, Any]]] = {}
+
+    def get(self, session_id: str, version: int, last_activity: datetime) -> dict[str, Any] | None:
+        entry = self._rows.get(session_id)
+        if entry is None or entry[0] != version or entry[1] != last_activity:
+            return None
+        return entry[2]
+
+    def put(self, session_id: str, version: int, row: dict[str, Any]) -> None:
+        rows = self._rows
+        rows.pop(session_id, None)  # the newest last: the oldest go first
+        rows[session_id] = (version, row["last_activity"], row)
+        if len(rows) > self._size:
+            del rows[next(iter(rows))]
+
+
+_caches: weakref.WeakKeyDictionary[Engine, SessionCache] = weakref.WeakKeyDictionary()
+
+
+def session_cache_for(engine: AsyncEngine) -> SessionCache:
+    """The one session cache of ``engine`` (one database, this process)."""
+    cache = _caches.get(engine.sync_engine)
+    if cache is None:
+        cache = _caches[engine.sync_engine] = SessionCache()
+    return cache
 
 
 class SqlSessionRepository(Repository):
@@ -50,13 +163,23 @@ class SqlSessionRepository(Repository):
 
     _seen: dict[int, tuple[CreditControlSession, int]]
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, cache: SessionCache | None = None) -> None:
         super().__init__(connection)
         self._seen = {}
+        self._cache = cache
+        self._written: dict[str, tuple[int, dict[str, Any]]] = {}  # for the cache, on commit
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the versions it holds are stale)."""
         self._seen.clear()
+        self._written.clear()
+
+    def committed(self) -> None:
+        """The transaction committed: what it wrote is now the current row."""
+        if self._cache is not None:
+            for session_id, (version, row) in self._written.items():
+                self._cache.put(session_id, version, row)
+        self._written.clear()
 
     async def add(self, session: CreditControlSession) -> None:
         # ON CONFLICT DO NOTHING instead of catching the violation: the
@@ -76,18 +199,137 @@ class SqlSessionRepository(Repository):
         row = (await self._execute(_BY_ID(lock), {"session_id": session_id})).mappings().first()
         if row is None:
             return None
-        session = session_from_snapshot(
-            id=row["id"],
-            account_id=row["account_id"],
-            customer_id=row["customer_id"],
-            currency=row["currency"],
-            state=row["state"],
-            started_at=row["started_at"],
-            last_activity=row["last_activity"],
-            snapshot=row["snapshot"],
-        )
+        session = _session_from_row(row)
         self._seen[id(session)] = (session, row["version"])
         return session
+
+    async def get_many(
+        self, session_ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, CreditControlSession]:
+        wanted = sorted(set(session_ids))
+        found: dict[str, CreditControlSession] = {}
+        cache = self._cache
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = {"session_ids": wanted[start : start + _CHUNK]}
+            if cache is None:
+                rows = (await self._execute(_BY_IDS(self._dialect, lock), chunk)).mappings()
+                for row in rows:
+                    self._found(found, row, row["version"])
+                continue
+            # Versions first (this is what locks); whole rows only for the
+            # sessions whose current row the process does not hold.
+            missing: list[str] = []
+            versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
+            for session_id, version, last_activity in versions:
+                row = cache.get(session_id, version, last_activity)
+                if row is None:
+                    missing.append(session_id)
+                else:
+                    self._found(found, row, version)
+            if missing:
+                result = await self._execute(_BY_IDS(self._dialect), {"session_ids": missing})
+                for read in result.mappings():
+                    row = dict(read)
+                    cache.put(row["id"], row["version"], row)  # committed: it was read
+                    self._found(found, row, row["version"])
+        return found
+
+    def _found(
+        self, found: dict[str, CreditControlSession], row: Any, version: int
+    ) -> None:
+        session = _session_from_row(row)
+        self._seen[id(session)] = (session, version)
+        found[session.id] = session
+
+    async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:
+        if not sessions:
+            return
+        rows = [_row(session) for session in sessions]
+        if self._postgresql:
+            result = await self._execute(
+                _PG_INSERT_MANY,
+                {
+                    "ids": [r["id"] for r in rows],
+                    "account_ids": [r["account_id"] for r in rows],
+                    "customer_ids": [r["customer_id"] for r in rows],
+                    "currencies": [r["currency"] for r in rows],
+                    "states": [r["state"] for r in rows],
+                    "started": [r["started_at"] for r in rows],
+                    "activity": [r["last_activity"] for r in rows],
+                    "snapshots": [_dumps(r["snapshot"]) for r in rows],
+                },
+            )
+            written = len(result.all())
+        else:
+            result = await self._execute(
+                _SQLITE_INSERT_MANY, [{**row, "version": 1} for row in rows]
+            )
+            written = result.rowcount
+        if written != len(rows):
+            raise SessionExists(
+                f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
+            )
+        for session, row in zip(sessions, rows, strict=True):
+            self._seen[id(session)] = (session, 1)
+            self._written[session.id] = (1, row)
+
+    async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
+        if not sessions:
+            return
+        versions: list[int] = []
+        for session in sessions:
+            seen = self._seen.get(id(session))
+            if seen is None:
+                raise LookupError(
+                    f"session {session.id} was not loaded in this unit of work: "
+                    "its version is not known"
+                )
+            versions.append(seen[1])
+        snapshots = [session_snapshot(session) for session in sessions]
+        encoded = [
+            snapshot_text(session, snapshot, _dumps)
+            for session, snapshot in zip(sessions, snapshots, strict=True)
+        ]
+        if self._postgresql:
+            result = await self._execute(
+                _PG_SAVE_MANY,
+                {
+                    "ids": [s.id for s in sessions],
+                    "versions": versions,
+                    "states": [s.state.value for s in sessions],
+                    "activity": [s.last_activity for s in sessions],
+                    "snapshots": [text for text, _ in encoded],
+                },
+            )
+            written = len(result.all())
+        else:
+            result = await self._execute(
+                _SQLITE_SAVE_TEXT,
+                [
+                    {
+                        "s_id": s.id,
+                        "s_state": s.state.value,
+                        "s_last_activity": s.last_activity,
+                        "s_snapshot": text,
+                        "s_version": version,
+                    }
+                    for s, (text, _), version in zip(sessions, encoded, versions, strict=True)
+                ],
+            )
+            written = result.rowcount
+        if written != len(sessions):
+            raise ConcurrentChange(
+                f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
+                "were changed or removed by another request"
+            )
+        for session, snapshot, (_, texts), version in zip(
+            sessions, snapshots, encoded, versions, strict=True
+        ):
+            self._seen[id(session)] = (session, version + 1)
+            self._written[session.id] = (
+                version + 1,
+                {**_row(session, snapshot), "answer_texts": texts},
+            )
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))
@@ -139,7 +381,7 @@ class SqlSessionRepository(Repository):
         return list((await self._execute(statement)).scalars().all())
 
 
-def _row(session: CreditControlSession) -> dict[str, Any]:
+def _row(session: CreditControlSession, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": session.id,
         "account_id": session.account_id,
@@ -148,5 +390,5 @@ def _row(session: CreditControlSession) -> dict[str, Any]:
         "state": session.state.value,
         "started_at": session.started_at,
         "last_activity": session.last_activity,
-        "snapshot": session_snapshot(session),
+        "snapshot": session_snapshot(session) if snapshot is None else snapshot,
     }

@@ -89,6 +89,38 @@ class Prebuilt:
         return self._locked if lock else self._plain
 
 
+class PrebuiltMany:
+    """A hot-path SELECT of the rows whose ``column`` is one of a list of
+    values, built once per dialect and lock variant, ordered by ``order``
+    (a global order, so that concurrent batches lock rows deadlock-free).
+
+    PostgreSQL gets ``column = ANY(:values)`` with one array parameter: one
+    prepared statement whatever the number of values (``IN`` would prepare
+    one per list length). SQLite gets an expanding ``IN``. Execute it with
+    ``{name: [values]}``."""
+
+    def __init__(
+        self,
+        table: sa.Table,
+        column: sa.ColumnElement[Any],
+        order: sa.ColumnElement[Any],
+        name: str = "values",
+        *,
+        columns: Sequence[sa.ColumnElement[Any]] = (),
+    ) -> None:
+        array = postgresql.ARRAY(column.type)
+        selected = sa.select(*columns) if columns else sa.select(table)
+        pg = selected.where(column == sa.any_(sa.bindparam(name, type_=array)))
+        lite = selected.where(column.in_(sa.bindparam(name, expanding=True)))
+        self._by_dialect = {
+            "postgresql": Prebuilt(pg.order_by(order)),
+            "sqlite": Prebuilt(lite.order_by(order)),
+        }
+
+    def __call__(self, dialect: str, lock: bool = False) -> sa.Select[Any]:
+        return self._by_dialect[dialect](lock)
+
+
 def lockable(statement: sa.Select[Any], lock: bool, *, skip_locked: bool = False) -> sa.Select[Any]:
     """``SELECT ... FOR NO KEY UPDATE`` when ``lock`` (PostgreSQL): exclusive
     against other lockers and writers of the row, but not against inserts

@@ -34,7 +34,7 @@ from ratel.adapters.db.records import (
     SqlVoucherRepository,
     SqlXdrRepository,
 )
-from ratel.adapters.db.sessions import SqlSessionRepository
+from ratel.adapters.db.sessions import SessionCache, SqlSessionRepository, session_cache_for
 from ratel.adapters.db.statements import retryable
 from ratel.domain.errors import ConcurrentChange
 
@@ -64,12 +64,17 @@ class SqlUnitOfWork:
     crm_links: SqlCrmLinkRepository
 
     def __init__(
-        self, engine: AsyncEngine, *, catalogue_cache: CatalogueCache | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        catalogue_cache: CatalogueCache | None = None,
+        session_cache: SessionCache | None = None,
     ) -> None:
         self._engine = engine
         self._cache = (
             catalogue_cache if catalogue_cache is not None else catalogue_cache_for(engine)
         )
+        self._sessions = session_cache if session_cache is not None else session_cache_for(engine)
         self._connection: AsyncConnection | None = None
 
     @property
@@ -94,7 +99,7 @@ class SqlUnitOfWork:
         self.accounts = SqlAccountRepository(connection)
         self.catalogue = SqlCatalogueRepository(connection, self._cache)
         self.quotas = SqlQuotaRepository(connection)
-        self.sessions = SqlSessionRepository(connection)
+        self.sessions = SqlSessionRepository(connection, self._sessions)
         self.xdrs = SqlXdrRepository(connection)
         self.transactions = SqlTransactionRepository(connection)
         self.vouchers = SqlVoucherRepository(connection)
@@ -126,6 +131,7 @@ class SqlUnitOfWork:
             if retryable(exc):
                 raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
             raise
+        self.sessions.committed()
 
     async def rollback(self) -> None:
         await self.connection.rollback()
@@ -148,6 +154,9 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._cache = catalogue_cache_for(engine)
+        self._sessions = session_cache_for(engine)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, catalogue_cache=self._cache)
+        return SqlUnitOfWork(
+            self.engine, catalogue_cache=self._cache, session_cache=self._sessions
+        )

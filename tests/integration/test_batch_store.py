@@ -1,0 +1,261 @@
+"""The repository methods group commit uses (many rows per statement), on
+SQLite and PostgreSQL: they read and write exactly what the one-row methods
+do, and refuse what those refuse."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from store_builders import MIB, NOW, account, bucket, customer, main_product, usd
+from test_session_store import Subscriber, charge_in_memory, data, store_subscriber
+
+from ratel.adapters.db.sessions import SessionCache
+from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from ratel.domain.charging import Answer, CreditControlSession
+from ratel.domain.errors import ConcurrentChange, CreditLimitExceeded, SessionExists
+from ratel.domain.money import Money
+from ratel.ports.store import IdentifierKind
+
+
+async def test_sessions_many_at_once_round_trip(uow: SqlUnitOfWorkFactory) -> None:
+    sub = Subscriber("50")
+    await store_subscriber(uow, sub)
+    sessions = [
+        CreditControlSession.open(f"s-{n}", sub.account, sub.customer, NOW) for n in range(5)
+    ]
+    answers = [charge_in_memory(s, sub.context(), 0, [data()], end=False) for s in sessions]
+    async with uow() as work:
+        await work.sessions.add_many(sessions)
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.sessions.get_many(["s-4", "s-0", "nope", "s-2", "s-0"], lock=True)
+        assert sorted(loaded) == ["s-0", "s-2", "s-4"]
+        assert loaded["s-2"].stored_answer(0) == answers[2]
+        assert loaded["s-4"].streams == sessions[4].streams
+        for n in ("s-0", "s-2"):
+            charge_in_memory(loaded[n], sub.context(), 1, [data(used=MIB)], end=False)
+        await work.sessions.save_many([loaded["s-0"], loaded["s-2"]])
+        # saved twice in one unit of work: the version moved on with the first
+        loaded["s-0"].last_activity = NOW + timedelta(minutes=5)
+        await work.sessions.save_many([loaded["s-0"]])
+        await work.commit()
+    async with uow() as work:
+        again = await work.sessions.get_many(["s-0", "s-2", "s-4"])
+    assert again["s-0"].last_activity == NOW + timedelta(minutes=5)
+    assert again["s-2"].last_request == {"": 1}
+    assert again["s-4"].last_request == {"": 0}
+
+
+async def test_a_taken_session_id_refuses_the_batch(uow: SqlUnitOfWorkFactory) -> None:
+    sub = Subscriber()
+    await store_subscriber(uow, sub)
+    async with uow() as work:
+        await work.sessions.add(CreditControlSession.open("s-1", sub.account, sub.customer, NOW))
+        await work.commit()
+    async with uow() as work:
+        fresh = [
+            CreditControlSession.open(n, sub.account, sub.customer, NOW) for n in ("s-0", "s-1")
+        ]
+        with pytest.raises(SessionExists):
+            await work.sessions.add_many(fresh)
+
+
+async def test_a_stale_session_in_a_batch_is_refused(uow: SqlUnitOfWorkFactory) -> None:
+    sub = Subscriber()
+    await store_subscriber(uow, sub)
+    async with uow() as work:
+        await work.sessions.add_many(
+            [CreditControlSession.open(n, sub.account, sub.customer, NOW) for n in ("a", "b")]
+        )
+        await work.commit()
+    async with uow() as work:
+        stale = await work.sessions.get_many(["a", "b"])
+        # another object for the same row, written first (as another node would)
+        moved = await work.sessions.get("b")
+        assert moved is not None
+        moved.last_activity = NOW + timedelta(seconds=1)
+        await work.sessions.save(moved)
+        with pytest.raises(ConcurrentChange):
+            await work.sessions.save_many(list(stale.values()))
+
+
+async def test_wallets_of_many_customers_in_one_write(uow: SqlUnitOfWorkFactory) -> None:
+    owners = [customer(balance=str(n + 1)) for n in range(4)]
+    async with uow() as work:
+        await work.customers.add_many(owners)
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.customers.get_many([o.id for o in reversed(owners)], lock=True)
+        assert [loaded[o.id].wallet.balance for o in owners] == [usd(n + 1) for n in range(4)]
+        loaded[owners[0].id].wallet.reserve(usd("0.5"))
+        loaded[owners[1].id].wallet.settle(Money.zero("USD"), usd("1.25"))
+        loaded[owners[2].id].wallet.credit(usd("10"))
+        await work.customers.save_many(list(loaded.values()))
+        await work.commit()
+    async with uow() as work:
+        after = await work.customers.get_many([o.id for o in owners])
+    wallets = [(after[o.id].wallet.balance, after[o.id].wallet.reserved) for o in owners]
+    assert wallets == [
+        (usd(1), usd("0.5")),
+        (usd("0.75"), usd(0)),
+        (usd(13), usd(0)),
+        (usd(4), usd(0)),
+    ]
+
+
+async def test_a_batch_of_wallets_never_passes_a_credit_limit(uow: SqlUnitOfWorkFactory) -> None:
+    """Loaded without a lock, spent elsewhere meanwhile: the conditional write
+    refuses the change that no longer fits, and so the whole batch."""
+    owners = [customer(balance="1"), customer(balance="1")]
+    async with uow() as work:
+        await work.customers.add_many(owners)
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.customers.get_many([o.id for o in owners])
+        for owner in loaded.values():
+            owner.wallet.reserve(usd("0.8"))
+        # another object for the second row spends first (as another node would)
+        spender = await work.customers.get(owners[1].id)
+        assert spender is not None
+        spender.wallet.reserve(usd("0.5"))
+        await work.customers.save(spender)
+        with pytest.raises(CreditLimitExceeded):
+            await work.customers.save_many(list(loaded.values()))
+        await work.commit()  # what was written before the refusal stands
+    async with uow() as work:
+        after = await work.customers.get_many([o.id for o in owners])
+    reserved = [after[o.id].wallet.reserved for o in owners]
+    # PostgreSQL refuses in one statement; SQLite may have written the first
+    # row of the batch, which is why a refused batch is always rolled back
+    assert reserved[1] == usd("0.5")
+    assert reserved[0] in (usd(0), usd("0.8"))
+
+
+async def test_accounts_and_buckets_of_many(uow: SqlUnitOfWorkFactory) -> None:
+    owner = customer(balance="1")
+    first, second = account(owner), account(owner)
+    product = main_product()
+    buckets = [bucket(first, product.quotas[0]), bucket(first, product.quotas[1])]
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.accounts.add_many([first, second])
+        await work.quotas.add_many(buckets)
+        await work.commit()
+    msisdn = str(first.identifiers.msisdn)
+    async with uow() as work:
+        by_msisdn = await work.accounts.by_identifiers(
+            IdentifierKind.MSISDN, [f"+{msisdn}", msisdn, "12345", "not a number"]
+        )
+        assert {k: a.id for k, a in by_msisdn.items()} == {
+            f"+{msisdn}": first.id,
+            msisdn: first.id,
+        }
+        by_imsi = await work.accounts.by_identifiers(
+            IdentifierKind.IMSI, [str(second.identifiers.imsi)]
+        )
+        assert [a.id for a in by_imsi.values()] == [second.id]
+        alias = sorted(second.identifiers.aliases)[0]
+        by_alias = await work.accounts.by_identifiers(IdentifierKind.ALIAS, [alias, "none"])
+        assert {k: a.id for k, a in by_alias.items()} == {alias: second.id}
+        assert sorted(await work.accounts.get_many([second.id, first.id, "x"])) == sorted(
+            [first.id, second.id]
+        )
+        held = await work.quotas.for_accounts([second.id, first.id], lock=True)
+        assert held[second.id] == []
+        assert [b.id for b in held[first.id]] == sorted(b.id for b in buckets)
+        held[first.id][0].draw(Decimal(10))
+        await work.quotas.save(held[first.id])
+        await work.commit()
+    async with uow() as work:
+        used = {b.id: b.used for b in await work.quotas.for_account(first.id)}
+    assert sorted(used.values()) == [Decimal(0), Decimal(10)]
+
+
+async def test_xdrs_many_at_once_and_once_per_session(uow: SqlUnitOfWorkFactory) -> None:
+    sub = Subscriber("50")
+    await store_subscriber(uow, sub)
+    ends = []
+    for n in (1, 2):
+        session = CreditControlSession.open(f"x-{n}", sub.account, sub.customer, NOW)
+        charge_in_memory(session, sub.context(), 0, [data()], end=False)
+        later = NOW + timedelta(minutes=1)
+        ends.append(session.terminate(sub.context(), 1, [data(used=MIB)], later, xdr_id=f"xdr-{n}"))
+    xdrs = [end.xdr for end in ends if end.xdr is not None]
+    assert len(xdrs) == 2
+    async with uow() as work:
+        await work.xdrs.add_many(xdrs)
+        await work.commit()
+    async with uow() as work:
+        assert await work.xdrs.get(xdrs[1].id) == xdrs[1]
+        again = replace(xdrs[0], id="xdr-3")  # another xDR for a session that has one
+        with pytest.raises(ConcurrentChange):
+            await work.xdrs.add_many([again])
+
+
+async def test_the_process_session_copy_is_never_stale(engine: AsyncEngine) -> None:
+    """Two processes (each its own session cache) on one database: each sees
+    the other's commits, and neither keeps what it rolled back."""
+    here = SessionCache()
+    there = SessionCache()
+
+    def in_process(cache: SessionCache) -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, session_cache=cache)
+
+    sub = Subscriber("50")
+    await store_subscriber(SqlUnitOfWorkFactory(engine), sub)
+    session = CreditControlSession.open("c-1", sub.account, sub.customer, NOW)
+    first = charge_in_memory(session, sub.context(), 0, [data()], end=False)
+    async with in_process(here) as work:
+        await work.sessions.add_many([session])
+        await work.commit()
+    async with in_process(there) as work:
+        theirs = (await work.sessions.get_many(["c-1"], lock=True))["c-1"]
+        charge_in_memory(theirs, sub.context(), 1, [data(used=MIB)], end=False)
+        await work.sessions.save_many([theirs])
+        await work.commit()
+    async with in_process(here) as work:
+        mine = (await work.sessions.get_many(["c-1"], lock=True))["c-1"]
+        assert mine.last_request == {"": 1}  # the other process's commit
+        assert mine.stored_answer(0) == first
+        charge_in_memory(mine, sub.context(), 2, [data(used=MIB)], end=False)
+        await work.sessions.save_many([mine])
+        # no commit: rolled back
+    for cache in (here, there):
+        async with in_process(cache) as work:
+            again = (await work.sessions.get_many(["c-1"]))["c-1"]
+        assert again.last_request == {"": 1}
+        assert again.streams == theirs.streams
+
+
+async def test_stored_answers_go_back_as_they_came(uow: SqlUnitOfWorkFactory) -> None:
+    sub = Subscriber("50")
+    await store_subscriber(uow, sub)
+    session = CreditControlSession.open("a-1", sub.account, sub.customer, NOW)
+    answers = [
+        charge_in_memory(session, sub.context(), n, [data(used=MIB * (n > 0))], end=False)
+        for n in range(4)
+    ]
+    async with uow() as work:
+        await work.sessions.add(session)
+        await work.commit()
+    for minute in (1, 2, 3):  # from the database, then (twice) from the process's copy
+        async with uow() as work:
+            loaded = (await work.sessions.get_many(["a-1"], lock=True))["a-1"]
+            loaded.last_activity = NOW + timedelta(minutes=minute)  # answers untouched
+            await work.sessions.save_many([loaded])
+            await work.commit()
+    async with uow() as work:
+        again = await work.sessions.get("a-1")
+    assert again is not None and again.last_activity == NOW + timedelta(minutes=3)
+    assert again.answers == session.answers
+    assert copy.deepcopy(again.answers) == dict(enumerate_answers(answers))
+    assert again.stored_answer(2) == answers[2] and again.stored_answer(9) is None
+
+
+def enumerate_answers(answers: list[Answer]) -> list[tuple[tuple[str, int], Answer]]:
+    return [(("", n), answer) for n, answer in enumerate(answers)]

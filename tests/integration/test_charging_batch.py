@@ -1,0 +1,510 @@
+"""Group commit of credit control on SQLite and PostgreSQL: a batch answers
+exactly what one-by-one calls answer, conserves money, never charges a
+retransmission twice, keeps one call's failure to itself, and concurrent
+batches never pass a credit limit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import count
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
+from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from ratel.adapters.system import HmacHasher
+from ratel.application.accounts import CreateAccount
+from ratel.application.base import Dependencies
+from ratel.application.catalogue import DefineDestinationGroups, DefineProduct, DefineTariff
+from ratel.application.charging_batch import CallKind, ChargingBatch, ChargingCall, Outcome
+from ratel.application.credit_control import CreditControl, Subscriber
+from ratel.application.customers import OpenCustomer
+from ratel.application.payments import TopUp
+from ratel.domain.catalogue import (
+    Product,
+    ProductKind,
+    QuotaDefinition,
+    Service,
+    Unit,
+    UsageCharge,
+)
+from ratel.domain.charging import Answer, Grant, UsageRequest
+from ratel.domain.errors import ConcurrentChange
+from ratel.domain.identifiers import Identifiers, Msisdn
+from ratel.domain.money import Money
+from ratel.domain.rating import DestinationGroup, Rate, Tariff
+from ratel.ports.store import IdentifierKind
+
+MIB = 1024 * 1024
+START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+LOCAL = DestinationGroup("LOCAL", "Local calls", "400000001")
+DATA = DestinationGroup("DATA", "Data", "400000006")
+SMS = DestinationGroup("DOMESTIC_SMS", "Domestic SMS", "400000004")
+
+
+class Clock:
+    """The test moves time (both paths read it a different number of times)."""
+
+    def __init__(self) -> None:
+        self.at = START
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class Ids:
+    """Ids from a counter, per prefix."""
+
+    def __init__(self) -> None:
+        self._next = count(1)
+
+    def new(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._next):08d}"
+
+
+def usd(amount: str | int) -> Money:
+    return Money.of(amount, "USD")
+
+
+class FailingUow(SqlUnitOfWork):
+    """The real unit of work, whose outbox write raises the next of
+    ``failures`` while there are any (a deadlock, or anything else)."""
+
+    def __init__(self, engine: AsyncEngine, failures: list[Exception]) -> None:
+        super().__init__(engine)
+        self._failures = failures
+
+    async def __aenter__(self) -> FailingUow:
+        await super().__aenter__()
+        add = self.outbox.add
+        failures = self._failures
+
+        async def add_or_fail(events: Sequence[Any]) -> None:
+            if failures:
+                raise failures.pop(0)
+            await add(events)
+
+        self.outbox.add = add_or_fail  # type: ignore[method-assign]
+        return self
+
+
+class CountingUow(SqlUnitOfWorkFactory):
+    """Real units of work; counts how many are opened, and can make the next
+    ones fail."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.opened = 0
+        self.failures: list[Exception] = []
+
+    def __call__(self) -> SqlUnitOfWork:
+        self.opened += 1
+        return FailingUow(self.engine, self.failures)
+
+
+@pytest.fixture
+async def deps(engine: AsyncEngine) -> Dependencies:
+    deps = Dependencies(
+        uow=CountingUow(engine), clock=Clock(), ids=Ids(), hasher=HmacHasher("test")
+    )
+    await DefineDestinationGroups(deps)([LOCAL, DATA, SMS])
+    voice = Tariff("VOICE", "USD")
+    voice.add_prefix("1", Rate.per_interval(usd("0.10"), 60, connection_fee=usd("0.05")), LOCAL)
+    data = Tariff("DATA", "USD")
+    data.add_custom("DATA", Rate.per_interval(usd("0.01"), MIB), DATA)
+    sms = Tariff("SMS", "USD")
+    sms.add_prefix("1", Rate.per_interval(usd("0.05"), 1), SMS)
+    for tariff in (voice, data, sms):
+        await DefineTariff(deps)(tariff)
+    charges = (
+        UsageCharge("VOICE", "VOICE"),
+        UsageCharge("DATA", "DATA"),
+        UsageCharge("SMS", "SMS"),
+    )
+    services = frozenset({Service.VOICE, Service.DATA, Service.SMS})
+    quota = QuotaDefinition("BASIC-DATA", Service.DATA, Unit.BYTES, Decimal(3 * MIB))
+    await DefineProduct(deps)(
+        Product(
+            "BASIC", "Basic", ProductKind.MAIN, services, usage_charges=charges, quotas=(quota,)
+        )
+    )
+    await DefineProduct(deps)(
+        Product("PLAIN", "Plain", ProductKind.MAIN, services, usage_charges=charges)
+    )
+    return deps
+
+
+@dataclass(frozen=True)
+class Line:
+    customer_id: str
+    account_id: str
+    msisdn: str
+
+
+async def line(deps: Dependencies, msisdn: str, balance: str, product: str = "PLAIN") -> Line:
+    customer = await OpenCustomer(deps)("Ada Lovelace", "USD", country="GB")
+    if Decimal(balance):
+        await TopUp(deps)(customer.id, usd(balance), "card-1")
+    account = await CreateAccount(deps)(
+        customer.id, product, identifiers=Identifiers(msisdn=Msisdn.parse(msisdn))
+    )
+    return Line(customer.id, account.id, msisdn)
+
+
+def call(requested: int | None = 60, used: int = 0) -> UsageRequest:
+    return UsageRequest(
+        Service.VOICE, Unit.SECONDS, "VOICE", "12025550199", requested=requested, used=used
+    )
+
+
+def data(requested: int | None = MIB, used: int = 0) -> UsageRequest:
+    return UsageRequest(
+        Service.DATA, Unit.BYTES, "DATA", rating_group=10, requested=requested, used=used
+    )
+
+
+SMS_REQUEST = UsageRequest(Service.SMS, Unit.MESSAGES, "SMS", "12025550199", requested=1)
+
+
+async def wallet(deps: Dependencies, customer_id: str) -> tuple[Money, Money]:
+    async with deps.uow() as uow:
+        customer = await uow.customers.get(customer_id)
+    assert customer is not None
+    return customer.wallet.balance, customer.wallet.reserved
+
+
+# -- random mixes ------------------------------------------------------------------
+
+
+def mix(seed: int, lines: Sequence[Line], steps: int = 60) -> list[ChargingCall]:
+    """A random mix of calls on the lines, decided without knowing any answer:
+    sessions started, updated, retransmitted, ended; SMS; and calls that
+    must fail (unknown session or subscriber, out of order, after the end)."""
+    rng = random.Random(seed)
+    calls: list[ChargingCall] = []
+    open_: dict[str, int] = {}  # session -> next request number
+    ended: list[str] = []
+    kinds: dict[str, str] = {}
+    made = count()
+
+    def usage(sid: str, used: int) -> tuple[UsageRequest, ...]:
+        if kinds[sid] == "voice":
+            return (call(rng.choice([60, 120, None]), used=min(used, 200)),)
+        return (data(rng.choice([MIB, 2 * MIB, None]), used=used * 20_000),)
+
+    for _ in range(steps):
+        roll = rng.random()
+        if roll < 0.2 or not open_:
+            target = rng.choice(lines)
+            sid = f"s{next(made)}"
+            kinds[sid] = rng.choice(["voice", "data"])
+            who = rng.choice(
+                [
+                    Subscriber(IdentifierKind.MSISDN, target.msisdn),
+                    Subscriber(IdentifierKind.ACCOUNT_ID, target.account_id),
+                ]
+            )
+            calls.append(ChargingCall(CallKind.START, sid, 0, usage(sid, 0), who))
+            open_[sid] = 1
+        elif roll < 0.55:
+            sid = rng.choice(sorted(open_))
+            calls.append(
+                ChargingCall(CallKind.UPDATE, sid, open_[sid], usage(sid, rng.randint(0, 150)))
+            )
+            open_[sid] += 1
+        elif roll < 0.65 and calls:
+            calls.append(rng.choice(calls[-8:]))  # a retransmission
+        elif roll < 0.75:
+            sid = rng.choice(sorted(open_))
+            last = usage(sid, rng.randint(0, 90))
+            calls.append(ChargingCall(CallKind.TERMINATE, sid, open_.pop(sid), last))
+            ended.append(sid)
+        elif roll < 0.85:
+            target = rng.choice(lines)
+            who = Subscriber(IdentifierKind.MSISDN, target.msisdn)
+            calls.append(ChargingCall(CallKind.DEBIT, f"sms{next(made)}", 0, (SMS_REQUEST,), who))
+        elif roll < 0.88:
+            calls.append(ChargingCall(CallKind.UPDATE, "never-started", 1, (call(),)))
+        elif roll < 0.91:
+            who = Subscriber(IdentifierKind.MSISDN, "19999999999")
+            calls.append(ChargingCall(CallKind.START, f"s{next(made)}", 0, (call(),), who))
+        elif roll < 0.95 and open_:
+            sid = rng.choice(sorted(open_))
+            if open_[sid] > 2:  # a number below the last one, never answered
+                open_[sid] += 1
+                calls.append(ChargingCall(CallKind.UPDATE, sid, open_[sid], usage(sid, 10)))
+                calls.append(ChargingCall(CallKind.UPDATE, sid, open_[sid] - 1, usage(sid, 10)))
+                open_[sid] += 1
+        elif ended:
+            sid = rng.choice(ended)
+            calls.append(ChargingCall(CallKind.UPDATE, sid, 99, (call(),)))
+    for sid in sorted(open_):  # everything ends: every hold is settled
+        calls.append(ChargingCall(CallKind.TERMINATE, sid, open_[sid], usage(sid, 30)))
+    return calls
+
+
+def on_lines(calls: Sequence[ChargingCall], tag: str, lines: dict[str, Line]) -> list[ChargingCall]:
+    """The same calls for another set of lines (session ids tagged)."""
+    moved = []
+    for c in calls:
+        who = c.subscriber
+        if who is not None and who.kind is IdentifierKind.ACCOUNT_ID and who.value in lines:
+            who = Subscriber(who.kind, lines[who.value].account_id)
+        elif who is not None and who.value in lines:
+            who = Subscriber(who.kind, lines[who.value].msisdn)
+        moved.append(replace(c, session_id=f"{tag}:{c.session_id}", subscriber=who))
+    return moved
+
+
+def plain(outcome: Outcome) -> object:
+    """An outcome without the ids that differ between two runs."""
+    if isinstance(outcome, Exception):
+        return type(outcome).__name__
+    xdr = outcome.xdr
+    if xdr is not None:
+        lines = tuple(
+            replace(x, bucket_units=tuple(("", units) for _, units in x.bucket_units))
+            for x in xdr.lines
+        )
+        xdr = replace(xdr, id="", session_id="", account_id="", customer_id="", lines=lines)
+    results = tuple(
+        replace(r, message=r.message.split(" ")[0]) if not isinstance(r, Grant) else r
+        for r in outcome.results
+    )
+    return replace(outcome, xdr=xdr, results=results)
+
+
+async def state(deps: Dependencies, line_: Line) -> dict[str, object]:
+    async with deps.uow() as uow:
+        customer = await uow.customers.get(line_.customer_id)
+        buckets = await uow.quotas.for_account(line_.account_id)
+        xdrs = await uow.xdrs.for_customer(line_.customer_id)
+        journal = await uow.transactions.for_customer(line_.customer_id, limit=10_000)
+        events = await uow.outbox.recent(aggregate_id=line_.customer_id, limit=10_000)
+    assert customer is not None
+    return {
+        "balance": customer.wallet.balance,
+        "reserved": customer.wallet.reserved,
+        "used": sorted(b.used for b in buckets),
+        "xdrs": sorted(x.charge.amount for x in xdrs),
+        "paid": sum((x.balance_charge for x in xdrs), usd(0)),
+        "journal": sorted(t.amount.amount for t in journal if t.reason.value == "usage"),
+        "events": [e.event_type for e in reversed(events)],
+    }
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_batched_mix_answers_and_charges_as_one_by_one(
+    deps: Dependencies, seed: int
+) -> None:
+    balances = ["0.40", "3", "25"]
+    products = ["PLAIN", "BASIC", "BASIC"]
+    alone = [
+        await line(deps, f"1202555{seed}1{n}0", b, p)
+        for n, (b, p) in enumerate(zip(balances, products, strict=True))
+    ]
+    grouped = [
+        await line(deps, f"1202555{seed}2{n}0", b, p)
+        for n, (b, p) in enumerate(zip(balances, products, strict=True))
+    ]
+    calls = mix(seed, alone)
+    names = {a.msisdn: g for a, g in zip(alone, grouped, strict=True)}
+    names.update({a.account_id: g for a, g in zip(alone, grouped, strict=True)})
+    batch = ChargingBatch(deps)
+
+    one_by_one = await batch.one_by_one(on_lines(calls, "A", {}))
+    rng = random.Random(seed)
+    batched: list[Outcome] = []
+    pending = on_lines(calls, "B", names)
+    while pending:
+        size = rng.randint(1, 12)
+        batched.extend(await batch(pending[:size]))
+        pending = pending[size:]
+
+    assert [plain(o) for o in batched] == [plain(o) for o in one_by_one]
+    # the mix is worth comparing: answers and refusals of several kinds
+    assert len({type(o).__name__ for o in one_by_one}) >= 3
+    for a, g in zip(alone, grouped, strict=True):
+        expected, got = await state(deps, a), await state(deps, g)
+        assert got == expected
+        # money is conserved: what left the balance is what the xDRs charged
+        start = usd(balances[alone.index(a)])
+        assert got["reserved"] == usd(0)
+        assert start - got["balance"] == got["paid"]  # type: ignore[operator]
+        assert sum(got["journal"], Decimal(0)) == -(start - got["balance"]).amount  # type: ignore[arg-type, operator]
+
+
+async def test_retransmissions_charge_once_in_a_batch_and_across_batches(
+    deps: Dependencies,
+) -> None:
+    owner = await line(deps, "12025550100", "10")
+    uow = deps.uow
+    assert isinstance(uow, CountingUow)
+    batch = ChargingBatch(deps)
+    who = Subscriber(IdentifierKind.MSISDN, owner.msisdn)
+    initial = ChargingCall(CallKind.START, "r1", 0, (call(120),), who)
+    update = ChargingCall(CallKind.UPDATE, "r1", 1, (call(120, used=100),))
+    first = await batch([initial, initial, update, update])
+    assert isinstance(first[0], Answer) and first[1] == first[0] and first[3] == first[2]
+    after_first = await wallet(deps, owner.customer_id)
+    async with deps.uow() as work:
+        events = len(await work.outbox.recent(limit=1000))
+    again = await batch([update, initial, update])
+    assert again == [first[2], first[0], first[2]]
+    assert await wallet(deps, owner.customer_id) == after_first
+    async with deps.uow() as work:
+        assert len(await work.outbox.recent(limit=1000)) == events
+    end = ChargingCall(CallKind.TERMINATE, "r1", 2, (call(None, used=30),))
+    sms = ChargingCall(CallKind.DEBIT, "r2", 0, (SMS_REQUEST,), who)
+    closing = await batch([end, sms, end, sms])
+    assert closing[2] == closing[0] and closing[3] == closing[1]
+    assert isinstance(closing[0], Answer) and closing[0].xdr is not None
+    assert closing[0].xdr.charge == usd("0.35")  # 130 s = 3 min at 0.10 + 0.05
+    assert await wallet(deps, owner.customer_id) == (usd("9.60"), usd(0))
+    assert await batch([end, sms]) == closing[:2]
+    assert await wallet(deps, owner.customer_id) == (usd("9.60"), usd(0))
+    async with deps.uow() as work:
+        assert len(await work.xdrs.for_account(owner.account_id)) == 2
+
+
+async def test_a_failing_call_keeps_its_failure_to_itself(deps: Dependencies) -> None:
+    owner = await line(deps, "12025550100", "10")
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    calls = [
+        ChargingCall(CallKind.START, "f1", 0, (call(60),), who),
+        ChargingCall(CallKind.UPDATE, "nobody", 1, (call(),)),
+        ChargingCall(CallKind.START, "f2", 0, (call(),), Subscriber(IdentifierKind.MSISDN, "1999")),
+        ChargingCall(CallKind.UPDATE, "f1", 2, (call(60, used=60),)),
+        ChargingCall(CallKind.UPDATE, "f1", 1, (call(60, used=60),)),  # out of order
+        ChargingCall(CallKind.TERMINATE, "f1", 3, (call(None, used=20),)),
+        ChargingCall(CallKind.UPDATE, "f1", 4, (call(),)),  # after the end
+        ChargingCall(CallKind.DEBIT, "f1", 7, (SMS_REQUEST,), who),  # the id is taken
+        ChargingCall(CallKind.DEBIT, "f3", 0, (SMS_REQUEST,), who),
+    ]
+    outcomes = await ChargingBatch(deps)(calls)
+    assert [type(o).__name__ for o in outcomes] == [
+        "Answer",
+        "UnknownSession",
+        "UnknownSubscriber",
+        "Answer",
+        "OutOfOrderRequest",
+        "Answer",
+        "SessionClosed",
+        "NotFound",
+        "Answer",
+    ]
+    end = outcomes[5]
+    assert isinstance(end, Answer) and end.xdr is not None
+    assert end.xdr.charge == usd("0.25")  # 80 s: 2 min at 0.10 and the 0.05 fee
+    assert await wallet(deps, owner.customer_id) == (usd("9.70"), usd(0))
+
+
+async def test_a_deadlock_retries_the_batch_and_anything_else_runs_it_one_by_one(
+    deps: Dependencies,
+) -> None:
+    owner = await line(deps, "12025550100", "10")
+    uow = deps.uow
+    assert isinstance(uow, CountingUow)
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    batch = ChargingBatch(deps)
+    calls = [ChargingCall(CallKind.START, f"d{n}", 0, (call(60),), who) for n in range(3)]
+
+    uow.failures.append(ConcurrentChange("deadlock detected"))
+    opened = uow.opened
+    outcomes = await batch(calls)
+    assert uow.opened - opened == 2  # the failed transaction and its retry
+    assert all(isinstance(o, Answer) and o.granted for o in outcomes)
+
+    uow.failures.append(RuntimeError("the disk is on fire"))
+    opened = uow.opened
+    more = [ChargingCall(CallKind.UPDATE, f"d{n}", 1, (call(60, used=60),)) for n in range(3)]
+    outcomes = await batch(more)
+    assert uow.opened - opened == 1 + 3  # the failed batch, then each call alone
+    assert all(isinstance(o, Answer) and o.granted for o in outcomes)
+    # three sessions, each charged its 0.15 once and holding 0.10 more
+    assert await wallet(deps, owner.customer_id) == (usd("9.55"), usd("0.30"))
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+async def test_concurrent_batches_never_pass_the_credit_limit(
+    deps: Dependencies, backend: str, workers: int
+) -> None:
+    """As the one-by-one test: 50 sessions start at once on a balance of 1.00,
+    each wanting 0.15; exactly 6 fit, and 0.90 is charged."""
+    owner = await line(deps, "12025550100", "1")
+    charging = ChargingWorkers(ChargingBatch(deps), workers, 16)
+    cc = ChargingBatcher(charging, CreditControl(deps))
+    await charging.start()
+    try:
+        who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+        answers = await asyncio.gather(*(cc.start(f"c{n}", who, [call(60)]) for n in range(50)))
+        granted = [
+            a.results[0] for a in answers if isinstance(a.results[0], Grant) and a.results[0].units
+        ]
+        assert len(granted) == 6
+        balance, reserved = await wallet(deps, owner.customer_id)
+        assert reserved <= usd(1) and balance == usd(1)
+        used = [a.results[0].units if isinstance(a.results[0], Grant) else 0 for a in answers]
+        ends = await asyncio.gather(
+            *(cc.terminate(f"c{n}", 1, [call(None, used=used[n])]) for n in range(50))
+        )
+    finally:
+        await charging.stop()
+    charged = sum((e.xdr.charge for e in ends if e.xdr is not None), usd(0))
+    assert charged == usd("0.90")
+    assert await wallet(deps, owner.customer_id) == (usd("0.10"), usd(0))
+    assert charging.calls == 100 and charging.batches < 100  # calls were grouped
+
+
+async def test_concurrent_mixes_through_the_batcher_conserve_money(deps: Dependencies) -> None:
+    lines = [await line(deps, f"120255501{n}0", "2", "BASIC") for n in range(4)]
+    charging = ChargingWorkers(ChargingBatch(deps), 3, 8)
+    cc = ChargingBatcher(charging, CreditControl(deps))
+    await charging.start()
+
+    async def session(n: int) -> None:
+        rng = random.Random(n)
+        target = lines[n % len(lines)]
+        who = Subscriber(IdentifierKind.MSISDN, target.msisdn)
+        sid = f"m{n}"
+        await cc.start(sid, who, [data(MIB)])
+        number = 1
+        for _ in range(rng.randint(1, 4)):
+            used = data(MIB, used=rng.randint(0, 2 * MIB))
+            first = await cc.update(sid, number, [used])
+            assert await cc.update(sid, number, [used]) == first  # a retransmission
+            number += 1
+        await cc.terminate(sid, number, [data(None, used=rng.randint(0, MIB))])
+
+    try:
+        await asyncio.gather(*(session(n) for n in range(40)))
+    finally:
+        await charging.stop()
+    for target in lines:
+        got = await state(deps, target)
+        assert got["reserved"] == usd(0)
+        assert usd(2) - got["balance"] == got["paid"]  # type: ignore[operator]
+        assert got["balance"] >= usd(0)  # type: ignore[operator]
+
+
+async def test_calls_outside_the_workers_run_on_their_own(deps: Dependencies) -> None:
+    owner = await line(deps, "12025550100", "1")
+    charging = ChargingWorkers(ChargingBatch(deps), 2, 8)
+    cc = ChargingBatcher(charging, CreditControl(deps))
+    who = Subscriber(IdentifierKind.MSISDN, owner.msisdn)
+    first = await cc.start("o1", who, [call(60)])  # not started yet
+    await charging.start()
+    await charging.stop()
+    end = await cc.terminate("o1", 1, [call(None, used=60)])  # stopped already
+    assert first.granted and end.xdr is not None and end.xdr.charge == usd("0.15")
+    assert await cc.price(who, call(120)) == usd("0.25")
+    assert await cc.can_afford(who, call(60))
+    with pytest.raises(Exception, match="never started"):
+        await cc.update("o2", 1, [call()])
