@@ -62,7 +62,7 @@ async def test_upgrade_to_head_builds_the_metadata_and_downgrade_removes_it(
         engine = create_engine(url)
         try:
             upgrade(url)
-            assert await current_revision(engine) == "0002"
+            assert await current_revision(engine) == "0006"
             assert await table_names(engine) == set(metadata.tables) | {"alembic_version"}
             assert await schema_diffs(engine) == []
 
@@ -90,7 +90,7 @@ async def test_the_identity_migration_goes_down_to_the_initial_schema(
             upgrade(url, "0001")
             before = await table_names(engine)
             assert not before & IDENTITY_TABLES
-            upgrade(url)
+            upgrade(url, "0002")
             assert await table_names(engine) == before | IDENTITY_TABLES
             downgrade(url, "0001")
             assert await current_revision(engine) == "0001"
@@ -129,3 +129,20 @@ async def test_the_comparison_would_see_a_drift(engine: AsyncEngine) -> None:
     ]
     assert {"add_column", "add_index", "modify_type"} <= {change[0] for change in diffs}
     assert any(c[0] == "modify_type" and c[3] == "balance" for c in diffs)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_the_directory_sync_migration_adds_its_table_and_takes_it_away(
+    kind: str, tmp_path: Path
+) -> None:
+    async with fresh_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(url, "0002")
+            before = await table_names(engine)
+            upgrade(url, "0006")
+            assert await table_names(engine) == before | {"directory_sync_runs"}
+            downgrade(url, "0002")
+            assert await table_names(engine) == before
+        finally:
+            await engine.dispose()
