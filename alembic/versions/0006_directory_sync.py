@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("error", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_directory_sync_runs"),
     )
-    op.create_index(
-        "ix_directory_sync_runs_started_at", "directory_sync_runs", ["started_at"]
-    )
+    op.create_index("ix_directory_sync_runs_started_at", "directory_sync_runs", ["started_at"])
 
 
 def downgrade() -> None:
