@@ -28,6 +28,7 @@ of its own, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -454,7 +455,6 @@ def _said(connection: ldap3.Connection) -> str:
 
 
 def _close(connection: ldap3.Connection) -> None:
-    try:
+    # Closing a connection to a failed server may fail too.
+    with contextlib.suppress(LDAPException, OSError):
         connection.unbind()
-    except (LDAPException, OSError):
-        pass  # closing a connection to a failed server may fail too
