@@ -82,6 +82,8 @@ class Settings:
     charging_validity_seconds: int = 3600
     directory: DirectoryKind = DirectoryKind.LOCAL
     token_ttl_seconds: int = 28800  # 8 hours: a working day
+    # How often a process looks for new events to react to (CoA, RAR, subscriptions).
+    event_relay_interval: float = 0.2
     # Active Directory / LDAP (RATEL_DIRECTORY=ldap): see the README.
     directory_urls: tuple[str, ...] = ()
     directory_bind_dn: str = ""
@@ -292,6 +294,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "charging_validity_seconds": _positive_integer,
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
+    "event_relay_interval": _seconds,
     "directory_urls": _directory_urls,
     "directory_bind_dn": _text,
     "directory_bind_password": _secret_text,
