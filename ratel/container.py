@@ -25,9 +25,12 @@ from typing import TypeVar
 from dependency_injector import containers, providers
 
 from ratel.adapters.component import EventRelayLoop
+from ratel.adapters.db.directory_sync import SqlDirectorySyncLog
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.adapters.directory.ldap import LdapConfig, LdapDirectory
 from ratel.adapters.directory.local import LocalDirectory
+from ratel.adapters.directory.scheduled import DirectorySyncLoop
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
 from ratel.adapters.passwords import Argon2Hasher
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
@@ -82,6 +85,7 @@ from ratel.application.customers import (
     SuspendCustomer,
     UpdateCustomer,
 )
+from ratel.application.directory_sync import DirectorySyncRuns, SyncDirectory
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.housekeeping import Housekeeping
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
@@ -101,7 +105,7 @@ from ratel.application.queries import (
 )
 from ratel.application.relay import EventRelay
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
-from ratel.config import Environment, Settings
+from ratel.config import DirectoryKind, DirectoryTls, Environment, Settings
 from ratel.domain.charging import ChargingConfig
 from ratel.domain.location import LocationPolicy
 from ratel.graphql.context import UseCases
@@ -144,6 +148,47 @@ def _identity_use_case(
     telemetry: providers.Provider[Telemetry],
 ) -> providers.Singleton[IU]:
     return providers.Singleton(_instrumented_identity, cls, deps, identity, telemetry)
+
+
+def ldap_config(settings: Settings) -> LdapConfig:
+    """The LDAP directory's configuration from the ``RATEL_DIRECTORY_*`` settings."""
+    return LdapConfig(
+        urls=settings.directory_urls,
+        base_dn=settings.directory_base_dn,
+        bind_dn=settings.directory_bind_dn,
+        bind_password=settings.directory_bind_password,
+        bind_password_file=settings.directory_bind_password_file,
+        user_filter=settings.directory_user_filter,
+        login_attribute=settings.directory_login_attribute,
+        group_filter=settings.directory_group_filter,
+        role_groups=settings.directory_role_groups,
+        starttls=settings.directory_tls is DirectoryTls.STARTTLS,
+        tls_verify=settings.directory_tls_verify,
+        ca_file=settings.directory_ca_file,
+        tls_server_name=settings.directory_tls_server_name,
+        expiry_attribute=settings.directory_expiry_attribute,
+        connect_timeout=settings.directory_connect_timeout,
+        receive_timeout=settings.directory_receive_timeout,
+    )
+
+
+def _sync_directory(
+    deps: Dependencies,
+    identity: IdentityServices,
+    runs: SqlDirectorySyncLog,
+    telemetry: Telemetry,
+) -> SyncDirectory:
+    return instrument(
+        SyncDirectory(deps, identity, runs), telemetry, INTERNAL, operation_name(SyncDirectory)
+    )
+
+
+def _directory_sync_runs(
+    deps: Dependencies, runs: SqlDirectorySyncLog, telemetry: Telemetry
+) -> DirectorySyncRuns:
+    return instrument(
+        DirectorySyncRuns(deps, runs), telemetry, INTERNAL, operation_name(DirectorySyncRuns)
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -238,6 +283,7 @@ class Container(containers.DeclarativeContainer):
     directory = providers.Selector(
         settings.provided.directory,
         local=providers.Singleton(LocalDirectory, uow, passwords),
+        ldap=providers.Singleton(LdapDirectory, providers.Callable(ldap_config, settings)),
     )
     token_lifetime = providers.Factory(timedelta, seconds=settings.provided.token_ttl_seconds)
     identity = providers.Singleton(
@@ -259,6 +305,23 @@ class Container(containers.DeclarativeContainer):
     create_api_key = _identity_use_case(CreateApiKey, deps, identity, telemetry)
     revoke_api_key = _identity_use_case(RevokeApiKey, deps, identity, telemetry)
     list_api_keys = _identity_use_case(ListApiKeys, deps, identity, telemetry)
+    # the directory sync (issue 7): a use case, its record, and its loop in `ratel serve`
+    directory_sync_log = providers.Singleton(SqlDirectorySyncLog, engine)
+    sync_directory = providers.Singleton(
+        _sync_directory, deps, identity, directory_sync_log, telemetry
+    )
+    directory_sync_runs = providers.Singleton(
+        _directory_sync_runs, deps, directory_sync_log, telemetry
+    )
+    directory_sync_loop = providers.Singleton(
+        DirectorySyncLoop,
+        sync_directory,
+        settings.provided.directory_sync_interval,
+        listeners,
+        enabled=providers.Callable(
+            lambda settings: settings.directory is DirectoryKind.LDAP, settings
+        ),
+    )
 
     # -- read side (GraphQL and other readers)
     find_customers = _use_case(FindCustomers, deps, telemetry)
@@ -319,7 +382,7 @@ class Container(containers.DeclarativeContainer):
 
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
-    components = providers.List(event_relay_loop)
+    components = providers.List(event_relay_loop, directory_sync_loop)
 
 
 def build_container(settings: Settings) -> Container:
