@@ -237,6 +237,10 @@ class LdapDirectory:
             return None  # before any bind: an empty password is an anonymous bind
         if len(login) > _MAX_LOGIN or len(password) > _MAX_PASSWORD:
             return None
+        if not all(ch.isprintable() for ch in login):
+            # No login holds a control character; and Samba ends a filter
+            # value at an (escaped) NUL, so "alice\0..." would find alice.
+            return None
         return await self._off_loop(self._authenticate, login.strip(), password)
 
     async def users(self) -> Sequence[DirectoryUser]:
