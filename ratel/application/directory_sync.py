@@ -143,12 +143,13 @@ class SyncDirectory(IdentityUseCase):
             error=error,
         )
         await self.runs.finished(finished)
+        # "users_" in front: "created" is a LogRecord attribute of its own
         fields = {
             "run_id": finished.id,
-            "created": finished.created,
-            "updated": finished.updated,
-            "blocked": finished.blocked,
-            "deleted": finished.deleted,
+            "users_created": finished.created,
+            "users_updated": finished.updated,
+            "users_blocked": finished.blocked,
+            "users_deleted": finished.deleted,
             "tokens_revoked": finished.tokens_revoked,
         }
         if error is None:

@@ -197,6 +197,9 @@ class Samba:
     def disable(self, dn: str) -> None:
         self.modify(dn, userAccountControl="514")
 
+    def add_to_group(self, dn: str, group: str) -> None:
+        self.admin().modify(group, {"member": [(ldap3.MODIFY_ADD, [dn])]})
+
     def remove_from_group(self, dn: str, group: str) -> None:
         self.admin().modify(group, {"member": [(ldap3.MODIFY_DELETE, [dn])]})
 
