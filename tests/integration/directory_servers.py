@@ -265,14 +265,13 @@ def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
         (target / "run").mkdir(exist_ok=True)
         text = conf.read_text()
         text = text.replace("[global]\n", f"[global]\n\tpid directory = {target / 'run'}\n", 1)
-        lines = []
-        for line in text.splitlines():
-            key = line.strip().split("=", 1)[0].strip()
-            if key == "server services":
-                line = "\tserver services = ldap"  # LDAP only: no SMB, KDC, DNS, RPC
-            elif key == "log file":
-                line = f"\tlog file = {folder / 'samba.%m.log'}"
-            lines.append(line)
+        replaced = {
+            "server services": "\tserver services = ldap",  # LDAP only: no SMB, KDC, DNS, RPC
+            "log file": f"\tlog file = {folder / 'samba.%m.log'}",
+        }
+        lines = [
+            replaced.get(line.strip().split("=", 1)[0].strip(), line) for line in text.splitlines()
+        ]
         conf.write_text("\n".join(lines) + "\n")
         with log.open("ab") as out:
             process = subprocess.Popen(
@@ -294,9 +293,8 @@ def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
             _stop(process)
     finally:
         if added:
-            subprocess.run(
-                ["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False
-            )
+            command = ["ip", "addr", "del", f"{address}/32", "dev", "lo"]
+            subprocess.run(command, capture_output=True, check=False)
 
 
 def _wait_for_bind(server: Samba, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -398,9 +396,10 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     folder = tmp_path_factory.mktemp("slapd")
     (folder / "data").mkdir()
     conf = folder / "slapd.conf"
-    conf.write_text(
-        _SLAPD_CONF.format(folder=folder, base=SLAPD_BASE, root=SLAPD_ROOT, password=SERVICE_PASSWORD)
+    text = _SLAPD_CONF.format(
+        folder=folder, base=SLAPD_BASE, root=SLAPD_ROOT, password=SERVICE_PASSWORD
     )
+    conf.write_text(text)
     port = free_port()
     log = folder / "slapd.log"
     with log.open("ab") as out:

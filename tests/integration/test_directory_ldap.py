@@ -317,9 +317,7 @@ async def test_openldap_groups_from_a_group_search(slapd: Slapd) -> None:
         ("expiresAt", "20300101120000.0+0200", datetime(2030, 1, 1, 10, tzinfo=UTC)),
     ],
 )
-def test_expiry_dates_in_every_form(
-    attribute: str, value: str, expected: datetime | None
-) -> None:
+def test_expiry_dates_in_every_form(attribute: str, value: str, expected: datetime | None) -> None:
     assert parse_expiry(attribute, value) == expected
 
 
