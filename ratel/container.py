@@ -378,6 +378,9 @@ class Container(containers.DeclarativeContainer):
         manual_transaction=manual_transaction,
         create_vouchers=create_vouchers,
         redeem_voucher=redeem_voucher,
+        list_staff=list_staff,
+        directory_sync_runs=directory_sync_runs,
+        sync_directory=sync_directory,
     )
 
     # -- what `ratel serve` runs besides HTTP, started in this order and

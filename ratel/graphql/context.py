@@ -24,6 +24,7 @@ from ratel.application.accounts import (
     UnblockAccount,
 )
 from ratel.application.add_ons import AddAddOn, RemoveAddOn
+from ratel.application.auth import ListStaff
 from ratel.application.customers import (
     CloseCustomer,
     OpenCustomer,
@@ -31,6 +32,7 @@ from ratel.application.customers import (
     SuspendCustomer,
     UpdateCustomer,
 )
+from ratel.application.directory_sync import DirectorySyncRuns, SyncDirectory
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.identity import Principal
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
@@ -102,6 +104,10 @@ class UseCases:
     manual_transaction: ManualTransaction
     create_vouchers: CreateVouchers
     redeem_voucher: RedeemVoucher
+    # staff and the directory sync (ratel.graphql.directory)
+    list_staff: ListStaff | None = None
+    directory_sync_runs: DirectorySyncRuns | None = None
+    sync_directory: SyncDirectory | None = None
 
 
 class Loaders:

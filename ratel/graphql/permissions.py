@@ -115,6 +115,10 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Mutation.manualTransaction": Rule(P.MONEY_WRITE),
         "Mutation.redeemVoucherForCustomer": Rule(P.MONEY_WRITE),
         "Mutation.createVouchers": Rule(P.VOUCHERS_WRITE),
+        # -- staff and the directory sync (ratel.graphql.directory)
+        "Query.staffUsers": Rule(P.STAFF_READ),
+        "Query.directorySyncRuns": Rule(P.STAFF_MANAGE),
+        "Mutation.syncDirectory": Rule(P.STAFF_MANAGE),
     }
 )
 

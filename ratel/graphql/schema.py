@@ -23,6 +23,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.tools import merge_types
 from strawberry.types.field import StrawberryField
 
 from ratel.application.queries import CustomerSearch
@@ -30,6 +31,7 @@ from ratel.domain import customer as customer_domain
 from ratel.domain.customer import Contact
 from ratel.domain.errors import DomainError, NotFound
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
+from ratel.graphql.directory import DirectoryMutation, DirectoryQuery
 from ratel.graphql.permissions import MATRIX, Guard
 from ratel.graphql.types import (
     Account,
@@ -669,10 +671,16 @@ def _balance_payload(result: object, errors: list[UserError]) -> BalancePayload:
 # -- the schema ---------------------------------------------------------------------------------
 
 
+#: The root types as served: this module's fields and those of the modules
+#: that bring their own (``ratel.graphql.directory``).
+RootQuery = merge_types("Query", (Query, DirectoryQuery))
+RootMutation = merge_types("Mutation", (Mutation, DirectoryMutation))
+
+
 def root_fields(schema: strawberry.Schema) -> dict[str, StrawberryField]:
     """Every root field as ``Type.field`` (GraphQL names)."""
     fields: dict[str, StrawberryField] = {}
-    for root in (Query, Mutation):
+    for root in (RootQuery, RootMutation):
         definition = root.__strawberry_definition__  # type: ignore[attr-defined]
         for f in definition.fields:
             name = schema.config.name_converter.get_graphql_name(f)
@@ -705,6 +713,6 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    schema = strawberry.Schema(query=RootQuery, mutation=RootMutation, extensions=extensions)
     check_guarded(schema)
     return schema

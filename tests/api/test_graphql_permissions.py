@@ -114,6 +114,9 @@ CALLS: Mapping[str, str] = {
     "Mutation.ussdChangePackage": (
         'mutation { ussdChangePackage(msisdn: "12055550107", code: "MOBILE_PREPAID") { text } }'
     ),
+    "Query.staffUsers": "query { staffUsers { users { login } lastSync { id } } }",
+    "Query.directorySyncRuns": "query { directorySyncRuns { id } }",
+    "Mutation.syncDirectory": "mutation { syncDirectory { errors { code } } }",
 }
 
 #: Fields an account holder may call about their own data (with its id).
@@ -133,6 +136,7 @@ GRANTED: Mapping[str, set[str]] = {
         "Query.customers", "Query.customer", "Query.account", "Query.accountByIdentifier",
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events",
+        "Query.staffUsers",
     },
     "alice": OWNED | {
         "Query.me", "Mutation.buyAddOn", "Mutation.redeemVoucher", "Mutation.liftLocationBlock",
