@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dependency_injector import containers, providers
 
@@ -28,7 +28,6 @@ from ratel.adapters.component import EventRelayLoop
 from ratel.adapters.db.directory_sync import SqlDirectorySyncLog
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from ratel.adapters.directory.ldap import LdapConfig, LdapDirectory
 from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.directory.scheduled import DirectorySyncLoop
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
@@ -111,6 +110,9 @@ from ratel.domain.location import LocationPolicy
 from ratel.graphql.context import UseCases
 from ratel.graphql.schema import build_schema
 
+if TYPE_CHECKING:
+    from ratel.adapters.directory.ldap import LdapConfig, LdapDirectory
+
 U = TypeVar("U", bound=UseCase)
 IU = TypeVar("IU", bound=IdentityUseCase)
 
@@ -152,6 +154,8 @@ def _identity_use_case(
 
 def ldap_config(settings: Settings) -> LdapConfig:
     """The LDAP directory's configuration from the ``RATEL_DIRECTORY_*`` settings."""
+    from ratel.adapters.directory.ldap import LdapConfig
+
     return LdapConfig(
         urls=settings.directory_urls,
         base_dn=settings.directory_base_dn,
@@ -170,6 +174,13 @@ def ldap_config(settings: Settings) -> LdapConfig:
         connect_timeout=settings.directory_connect_timeout,
         receive_timeout=settings.directory_receive_timeout,
     )
+
+
+def ldap_directory(settings: Settings) -> LdapDirectory:
+    """The LDAP directory; ldap3 is imported only by a process that uses it."""
+    from ratel.adapters.directory.ldap import LdapDirectory
+
+    return LdapDirectory(ldap_config(settings))
 
 
 def _sync_directory(
@@ -283,7 +294,7 @@ class Container(containers.DeclarativeContainer):
     directory = providers.Selector(
         settings.provided.directory,
         local=providers.Singleton(LocalDirectory, uow, passwords),
-        ldap=providers.Singleton(LdapDirectory, providers.Callable(ldap_config, settings)),
+        ldap=providers.Singleton(ldap_directory, settings),
     )
     token_lifetime = providers.Factory(timedelta, seconds=settings.provided.token_ttl_seconds)
     identity = providers.Singleton(
