@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from ratel.application.identity import ROLE_PERMISSIONS
+
 #: Only good for development: production refuses to start with it.
 DEVELOPMENT_SECRET: Final = "ratel-development-secret-change-me"
 
@@ -258,6 +260,11 @@ def _role_groups(value: object) -> tuple[tuple[str, str], ...]:
         role, sep, group = text.partition("=")
         if not sep or not role.strip() or not group.strip() or "=" not in group:
             raise ValueError(f"expected role=group DN (administrator=CN=...), got {text!r}")
+        if role.strip() not in ROLE_PERMISSIONS:
+            known = ", ".join(sorted(ROLE_PERMISSIONS))
+            raise ValueError(
+                f"expected role=group DN with a role ratel knows ({known}), got {text!r}"
+            )
         pairs.append((group.strip(), role.strip()))
     return tuple(pairs)
 
