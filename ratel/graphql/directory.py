@@ -10,7 +10,7 @@ permission matrix like every other.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 
 import strawberry
@@ -143,7 +143,7 @@ class DirectoryQuery:
         size = max(1, min(first, MAX_STAFF_PAGE))
         users = await use_cases.list_staff(after_login=after_login, limit=size)
         runs = await use_cases.directory_sync_runs(limit=1)
-        now = datetime.now().astimezone()
+        now = datetime.now(UTC)
         return StaffMemberList(
             users=[StaffMember.of(u, now) for u in users],
             last_sync=DirectorySyncRun.of(runs[0]) if runs else None,
