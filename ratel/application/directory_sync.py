@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from copy import copy
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -79,6 +80,32 @@ def _iso_country(value: str | None) -> str | None:
     return text if len(text) == 2 and text.isascii() and text.isalpha() else None
 
 
+def _apply(user: StaffUser, entry: DirectoryUser) -> bool:
+    """Give ``user`` the fields the directory owns, as ``entry`` says; whether
+    any changed."""
+    return user.apply_directory(
+        name=entry.name.strip() or user.login,
+        email=entry.email,
+        country=_iso_country(entry.country),
+        company=entry.company,
+        roles=_known_roles(entry.roles),
+        disabled=entry.disabled,
+        expires_at=entry.expires_at,
+    )
+
+
+def _would_change(stored: StaffUser, entry: DirectoryUser) -> bool:
+    """Whether mirroring ``entry`` would change ``stored`` (tried on a copy).
+    A user left as stored needs nothing: an expired or disabled one holds no
+    live token (logins refuse them, and every request checks the user)."""
+    if stored.source is not StaffSource.DIRECTORY:
+        return True  # let the mirroring report the conflict
+    try:
+        return _apply(copy(stored), entry)
+    except DomainError:
+        return True  # let the mirroring report it
+
+
 class SyncDirectory(IdentityUseCase):
     """One sync run: mirror the directory's users into ratel's staff users and
     record the run (``DirectorySyncRun``: created, updated, blocked, deleted,
@@ -115,6 +142,8 @@ class SyncDirectory(IdentityUseCase):
                     "deleted (check the base DN, the user filter and the group mapping)",
                 )
             for login, entry in wanted.items():
+                if login in known and not _would_change(known[login], entry):
+                    continue  # as stored: no transaction, no row lock
                 await self._mirror_one(login, entry, tally, problems)
             for login in sorted(set(known) - set(wanted)):
                 await self._delete_one(login, tally, problems)
@@ -229,15 +258,7 @@ class SyncDirectory(IdentityUseCase):
             if user.source is StaffSource.LOCAL:
                 raise InvalidStaffUser("the login belongs to a local user; it was left alone")
             was_usable = user.is_usable(now)
-            changed = user.apply_directory(
-                name=name,
-                email=entry.email,
-                country=country,
-                company=entry.company,
-                roles=roles,
-                disabled=entry.disabled,
-                expires_at=entry.expires_at,
-            )
+            changed = _apply(user, entry)
             revoked = 0
             if not user.is_usable(now) or not user.roles:
                 # Blocked, expired or in no role: no session survives it.
