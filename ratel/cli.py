@@ -299,6 +299,37 @@ def staff_list(ctx: typer.Context) -> None:
         )
 
 
+@staff_app.command("sync")
+def staff_sync(ctx: typer.Context) -> None:
+    """Mirror the staff directory now (what `ratel serve` does every
+    RATEL_DIRECTORY_SYNC_INTERVAL seconds) and print what changed. Exits 1
+    when the run did not complete (the directory did not answer: nothing
+    was changed)."""
+    from ratel.config import DirectoryKind
+
+    settings = _settings(ctx)
+    if settings.directory is not DirectoryKind.LDAP:
+        errors.print(
+            f"ratel: nothing to sync: {env_name('directory')} is {settings.directory.value} "
+            "(the sync mirrors an LDAP directory)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
+
+    async def work(container: Container) -> Any:
+        return await container.sync_directory()()
+
+    run = _run(settings, work)
+    _plain(
+        f"directory sync {run.id}: {run.created} created, {run.updated} updated, "
+        f"{run.blocked} blocked, {run.deleted} deleted, {run.tokens_revoked} tokens revoked"
+    )
+    if run.error:
+        errors.print(f"ratel: {run.error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
 @apikey_app.command("create")
 def apikey_create(
     ctx: typer.Context,
@@ -393,7 +424,7 @@ def show_settings(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if f.name == "secret":
+        if f.name in ("secret", "directory_bind_password"):
             value = "***"
         elif f.name == "database_url":
             value = _safe_url(value)
@@ -401,6 +432,10 @@ def show_settings(ctx: typer.Context) -> None:
             value = ",".join(sorted(value))
         elif value is None:
             value = ""  # not set (an empty variable means the same)
+        elif f.name == "directory_role_groups":
+            value = ";".join(f"{role}={group}" for group, role in value)
+        elif isinstance(value, tuple):
+            value = ",".join(value)
         console.print(f"{env_name(f.name)}={value}", soft_wrap=True, markup=False, highlight=False)
 
 

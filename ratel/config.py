@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from ratel.application.identity import ROLE_PERMISSIONS
+
 #: Only good for development: production refuses to start with it.
 DEVELOPMENT_SECRET: Final = "ratel-development-secret-change-me"
 
@@ -39,9 +41,17 @@ class LogFormat(StrEnum):
 
 
 class DirectoryKind(StrEnum):
-    """Where staff log in. Active Directory / LDAP comes with its own issue."""
+    """Where staff log in."""
 
     LOCAL = "local"  # ratel's staff table with argon2 hashes (development, bootstrap)
+    LDAP = "ldap"  # Active Directory or another LDAP server (RATEL_DIRECTORY_* settings)
+
+
+class DirectoryTls(StrEnum):
+    """How ``ldap://`` directory URLs are protected (``ldaps://`` is always TLS)."""
+
+    STARTTLS = "starttls"
+    PLAIN = "plain"  # passwords in clear on the wire: only when asked for
 
 
 class SettingsError(ValueError):
@@ -88,6 +98,24 @@ class Settings:
     # SQLite, 2 on PostgreSQL) and the most calls one transaction holds.
     charging_workers: int = 0
     charging_batch: int = 100
+    # Active Directory / LDAP (RATEL_DIRECTORY=ldap): see the README.
+    directory_urls: tuple[str, ...] = ()
+    directory_bind_dn: str = ""
+    directory_bind_password: str = ""
+    directory_bind_password_file: str = ""
+    directory_base_dn: str = ""
+    directory_user_filter: str = "(objectClass=person)"
+    directory_login_attribute: str = "sAMAccountName"
+    directory_group_filter: str = ""  # empty: groups from memberOf
+    directory_role_groups: tuple[tuple[str, str], ...] = ()  # (group DN, role)
+    directory_tls: DirectoryTls = DirectoryTls.STARTTLS
+    directory_tls_verify: bool = True
+    directory_ca_file: str = ""
+    directory_tls_server_name: str = ""
+    directory_expiry_attribute: str = "accountExpires"
+    directory_connect_timeout: float = 3.0
+    directory_receive_timeout: int = 5
+    directory_sync_interval: float = 600.0
 
     @property
     def http_url(self) -> str:
@@ -216,6 +244,72 @@ def _page_url(value: object) -> str | None:
     except (KeyError, IndexError, ValueError):
         raise ValueError(f"only {{customer_id}} may be in braces, got {url!r}") from None
     return url
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _directory_urls(value: object) -> tuple[str, ...]:
+    """Server URLs in the order they are tried (a comma list or a TOML list)."""
+    items: list[object] = list(value.split(",")) if isinstance(value, str) else []
+    if isinstance(value, list):
+        items = value
+    elif not isinstance(value, str):
+        raise ValueError(f"expected a comma-separated list of URLs, got {value!r}")
+    urls = []
+    for item in items:
+        url = _text(item)
+        if not url:
+            continue
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("ldap", "ldaps") or not rest.strip("/"):
+            raise ValueError(f"expected ldap://host[:port] or ldaps://host[:port], got {url!r}")
+        urls.append(url)
+    return tuple(urls)
+
+
+def _role_groups(value: object) -> tuple[tuple[str, str], ...]:
+    """``role=group DN`` pairs: a ``;``-separated list (a DN holds commas) or a
+    TOML list of strings. The role comes first: a DN holds ``=`` too."""
+    if isinstance(value, str):
+        items: list[object] = list(value.split(";"))
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError(f"expected role=group DN pairs separated by ';', got {value!r}")
+    pairs = []
+    for item in items:
+        text = _text(item)
+        if not text:
+            continue
+        role, sep, group = text.partition("=")
+        if not sep or not role.strip() or not group.strip() or "=" not in group:
+            raise ValueError(f"expected role=group DN (administrator=CN=...), got {text!r}")
+        if role.strip() not in ROLE_PERMISSIONS:
+            known = ", ".join(sorted(ROLE_PERMISSIONS))
+            raise ValueError(
+                f"expected role=group DN with a role ratel knows ({known}), got {text!r}"
+            )
+        pairs.append((group.strip(), role.strip()))
+    return tuple(pairs)
+
+
+def _secret_text(value: object) -> str:
+    # A password is taken as written: its spaces may be part of it.
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    return value
+
+
+def _receive_timeout(value: object) -> int:
+    # ldap3 sets SO_RCVTIMEO from a whole number of seconds.
+    return _positive_integer(value)
 
 
 _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
@@ -245,6 +339,23 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "customer_page_url": _page_url,
     "charging_workers": _workers,
     "charging_batch": _positive_integer,
+    "directory_urls": _directory_urls,
+    "directory_bind_dn": _text,
+    "directory_bind_password": _secret_text,
+    "directory_bind_password_file": _text,
+    "directory_base_dn": _text,
+    "directory_user_filter": _required_text,
+    "directory_login_attribute": _required_text,
+    "directory_group_filter": _text,
+    "directory_role_groups": _role_groups,
+    "directory_tls": _choice(DirectoryTls),
+    "directory_tls_verify": _boolean,
+    "directory_ca_file": _text,
+    "directory_tls_server_name": _text,
+    "directory_expiry_attribute": _text,
+    "directory_connect_timeout": _seconds,
+    "directory_receive_timeout": _receive_timeout,
+    "directory_sync_interval": _seconds,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))
@@ -314,4 +425,32 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
         raise SettingsError(
             f"{sources.get('secret', env_name('secret'))}: production refuses the development "
             f"secret; set {env_name('secret')} to a long random value"
+        )
+    if settings.directory is DirectoryKind.LDAP:
+        _check_directory(settings, sources)
+
+
+def _check_directory(settings: Settings, sources: Mapping[str, str]) -> None:
+    """What an LDAP directory cannot work without."""
+
+    def where(name: str) -> str:
+        return sources.get(name, env_name(name))
+
+    required = {
+        "directory_urls": settings.directory_urls,
+        "directory_base_dn": settings.directory_base_dn,
+        "directory_bind_dn": settings.directory_bind_dn,
+        "directory_role_groups": settings.directory_role_groups,
+    }
+    for name, value in required.items():
+        if not value:
+            raise SettingsError(f"{where(name)}: required with RATEL_DIRECTORY=ldap")
+    if not settings.directory_bind_password and not settings.directory_bind_password_file:
+        raise SettingsError(
+            f"{where('directory_bind_password')}: the service account needs a password "
+            f"(or {env_name('directory_bind_password_file')})"
+        )
+    if settings.directory_group_filter and "{dn}" not in settings.directory_group_filter:
+        raise SettingsError(
+            f"{where('directory_group_filter')}: the group filter names the user as {{dn}}"
         )

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dependency_injector import containers, providers
 
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers, worker_count
 from ratel.adapters.component import EventRelayLoop
+from ratel.adapters.db.directory_sync import SqlDirectorySyncLog
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.directory.local import LocalDirectory
+from ratel.adapters.directory.scheduled import DirectorySyncLoop
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
 from ratel.adapters.passwords import Argon2Hasher
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
@@ -91,6 +93,7 @@ from ratel.application.customers import (
     SuspendCustomer,
     UpdateCustomer,
 )
+from ratel.application.directory_sync import DirectorySyncRuns, SyncDirectory
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.housekeeping import Housekeeping
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
@@ -113,12 +116,15 @@ from ratel.application.queries import (
 from ratel.application.relay import EventRelay
 from ratel.application.throttle import LoginThrottle, ThrottlePolicy
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
-from ratel.config import Environment, Settings
+from ratel.config import DirectoryKind, DirectoryTls, Environment, Settings
 from ratel.domain.charging import ChargingConfig
 from ratel.domain.location import LocationPolicy
 from ratel.graphql.context import CustomerLinks, UseCases
 from ratel.graphql.live import AccountFeed
 from ratel.graphql.schema import build_schema
+
+if TYPE_CHECKING:
+    from ratel.adapters.directory.ldap import LdapConfig, LdapDirectory
 
 U = TypeVar("U", bound=UseCase)
 IU = TypeVar("IU", bound=IdentityUseCase)
@@ -164,6 +170,56 @@ def _instrumented_batcher(
 ) -> ChargingBatcher:
     # counted and timed as "charging.start", "charging.update", ...
     return instrument(ChargingBatcher(workers, credit_control), telemetry, INTERNAL, "charging")
+
+
+def ldap_config(settings: Settings) -> LdapConfig:
+    """The LDAP directory's configuration from the ``RATEL_DIRECTORY_*`` settings."""
+    from ratel.adapters.directory.ldap import LdapConfig
+
+    return LdapConfig(
+        urls=settings.directory_urls,
+        base_dn=settings.directory_base_dn,
+        bind_dn=settings.directory_bind_dn,
+        bind_password=settings.directory_bind_password,
+        bind_password_file=settings.directory_bind_password_file,
+        user_filter=settings.directory_user_filter,
+        login_attribute=settings.directory_login_attribute,
+        group_filter=settings.directory_group_filter,
+        role_groups=settings.directory_role_groups,
+        starttls=settings.directory_tls is DirectoryTls.STARTTLS,
+        tls_verify=settings.directory_tls_verify,
+        ca_file=settings.directory_ca_file,
+        tls_server_name=settings.directory_tls_server_name,
+        expiry_attribute=settings.directory_expiry_attribute,
+        connect_timeout=settings.directory_connect_timeout,
+        receive_timeout=settings.directory_receive_timeout,
+    )
+
+
+def ldap_directory(settings: Settings) -> LdapDirectory:
+    """The LDAP directory; ldap3 is imported only by a process that uses it."""
+    from ratel.adapters.directory.ldap import LdapDirectory
+
+    return LdapDirectory(ldap_config(settings))
+
+
+def _sync_directory(
+    deps: Dependencies,
+    identity: IdentityServices,
+    runs: SqlDirectorySyncLog,
+    telemetry: Telemetry,
+) -> SyncDirectory:
+    return instrument(
+        SyncDirectory(deps, identity, runs), telemetry, INTERNAL, operation_name(SyncDirectory)
+    )
+
+
+def _directory_sync_runs(
+    deps: Dependencies, runs: SqlDirectorySyncLog, telemetry: Telemetry
+) -> DirectorySyncRuns:
+    return instrument(
+        DirectorySyncRuns(deps, runs), telemetry, INTERNAL, operation_name(DirectorySyncRuns)
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -259,6 +315,7 @@ class Container(containers.DeclarativeContainer):
     directory = providers.Selector(
         settings.provided.directory,
         local=providers.Singleton(LocalDirectory, uow, passwords),
+        ldap=providers.Singleton(ldap_directory, settings),
     )
     token_lifetime = providers.Factory(timedelta, seconds=settings.provided.token_ttl_seconds)
     identity = providers.Singleton(
@@ -289,6 +346,23 @@ class Container(containers.DeclarativeContainer):
             per_login=settings.provided.login_max_failures,
             per_address=settings.provided.login_max_failures_per_address,
             window=providers.Factory(timedelta, seconds=settings.provided.login_throttle_seconds),
+        ),
+    )
+    # the directory sync (issue 7): a use case, its record, and its loop in `ratel serve`
+    directory_sync_log = providers.Singleton(SqlDirectorySyncLog, engine)
+    sync_directory = providers.Singleton(
+        _sync_directory, deps, identity, directory_sync_log, telemetry
+    )
+    directory_sync_runs = providers.Singleton(
+        _directory_sync_runs, deps, directory_sync_log, telemetry
+    )
+    directory_sync_loop = providers.Singleton(
+        DirectorySyncLoop,
+        sync_directory,
+        settings.provided.directory_sync_interval,
+        listeners,
+        enabled=providers.Callable(
+            lambda settings: settings.directory is DirectoryKind.LDAP, settings
         ),
     )
 
@@ -380,6 +454,8 @@ class Container(containers.DeclarativeContainer):
         crm_records_of_customers=crm_records_of_customers,
         customer_by_crm_record=customer_by_crm_record,
         links=providers.Singleton(CustomerLinks, settings.provided.customer_page_url),
+        directory_sync_runs=directory_sync_runs,
+        sync_directory=sync_directory,
     )
 
     # -- group commit of credit control: protocol adapters call `charging`
@@ -398,7 +474,7 @@ class Container(containers.DeclarativeContainer):
 
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
-    components = providers.List(event_relay_loop, charging_workers)
+    components = providers.List(event_relay_loop, charging_workers, directory_sync_loop)
 
 
 def build_container(settings: Settings) -> Container:

@@ -52,6 +52,7 @@ from ratel.application.customers import (
     SuspendCustomer,
     UpdateCustomer,
 )
+from ratel.application.directory_sync import DirectorySyncRuns, SyncDirectory
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.identity import Principal
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
@@ -167,6 +168,10 @@ class UseCases:
     crm_records_of_customers: CrmRecordsOfCustomers
     customer_by_crm_record: CustomerByCrmRecord
     links: CustomerLinks
+    # staff and the directory sync (ratel.graphql.directory)
+
+    directory_sync_runs: DirectorySyncRuns | None = None
+    sync_directory: SyncDirectory | None = None
 
 
 class Loaders:

@@ -35,6 +35,7 @@ from ratel.domain.customer import Contact
 from ratel.domain.errors import NotFound
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
 from ratel.graphql.crm import CrmMutation, CrmQuery
+from ratel.graphql.directory import DirectoryMutation, DirectoryQuery
 from ratel.graphql.fields import attempt, guarded, guarded_mutation
 from ratel.graphql.fields import own_account as _own_account
 from ratel.graphql.identity import IdentityMutation, IdentityQuery
@@ -242,7 +243,7 @@ class Me:
 
 
 @strawberry.type
-class Query(IdentityQuery, CrmQuery):
+class Query(IdentityQuery, CrmQuery, DirectoryQuery):
     @guarded("Customers ordered by id; every filter given must match.")
     async def customers(
         self,
@@ -373,7 +374,7 @@ def _customer_payload(customer: object, errors: list[UserError]) -> CustomerPayl
 
 
 @strawberry.type
-class Mutation(IdentityMutation, CrmMutation):
+class Mutation(IdentityMutation, CrmMutation, DirectoryMutation):
     # -- customers
     @guarded_mutation()
     async def open_customer(self, info: Info, input: OpenCustomerInput) -> CustomerPayload:

@@ -155,6 +155,9 @@ CALLS: Mapping[str, str] = {
     "Mutation.unlinkZendeskOrganization": (
         'mutation { unlinkZendeskOrganization(customerId: "cus_demo_bob") { errors { code } } }'
     ),
+    "Query.staffUsers": "query { staffUsers { users { login } lastSync { id } } }",
+    "Query.directorySyncRuns": "query { directorySyncRuns { id } }",
+    "Mutation.syncDirectory": "mutation { syncDirectory { errors { code } } }",
 }
 
 #: Subscriptions go over a websocket: tests/api/test_graphql_subscriptions.py
@@ -183,7 +186,7 @@ GRANTED: Mapping[str, set[str]] = {
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events", "Query.staff",
         "Query.vouchers", "Query.servicePolicies", "Query.customerByZendeskOrganization",
-        *SUBSCRIPTIONS,
+        *SUBSCRIPTIONS, "Query.staffUsers",
     },
     "alice": PUBLIC | OWNED | SUBSCRIPTIONS | {
         "Query.me", "Mutation.buyAddOn", "Mutation.redeemVoucher", "Mutation.liftLocationBlock",

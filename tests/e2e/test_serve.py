@@ -176,6 +176,8 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str
     assert health.json() == {
         "status": "ok",
         "database": "ok",
+        # the event relay is a component of every process (the directory sync
+        # is one only with RATEL_DIRECTORY=ldap)
         "listeners": {"event-relay": "up", "http": "up", "scheduler": "up"},
     }
 

@@ -62,7 +62,7 @@ async def test_upgrade_to_head_builds_the_metadata_and_downgrade_removes_it(
         engine = create_engine(url)
         try:
             upgrade(url)
-            assert await current_revision(engine) == "0003"
+            assert await current_revision(engine) == MIGRATIONS[-1][0]
             assert await table_names(engine) == set(metadata.tables) | {"alembic_version"}
             assert await schema_diffs(engine) == []
 
@@ -131,16 +131,26 @@ async def test_the_comparison_would_see_a_drift(engine: AsyncEngine) -> None:
     assert any(c[0] == "modify_type" and c[3] == "balance" for c in diffs)
 
 
+#: Each migration after the first two, the one before it and the tables it adds.
+MIGRATIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("0003", "0002", frozenset({"crm_links"})),
+    ("0006", "0003", frozenset({"directory_sync_runs"})),
+)
+
+
 @pytest.mark.parametrize("kind", BACKENDS)
-async def test_the_crm_links_migration_goes_down_to_identity(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("revision", "down_to", "tables"), MIGRATIONS)
+async def test_each_migration_adds_its_tables_and_takes_them_away(
+    kind: str, revision: str, down_to: str, tables: frozenset[str], tmp_path: Path
+) -> None:
     async with fresh_database(kind, tmp_path) as url:
         engine = create_engine(url)
         try:
-            upgrade(url, "0002")
+            upgrade(url, down_to)
             before = await table_names(engine)
-            upgrade(url, "0003")
-            assert await table_names(engine) == before | {"crm_links"}
-            downgrade(url, "0002")
+            upgrade(url, revision)
+            assert await table_names(engine) == before | tables
+            downgrade(url, down_to)
             assert await table_names(engine) == before
         finally:
             await engine.dispose()

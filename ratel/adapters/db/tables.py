@@ -477,3 +477,20 @@ crm_links = sa.Table(
     sa.Column("linked_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("system", "external_id"),
 )
+
+# -- directory sync (issue 7) ------------------------------------------------------------
+
+directory_sync_runs = sa.Table(
+    "directory_sync_runs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),  # null while running
+    sa.Column("created", sa.Integer, nullable=False),
+    sa.Column("updated", sa.Integer, nullable=False),
+    sa.Column("blocked", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Integer, nullable=False),
+    sa.Column("tokens_revoked", sa.Integer, nullable=False),
+    sa.Column("error", sa.String, nullable=True),
+    sa.Index(None, "started_at"),
+)
