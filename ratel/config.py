@@ -76,6 +76,10 @@ class Settings:
     token_ttl_seconds: int = 28800  # 8 hours: a working day
     # How often a process looks for new events to react to (CoA, RAR, subscriptions).
     event_relay_interval: float = 0.2
+    # RADIUS: how often a NAS reports usage, and how the DAE client retries.
+    radius_interim_interval: int = 300
+    radius_dae_timeout: float = 2.0
+    radius_dae_retries: int = 3
 
     @property
     def http_url(self) -> str:
@@ -206,6 +210,9 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
     "event_relay_interval": _seconds,
+    "radius_interim_interval": _positive_integer,
+    "radius_dae_timeout": _seconds,
+    "radius_dae_retries": _positive_integer,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -26,10 +26,12 @@ from dependency_injector import containers, providers
 
 from ratel.adapters.component import EventRelayLoop
 from ratel.adapters.db.engine import create_engine
+from ratel.adapters.db.radius import SqlRadiusStoreFactory
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
 from ratel.adapters.passwords import Argon2Hasher
+from ratel.adapters.radius.server import RadiusServer
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
 from ratel.adapters.telemetry import Telemetry, instrument
 from ratel.application.accounts import (
@@ -98,6 +100,13 @@ from ratel.application.queries import (
     ListProducts,
     ListTariffs,
     RecentEvents,
+)
+from ratel.application.radius import (
+    AuthorizeLogin,
+    ChargeAccounting,
+    ManageNas,
+    RadiusSessions,
+    SetChapSecret,
 )
 from ratel.application.relay import EventRelay
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
@@ -317,9 +326,45 @@ class Container(containers.DeclarativeContainer):
         redeem_voucher=redeem_voucher,
     )
 
+    # -- RADIUS: the NAS registry, authorization, accounting, the server
+    radius_store = providers.Singleton(SqlRadiusStoreFactory, engine)
+    manage_nas = providers.Singleton(
+        lambda deps, store, telemetry: instrument(
+            ManageNas(deps, store), telemetry, INTERNAL, "manage_nas"
+        ),
+        deps,
+        radius_store,
+        telemetry,
+    )
+    set_chap_secret = providers.Singleton(
+        lambda deps, store, telemetry: instrument(
+            SetChapSecret(deps, store), telemetry, INTERNAL, "set_chap_secret"
+        ),
+        deps,
+        radius_store,
+        telemetry,
+    )
+    authorize_login = providers.Singleton(
+        AuthorizeLogin, deps, radius_store, passwords, credit_control
+    )
+    charge_accounting = providers.Singleton(ChargeAccounting, deps, radius_store, credit_control)
+    radius_sessions = providers.Singleton(RadiusSessions, deps, radius_store, credit_control)
+    radius_server = providers.Singleton(
+        RadiusServer,
+        host=settings.provided.radius_host,
+        auth_port=settings.provided.radius_auth_port,
+        acct_port=settings.provided.radius_acct_port,
+        authorize=authorize_login,
+        accounting=charge_accounting,
+        nas_registry=manage_nas,
+        telemetry=telemetry,
+        listeners=listeners,
+        interim_interval=settings.provided.radius_interim_interval,
+    )
+
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
-    components = providers.List(event_relay_loop)
+    components = providers.List(event_relay_loop, radius_server)
 
 
 def build_container(settings: Settings) -> Container:

@@ -32,6 +32,8 @@ def env(workdir: Path) -> dict[str, str]:
     values.update(
         RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
         RATEL_HTTP_PORT="0",  # a free port, announced in the "listening" log line
+        RATEL_RADIUS_AUTH_PORT="0",  # never 1812/1813: other test runs share the machine
+        RATEL_RADIUS_ACCT_PORT="0",
         RATEL_HOUSEKEEPING_INTERVAL="0.5",
         RATEL_LOG_FORMAT="json",
         COLUMNS="200",  # rich tables: no truncation in a pipe
