@@ -3,20 +3,16 @@ SQLite database, driven by FreeRADIUS's radclient."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from radius_support import define_catalogue
 
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.server import RadiusServer
 from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from radius_support import define_catalogue  # noqa: E402
 
 
 @pytest.fixture

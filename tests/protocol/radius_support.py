@@ -89,6 +89,7 @@ async def register_nas(
     container: Container, vendor: NasVendor = NasVendor.HUAWEI, **options: object
 ) -> None:
     await container.manage_nas().register("bras-1", "127.0.0.1", SECRET, vendor=vendor, **options)
+    await container.radius_server().nas.load()  # at once, not at the next refresh
 
 
 @dataclass
