@@ -31,6 +31,7 @@ from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
 from ratel.adapters.passwords import Argon2Hasher
+from ratel.adapters.radius.dae import DynamicAuthorization
 from ratel.adapters.radius.server import RadiusServer
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
 from ratel.adapters.telemetry import Telemetry, instrument
@@ -364,7 +365,16 @@ class Container(containers.DeclarativeContainer):
 
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
-    components = providers.List(event_relay_loop, radius_server)
+    radius_dae = providers.Singleton(
+        DynamicAuthorization,
+        radius_server,
+        radius_sessions,
+        event_relay,
+        telemetry,
+        timeout=settings.provided.radius_dae_timeout,
+        retries=settings.provided.radius_dae_retries,
+    )
+    components = providers.List(event_relay_loop, radius_server, radius_dae)
 
 
 def build_container(settings: Settings) -> Container:

@@ -523,6 +523,11 @@ class RadiusSessions(RadiusUseCase):
         super().__init__(deps, store)
         self.credit_control = credit_control
 
+    async def get(self, nas_address: str, acct_session_id: str) -> RadiusSession | None:
+        """One accounting session, or None."""
+        async with self.store() as store:
+            return await store.sessions.get(nas_address, acct_session_id)
+
     async def open_for_customer(self, customer_id: str) -> list[RadiusSession]:
         """The customer's open sessions on every NAS."""
         async with self.store() as store:
