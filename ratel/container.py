@@ -284,6 +284,44 @@ class Container(containers.DeclarativeContainer):
     customer_transactions = _use_case(CustomerTransactions, deps, telemetry)
     recent_events = _use_case(RecentEvents, deps, telemetry)
 
+    # -- RADIUS: the NAS registry, authorization, accounting, the server
+    radius_store = providers.Singleton(SqlRadiusStoreFactory, engine)
+    manage_nas = providers.Singleton(
+        lambda deps, store, telemetry: instrument(
+            ManageNas(deps, store), telemetry, INTERNAL, "manage_nas"
+        ),
+        deps,
+        radius_store,
+        telemetry,
+    )
+    set_chap_secret = providers.Singleton(
+        lambda deps, store, telemetry: instrument(
+            SetChapSecret(deps, store), telemetry, INTERNAL, "set_chap_secret"
+        ),
+        deps,
+        radius_store,
+        telemetry,
+    )
+    authorize_login = providers.Singleton(
+        AuthorizeLogin, deps, radius_store, passwords, credit_control
+    )
+    charge_accounting = providers.Singleton(ChargeAccounting, deps, radius_store, credit_control)
+    radius_sessions = providers.Singleton(RadiusSessions, deps, radius_store, credit_control)
+    radius_server = providers.Singleton(
+        RadiusServer,
+        host=settings.provided.radius_host,
+        auth_port=settings.provided.radius_auth_port,
+        acct_port=settings.provided.radius_acct_port,
+        authorize=authorize_login,
+        accounting=charge_accounting,
+        nas_registry=manage_nas,
+        telemetry=telemetry,
+        listeners=listeners,
+        interim_interval=settings.provided.radius_interim_interval,
+    )
+
+    # -- what `ratel serve` runs besides HTTP, started in this order and
+    # stopped in the reverse one (protocol listeners append themselves here)
     # -- GraphQL: bearer token -> Principal (tests may override it), the
     # schema and its use cases
     authenticate = authenticate_caller
@@ -325,46 +363,10 @@ class Container(containers.DeclarativeContainer):
         manual_transaction=manual_transaction,
         create_vouchers=create_vouchers,
         redeem_voucher=redeem_voucher,
+        manage_nas=manage_nas,
+        set_chap_secret=set_chap_secret,
     )
 
-    # -- RADIUS: the NAS registry, authorization, accounting, the server
-    radius_store = providers.Singleton(SqlRadiusStoreFactory, engine)
-    manage_nas = providers.Singleton(
-        lambda deps, store, telemetry: instrument(
-            ManageNas(deps, store), telemetry, INTERNAL, "manage_nas"
-        ),
-        deps,
-        radius_store,
-        telemetry,
-    )
-    set_chap_secret = providers.Singleton(
-        lambda deps, store, telemetry: instrument(
-            SetChapSecret(deps, store), telemetry, INTERNAL, "set_chap_secret"
-        ),
-        deps,
-        radius_store,
-        telemetry,
-    )
-    authorize_login = providers.Singleton(
-        AuthorizeLogin, deps, radius_store, passwords, credit_control
-    )
-    charge_accounting = providers.Singleton(ChargeAccounting, deps, radius_store, credit_control)
-    radius_sessions = providers.Singleton(RadiusSessions, deps, radius_store, credit_control)
-    radius_server = providers.Singleton(
-        RadiusServer,
-        host=settings.provided.radius_host,
-        auth_port=settings.provided.radius_auth_port,
-        acct_port=settings.provided.radius_acct_port,
-        authorize=authorize_login,
-        accounting=charge_accounting,
-        nas_registry=manage_nas,
-        telemetry=telemetry,
-        listeners=listeners,
-        interim_interval=settings.provided.radius_interim_interval,
-    )
-
-    # -- what `ratel serve` runs besides HTTP, started in this order and
-    # stopped in the reverse one (protocol listeners append themselves here)
     radius_dae = providers.Singleton(
         DynamicAuthorization,
         radius_server,

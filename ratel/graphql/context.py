@@ -48,6 +48,7 @@ from ratel.application.queries import (
     ListTariffs,
     RecentEvents,
 )
+from ratel.application.radius import ManageNas, SetChapSecret
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product
@@ -102,6 +103,9 @@ class UseCases:
     manual_transaction: ManualTransaction
     create_vouchers: CreateVouchers
     redeem_voucher: RedeemVoucher
+    # network (None in a process without RADIUS)
+    manage_nas: ManageNas | None = None
+    set_chap_secret: SetChapSecret | None = None
 
 
 class Loaders:

@@ -115,6 +115,12 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Mutation.manualTransaction": Rule(P.MONEY_WRITE),
         "Mutation.redeemVoucherForCustomer": Rule(P.MONEY_WRITE),
         "Mutation.createVouchers": Rule(P.VOUCHERS_WRITE),
+        # -- network: the RADIUS NAS registry and CHAP secrets (administrators)
+        "Query.nasList": Rule(P.NETWORK_MANAGE),
+        "Mutation.registerNas": Rule(P.NETWORK_MANAGE),
+        "Mutation.changeNas": Rule(P.NETWORK_MANAGE),
+        "Mutation.removeNas": Rule(P.NETWORK_MANAGE),
+        "Mutation.setChapSecret": Rule(P.NETWORK_MANAGE),
     }
 )
 

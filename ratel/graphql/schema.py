@@ -31,6 +31,7 @@ from ratel.domain.customer import Contact
 from ratel.domain.errors import DomainError, NotFound
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
 from ratel.graphql.permissions import MATRIX, Guard
+from ratel.graphql.radius import RadiusMutation, RadiusQuery
 from ratel.graphql.types import (
     Account,
     AddOn,
@@ -260,7 +261,7 @@ class Me:
 
 
 @strawberry.type
-class Query:
+class Query(RadiusQuery):
     @guarded("Customers ordered by id; every filter given must match.")
     async def customers(
         self,
@@ -391,7 +392,7 @@ def _customer_payload(customer: object, errors: list[UserError]) -> CustomerPayl
 
 
 @strawberry.type
-class Mutation:
+class Mutation(RadiusMutation):
     # -- customers
     @guarded_mutation()
     async def open_customer(self, info: Info, input: OpenCustomerInput) -> CustomerPayload:

@@ -114,6 +114,19 @@ CALLS: Mapping[str, str] = {
     "Mutation.ussdChangePackage": (
         'mutation { ussdChangePackage(msisdn: "12055550107", code: "MOBILE_PREPAID") { text } }'
     ),
+    "Query.nasList": "{ nasList { id name address vendor } }",
+    "Mutation.registerNas": (
+        'mutation { registerNas(input: {name: "bras-9", address: "192.0.2.9", secret: "s3cret",'
+        " vendor: HUAWEI}) { errors { code } } }"
+    ),
+    "Mutation.changeNas": (
+        'mutation { changeNas(id: "nas_none", input: {name: "b"}) { errors { code } } }'
+    ),
+    "Mutation.removeNas": 'mutation { removeNas(id: "nas_none") { errors { code } } }',
+    "Mutation.setChapSecret": (
+        'mutation { setChapSecret(accountId: "acc_demo_alice", secret: "chap-1")'
+        " { errors { code } } }"
+    ),
 }
 
 #: Fields an account holder may call about their own data (with its id).
