@@ -90,10 +90,32 @@ async def test_the_identity_migration_goes_down_to_the_initial_schema(
             upgrade(url, "0001")
             before = await table_names(engine)
             assert not before & IDENTITY_TABLES
-            upgrade(url)
+            upgrade(url, "0002")
             assert await table_names(engine) == before | IDENTITY_TABLES
             downgrade(url, "0001")
             assert await current_revision(engine) == "0001"
+            assert await table_names(engine) == before
+        finally:
+            await engine.dispose()
+
+
+RADIUS_TABLES = {"radius_nas", "radius_sessions", "radius_chap_secrets"}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_the_radius_migration_goes_down_to_the_identity_schema(
+    kind: str, tmp_path: Path
+) -> None:
+    async with fresh_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(url, "0002")
+            before = await table_names(engine)
+            assert not before & RADIUS_TABLES
+            upgrade(url, "0004")
+            assert await table_names(engine) == before | RADIUS_TABLES
+            downgrade(url, "0002")
+            assert await current_revision(engine) == "0002"
             assert await table_names(engine) == before
         finally:
             await engine.dispose()
