@@ -178,7 +178,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str
     assert health.json() == {
         "status": "ok",
         "database": "ok",
-        "listeners": {"http": "up", "scheduler": "up"},
+        "listeners": {"event-relay": "up", "http": "up", "radius": "up", "scheduler": "up"},
     }
 
     # the scheduler has run housekeeping at least once (every 0.5 s)

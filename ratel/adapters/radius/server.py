@@ -231,7 +231,7 @@ class RadiusServer:
         self._accepting = True
         shown = ", ".join(f"{k} {h}:{p}" for k, (h, p) in self.addresses.items())
         self._listener.up(shown)
-        log.info("listening", extra={"listener": self.name, "addresses": shown})
+        log.info("radius listening", extra={"listener": self.name, "addresses": shown})
 
     async def stop(self) -> None:
         self._accepting = False
