@@ -231,7 +231,15 @@ class RadiusServer:
         self._accepting = True
         shown = ", ".join(f"{k} {h}:{p}" for k, (h, p) in self.addresses.items())
         self._listener.up(shown)
-        log.info("radius listening", extra={"listener": self.name, "addresses": shown})
+        log.info(
+            "radius listening",
+            extra={
+                "listener": self.name,
+                "addresses": shown,
+                "auth_port": self.addresses["auth"][1],
+                "acct_port": self.addresses["acct"][1],
+            },
+        )
 
     async def stop(self) -> None:
         self._accepting = False
