@@ -456,7 +456,8 @@ class ChargeAccounting(RadiusUseCase):
         unchanged = session.same_counters(
             report.input_octets, report.output_octets, report.session_time
         )
-        if unchanged and not ending:
+        stale = session.is_stale(report.input_octets, report.output_octets)
+        if (unchanged or stale) and not ending:
             return AccountingOutcome(session, duplicate=True)
         used = session.usage_since(report.input_octets, report.output_octets)
         if session.restricted:
@@ -475,9 +476,10 @@ class ChargeAccounting(RadiusUseCase):
             answer = await self.credit_control.update(
                 session.charging_session_id, number, request, sub_session=session.sub_session
             )
-        session.input_octets = report.input_octets
-        session.output_octets = report.output_octets
-        session.session_time = report.session_time
+        if not stale:  # a late Stop ends the session; the counters charged stand
+            session.input_octets = report.input_octets
+            session.output_octets = report.output_octets
+            session.session_time = report.session_time
         session.reports = number
         session.updated_at = self.deps.clock.now()
         if report.framed_ip:

@@ -126,9 +126,11 @@ class RadiusSession:
             self.session_time,
         )
 
+    def is_stale(self, input_octets: int, output_octets: int) -> bool:
+        """Counters below those already charged: an older report that UDP
+        delivered late. Charging it from zero would charge its octets twice."""
+        return input_octets + output_octets < self.octets
+
     def usage_since(self, input_octets: int, output_octets: int) -> int:
-        """Octets used since the last charged report. Counters that went back
-        (a NAS that restarted its counters) count from zero, never negative."""
-        before = self.octets
-        now = input_octets + output_octets
-        return now - before if now >= before else now
+        """Octets used since the last charged report (never negative)."""
+        return max(0, input_octets + output_octets - self.octets)

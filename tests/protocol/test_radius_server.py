@@ -341,3 +341,20 @@ async def test_malformed_packets_are_survived(container: Container, server: Radi
     assert dropped(container, "malformed") + dropped(container, "unexpected_code") >= 5
     reply = await radclient(auth, "auth", pap("alice@isp"))
     assert reply.code == "Access-Accept", reply.output
+
+
+async def test_a_late_older_interim_is_not_charged_again(
+    container: Container, server: RadiusServer
+) -> None:
+    await register_nas(container)
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    acct_port = ports(server)[1]
+    await radclient(acct_port, "acct", acct("Start", "late-1"))
+    newer = acct("Interim-Update", "late-1", Acct_Output_Octets=20 * MIB, Acct_Session_Time=120)
+    older = acct("Interim-Update", "late-1", Acct_Output_Octets=10 * MIB, Acct_Session_Time=60)
+    await radclient(acct_port, "acct", newer)
+    assert (await radclient(acct_port, "acct", older)).code == "Accounting-Response"
+    assert await balance(container, sub) == Decimal("4.80")
+    stop = acct("Stop", "late-1", Acct_Output_Octets=25 * MIB, Acct_Session_Time=150)
+    await radclient(acct_port, "acct", stop)
+    assert await balance(container, sub) == Decimal("4.75")
