@@ -393,7 +393,7 @@ def show_settings(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if f.name == "secret":
+        if f.name.endswith("secret"):
             value = "***"
         elif f.name == "database_url":
             value = _safe_url(value)

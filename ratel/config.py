@@ -80,6 +80,10 @@ class Settings:
     radius_interim_interval: int = 300
     radius_dae_timeout: float = 2.0
     radius_dae_retries: int = 3
+    # DPI: a Sandvine policy broker told each session's Framed-IP-Address ("": none)
+    radius_dpi_host: str = ""
+    radius_dpi_port: int = 1813
+    radius_dpi_secret: str = ""
 
     @property
     def http_url(self) -> str:
@@ -213,6 +217,9 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "radius_interim_interval": _positive_integer,
     "radius_dae_timeout": _seconds,
     "radius_dae_retries": _positive_integer,
+    "radius_dpi_host": _text,
+    "radius_dpi_port": _port,
+    "radius_dpi_secret": _text,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -32,6 +32,7 @@ from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
 from ratel.adapters.passwords import Argon2Hasher
 from ratel.adapters.radius.dae import DynamicAuthorization
+from ratel.adapters.radius.dpi import DpiForwarder
 from ratel.adapters.radius.server import RadiusServer
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
 from ratel.adapters.telemetry import Telemetry, instrument
@@ -376,7 +377,18 @@ class Container(containers.DeclarativeContainer):
         timeout=settings.provided.radius_dae_timeout,
         retries=settings.provided.radius_dae_retries,
     )
-    components = providers.List(event_relay_loop, radius_server, radius_dae)
+    radius_dpi = providers.Singleton(
+        DpiForwarder,
+        radius_server,
+        radius_sessions,
+        telemetry,
+        host=settings.provided.radius_dpi_host,
+        port=settings.provided.radius_dpi_port,
+        secret=settings.provided.radius_dpi_secret,
+        timeout=settings.provided.radius_dae_timeout,
+        retries=settings.provided.radius_dae_retries,
+    )
+    components = providers.List(event_relay_loop, radius_server, radius_dae, radius_dpi)
 
 
 def build_container(settings: Settings) -> Container:

@@ -33,6 +33,7 @@ POLICY = ServicePolicy(
     throttle_download_kbps=128,
     throttle_upload_kbps=64,
     hotline_url="https://topup.example/",
+    dpi_policy_name="residential-20M",
     on_exhaustion=ExhaustionAction.REDIRECT,
 )
 

@@ -1,10 +1,10 @@
 """Dynamic authorization (RFC 5176): CoA and Disconnect-Request to a NAS.
 
-One ``DaeClient`` per NAS, with its own UDP socket and its own identifiers
-(pyrad's ``ClientAsync`` serves one server with at most 255 requests in
-flight, which is the same limit: one client per NAS keeps it per NAS). A
-request is sent again with the same identifier and authenticator until an
-answer comes or the retries are spent.
+One ``RadiusClient`` per NAS, with its own UDP socket and its own
+identifiers (pyrad's ``ClientAsync`` serves one server with at most 255
+requests in flight, which is the same limit: one client per NAS keeps it per
+NAS). A request is sent again with the same identifier and authenticator
+until an answer comes or the retries are spent.
 
 ``DynamicAuthorization`` decides what to send:
 
@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, Final
 
 from pyrad import packet as rp
 
 from ratel.adapters.radius.attributes import (
     Attributes,
-    dictionary,
     hotline_attributes,
     policy_attributes,
     throttle_attributes,
 )
+from ratel.adapters.radius.client import DaeResult, RadiusClient
 from ratel.adapters.radius.server import RadiusServer
 from ratel.adapters.telemetry import Telemetry
 from ratel.application.radius import AccountingOutcome, RadiusSessions
@@ -51,120 +49,6 @@ log = logging.getLogger("ratel.radius.dae")
 PROTOCOL: Final = "radius_dae"
 _ACKS: Final = {rp.CoAACK, rp.DisconnectACK}
 _NAKS: Final = {rp.CoANAK, rp.DisconnectNAK}
-
-
-@dataclass(frozen=True, slots=True)
-class DaeResult:
-    """What the NAS answered: ACK, NAK (with its Error-Cause) or nothing."""
-
-    acked: bool
-    error_cause: str | None = None
-    answered: bool = True
-
-    def __str__(self) -> str:
-        if not self.answered:
-            return "no answer"
-        if self.acked:
-            return "ACK"
-        return f"NAK Error-Cause={self.error_cause}" if self.error_cause else "NAK"
-
-
-Answered = tuple[rp.Packet, bytes]
-
-
-class _ClientEndpoint(asyncio.DatagramProtocol):
-    def __init__(self, client: DaeClient) -> None:
-        self._client = client
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._client.answered(data)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DAE socket error", extra={"error": str(exc)})
-
-
-class DaeClient:
-    """Sends CoA-Request and Disconnect-Request to one NAS."""
-
-    def __init__(self, nas: Nas, timeout: float, retries: int) -> None:
-        self.nas = nas
-        self._timeout = timeout
-        self._retries = max(1, retries)
-        self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[int, tuple[rp.CoAPacket, asyncio.Future[Answered]]] = {}
-        self._next_id = 0
-        self._free = asyncio.Semaphore(255)  # identifiers are one octet
-
-    async def _open(self) -> asyncio.DatagramTransport:
-        if self._transport is None or self._transport.is_closing():
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _ClientEndpoint(self), remote_addr=(self.nas.address, self.nas.dae_port)
-            )
-            self._transport = transport
-        return self._transport
-
-    def _identifier(self) -> int:
-        for _ in range(256):
-            candidate = self._next_id
-            self._next_id = (self._next_id + 1) % 256
-            if candidate not in self._pending:
-                return candidate
-        raise RuntimeError("no free RADIUS identifier")  # the semaphore prevents it
-
-    def answered(self, data: bytes) -> None:
-        if len(data) < 20:
-            return
-        pending = self._pending.get(data[1])
-        if pending is None:
-            return
-        request, future = pending
-        nas = self.nas.address
-        try:
-            reply = rp.CoAPacket(secret=request.secret, dict=dictionary(), packet=data)
-        except (rp.PacketError, KeyError, ValueError, TypeError, IndexError, struct.error):
-            log.warning("malformed DAE answer", extra={"nas_address": nas})
-            return
-        if not request.VerifyReply(reply, data):
-            log.warning("DAE answer with a bad authenticator", extra={"nas_address": nas})
-            return
-        if not future.done():
-            future.set_result((reply, data))
-
-    async def send(self, code: int, attributes: Attributes) -> DaeResult:
-        """Send a CoA-Request or Disconnect-Request and wait for its answer."""
-        async with self._free:
-            transport = await self._open()
-            secret = self.nas.secret.encode()
-            identifier = self._identifier()
-            request = rp.CoAPacket(code=code, id=identifier, secret=secret, dict=dictionary())
-            for name, value in attributes:
-                request.AddAttribute(name, value)
-            request.add_message_authenticator()
-            raw = request.RequestPacket()
-            future: asyncio.Future[Answered] = asyncio.get_running_loop().create_future()
-            self._pending[request.id] = (request, future)
-            try:
-                for _ in range(self._retries):
-                    transport.sendto(raw)
-                    try:
-                        reply, _ = await asyncio.wait_for(asyncio.shield(future), self._timeout)
-                    except TimeoutError:
-                        continue
-                    if reply.code in _ACKS:
-                        return DaeResult(True)
-                    causes = reply.get("Error-Cause") or []
-                    return DaeResult(False, str(causes[0]) if causes else None)
-                return DaeResult(False, answered=False)
-            finally:
-                del self._pending[request.id]
-                if not future.done():
-                    future.cancel()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
 
 
 class DynamicAuthorization:
@@ -192,7 +76,7 @@ class DynamicAuthorization:
         self._telemetry = telemetry
         self._timeout = timeout
         self._retries = retries
-        self._clients: dict[str, DaeClient] = {}
+        self._clients: dict[str, RadiusClient] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         server.after_accounting.append(self.after_accounting)
@@ -211,13 +95,14 @@ class DynamicAuthorization:
             client.close()
         self._clients.clear()
 
-    def client(self, nas: Nas) -> DaeClient:
+    def client(self, nas: Nas) -> RadiusClient:
         """The NAS's client (a new one when the NAS's definition changed)."""
         client = self._clients.get(nas.address)
-        if client is None or client.nas != nas:
+        wanted = (nas.address, nas.dae_port, nas.secret)
+        if client is None or client.peer != wanted:
             if client is not None:
                 client.close()
-            client = DaeClient(nas, self._timeout, self._retries)
+            client = RadiusClient(*wanted, timeout=self._timeout, retries=self._retries)
             self._clients[nas.address] = client
         return client
 
