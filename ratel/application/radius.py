@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -440,12 +440,12 @@ class ChargeAccounting(RadiusUseCase):
             async with lock:
                 session = await self._session(report)
                 if session is None:
-                    # The Start was lost or went to another server: open it now.
-                    session = (await self._start(report)).session
+                    # The Start was lost or went to another server: open the
+                    # session from zero, then charge this report's octets.
+                    opening = replace(report, input_octets=0, output_octets=0, session_time=0)
+                    session = (await self._start(opening)).session
                     if session is None:
                         raise NotFound(f"session {report.acct_session_id} could not be opened")
-                    if not ending:
-                        return AccountingOutcome(session)
                 return await self._charge(session, report, ending=ending)
 
     async def _charge(

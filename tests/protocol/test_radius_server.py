@@ -358,3 +358,18 @@ async def test_a_late_older_interim_is_not_charged_again(
     stop = acct("Stop", "late-1", Acct_Output_Octets=25 * MIB, Acct_Session_Time=150)
     await radclient(acct_port, "acct", stop)
     assert await balance(container, sub) == Decimal("4.75")
+
+
+async def test_an_interim_without_a_start_opens_the_session_and_is_charged(
+    container: Container, server: RadiusServer
+) -> None:
+    await register_nas(container)
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    acct_port = ports(server)[1]
+    interim = acct("Interim-Update", "lost-start", Acct_Output_Octets=30 * MIB)
+    assert (await radclient(acct_port, "acct", interim)).code == "Accounting-Response"
+    assert await balance(container, sub) == Decimal("4.70")
+    stop = acct("Stop", "lost-start", Acct_Output_Octets=31 * MIB)
+    await radclient(acct_port, "acct", stop)
+    [xdr] = await container.account_xdrs()(sub.account_id)
+    assert xdr.lines[0].units == 31 * MIB

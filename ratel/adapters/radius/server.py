@@ -42,7 +42,7 @@ from ratel.application.radius import (
     Credentials,
     ManageNas,
 )
-from ratel.domain.errors import DomainError
+from ratel.domain.errors import ConcurrentChange, DomainError
 from ratel.domain.nas import Nas
 
 log = logging.getLogger("ratel.radius")
@@ -419,6 +419,10 @@ class RadiusServer:
                         outcome = await self._accounting.stop(report)
                     if outcome.duplicate:
                         call.code = "duplicate"
+            except ConcurrentChange:
+                # Nothing was stored: no answer, so the NAS sends it again.
+                call.outcome, call.code = "error", "concurrent_change"
+                raise
             except UnknownSubscriber as error:
                 # Nothing can be charged to nobody: acknowledge, so the NAS stops resending.
                 call.outcome, call.code = "rejected", error.code
