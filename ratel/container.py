@@ -388,7 +388,9 @@ class Container(containers.DeclarativeContainer):
         timeout=settings.provided.radius_dae_timeout,
         retries=settings.provided.radius_dae_retries,
     )
-    components = providers.List(event_relay_loop, radius_server, radius_dae, radius_dpi)
+    # RADIUS after its DAE and DPI senders, so it is stopped first: the work its
+    # last requests hand them is then waited for when they stop.
+    components = providers.List(event_relay_loop, radius_dae, radius_dpi, radius_server)
 
 
 def build_container(settings: Settings) -> Container:

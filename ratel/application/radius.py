@@ -357,6 +357,8 @@ class ChargeAccounting(RadiusUseCase):
         # two different reports never both take the same request number.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_users: dict[tuple[str, str], int] = {}
+        self._unsaved: list[tuple[RadiusSession, asyncio.Future[None]]] = []
+        self._saving: asyncio.Task[None] | None = None
 
     @contextmanager
     def _counting(self, key: tuple[str, str]) -> Iterator[asyncio.Lock]:
@@ -375,9 +377,31 @@ class ChargeAccounting(RadiusUseCase):
             return await store.sessions.get(report.nas_address, report.acct_session_id)
 
     async def _save(self, session: RadiusSession) -> None:
-        async with self.store() as store:
-            await store.sessions.save(session)
-            await store.commit()
+        """Write the session's new counters. Reports charged at the same time
+        share one transaction (group commit): each returns once it committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unsaved.append((session, done))
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.create_task(self._save_batches())
+        await done
+
+    async def _save_batches(self) -> None:
+        while self._unsaved:
+            await asyncio.sleep(0)  # the reports answered in this tick join the batch
+            batch, self._unsaved = self._unsaved, []
+            try:
+                async with self.store() as store:
+                    for session, _ in batch:
+                        await store.sessions.save_usage(session)
+                    await store.commit()
+            except Exception as error:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def start(self, report: AccountingReport) -> AccountingOutcome:
         """Accounting Start: open (or join) the charging session and hold a first grant."""

@@ -56,6 +56,11 @@ class RadiusSessionRepository(Protocol):
         """Write the session's counters, state and last DAE outcome."""
         ...
 
+    async def save_usage(self, session: RadiusSession) -> None:
+        """Write only what accounting changes (counters, reports, state,
+        Framed-IP), never the DAE outcome a CoA may be writing meanwhile."""
+        ...
+
     async def open_for_nas(self, nas_address: str) -> list[RadiusSession]:
         """The NAS's open sessions, oldest first."""
         ...

@@ -130,3 +130,27 @@ async def test_chap_secrets_are_set_and_replaced(
         await work.commit()
     async with store() as work:
         assert await work.chap_secrets.get(line.id) == "second"
+
+
+async def test_saving_usage_leaves_the_dae_outcome_alone(store: SqlRadiusStoreFactory) -> None:
+    async with store() as work:
+        await work.sessions.add(session("u-1"))
+        await work.commit()
+    async with store() as work:
+        charged = await work.sessions.get("192.0.2.1", "u-1")
+    async with store() as work:  # a CoA answered while the report was being charged
+        hotlined = await work.sessions.get("192.0.2.1", "u-1", lock=True)
+        assert hotlined is not None
+        hotlined.restricted, hotlined.last_dae = True, "coa hotline: ACK"
+        await work.sessions.save(hotlined)
+        await work.commit()
+    assert charged is not None
+    charged.output_octets, charged.reports = 10 * 2**20, 1
+    async with store() as work:
+        await work.sessions.save_usage(charged)
+        await work.commit()
+    async with store() as work:
+        final = await work.sessions.get("192.0.2.1", "u-1")
+    assert final is not None
+    assert (final.output_octets, final.reports) == (10 * 2**20, 1)
+    assert (final.restricted, final.last_dae) == (True, "coa hotline: ACK")

@@ -131,6 +131,15 @@ def _session(row: Any) -> RadiusSession:
 
 
 _OPEN = RadiusSessionState.OPEN.value
+_USAGE_COLUMNS = (
+    "input_octets",
+    "output_octets",
+    "session_time",
+    "reports",
+    "state",
+    "framed_ip",
+    "updated_at",
+)
 
 
 class SqlRadiusSessionRepository(Repository):
@@ -157,17 +166,20 @@ class SqlRadiusSessionRepository(Repository):
         row = (await self._execute(lockable(statement, lock))).first()
         return _session(row) if row is not None else None
 
-    async def save(self, session: RadiusSession) -> None:
+    def _update(self, session: RadiusSession) -> sa.Update:
         c = radius_sessions.c
-        row = _session_row(session)
-        await self._execute(
-            sa.update(radius_sessions)
-            .where(
-                c.nas_address == session.nas_address,
-                c.acct_session_id == session.acct_session_id,
-            )
-            .values(**row)
+        return sa.update(radius_sessions).where(
+            c.nas_address == session.nas_address,
+            c.acct_session_id == session.acct_session_id,
         )
+
+    async def save(self, session: RadiusSession) -> None:
+        await self._execute(self._update(session).values(**_session_row(session)))
+
+    async def save_usage(self, session: RadiusSession) -> None:
+        row = _session_row(session)
+        usage = {name: row[name] for name in _USAGE_COLUMNS}
+        await self._execute(self._update(session).values(**usage))
 
     async def _open_where(self, *criteria: sa.ColumnElement[bool]) -> list[RadiusSession]:
         c = radius_sessions.c
