@@ -411,13 +411,16 @@ class ChargeAccounting(RadiusUseCase):
 
     async def _start(self, report: AccountingReport) -> AccountingOutcome:
         existing = await self._session(report)
-        if existing is not None:
+        if existing is not None and existing.state is RadiusSessionState.OPEN:
             return AccountingOutcome(existing, duplicate=True)
         async with self.deps.uow() as uow:
             account = await find_login(uow, report.user_name)
         if account is None:
             raise UnknownSubscriber(f"no account has the login {report.user_name!r}")
         charging_id = charging_session_id(report)
+        if existing is not None and not report.correlation_id:
+            # A NAS that restarted reuses its Acct-Session-Ids: a new session.
+            charging_id = f"{charging_id}#{self.deps.ids.new('gen')}"
         sub_session = report.acct_session_id if report.correlation_id else ""
         answer = await self.credit_control.start(
             charging_id,
@@ -444,7 +447,10 @@ class ChargeAccounting(RadiusUseCase):
         )
         try:
             async with self.store() as store:
-                await store.sessions.add(session)
+                if existing is None:
+                    await store.sessions.add(session)
+                else:
+                    await store.sessions.save(session)
                 await store.commit()
         except DuplicateRadiusSession:
             return AccountingOutcome(await self._session(report), answer, duplicate=True)

@@ -373,3 +373,19 @@ async def test_an_interim_without_a_start_opens_the_session_and_is_charged(
     await radclient(acct_port, "acct", stop)
     [xdr] = await container.account_xdrs()(sub.account_id)
     assert xdr.lines[0].units == 31 * MIB
+
+
+async def test_a_reused_acct_session_id_is_a_new_session(
+    container: Container, server: RadiusServer
+) -> None:
+    await register_nas(container)
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    acct_port = ports(server)[1]
+    for round_ in range(2):  # the NAS rebooted and counts its session ids from 1 again
+        await radclient(acct_port, "acct", acct("Start", "1"))
+        interim = acct("Interim-Update", "1", Acct_Output_Octets=10 * MIB)
+        await radclient(acct_port, "acct", interim)
+        assert await balance(container, sub) == Decimal("4.90") - Decimal("0.10") * round_
+        stop = acct("Stop", "1", Acct_Output_Octets=10 * MIB)
+        await radclient(acct_port, "acct", stop)
+    assert len(await container.account_xdrs()(sub.account_id)) == 2
