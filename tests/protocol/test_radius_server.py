@@ -389,3 +389,15 @@ async def test_a_reused_acct_session_id_is_a_new_session(
         stop = acct("Stop", "1", Acct_Output_Octets=10 * MIB)
         await radclient(acct_port, "acct", stop)
     assert len(await container.account_xdrs()(sub.account_id)) == 2
+
+
+async def test_status_server_is_answered_on_both_ports(
+    container: Container, server: RadiusServer
+) -> None:
+    await register_nas(container)
+    auth, acct_port = ports(server)
+    alive = await radclient(auth, "status", 'Message-Authenticator = 0x00')
+    assert alive.code == "Access-Accept", alive.output
+    assert "Message-Authenticator" in alive.attributes
+    alive = await radclient(acct_port, "status", 'Message-Authenticator = 0x00')
+    assert alive.code == "Accounting-Response", alive.output

@@ -278,7 +278,7 @@ class RadiusServer:
             return
         data = data[:length]  # octets past Length are padding (RFC 2865 section 3)
         wanted = rp.AccessRequest if kind == "auth" else rp.AccountingRequest
-        if code != wanted:
+        if code not in (wanted, rp.StatusServer):
             self._drop("unexpected_code", addr)
             return
         key = (addr[0], addr[1], code, identifier, authenticator)
@@ -300,7 +300,12 @@ class RadiusServer:
             self._drop(problem, addr)
             return
         received = Received(nas, decoded, addr, key)
-        handler = self._access if kind == "auth" else self._accounting_request
+        if decoded.code == rp.StatusServer:
+            handler = self._status
+        elif kind == "auth":
+            handler = self._access
+        else:
+            handler = self._accounting_request
         task = asyncio.create_task(self._answer(endpoint, received, handler))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -312,6 +317,8 @@ class RadiusServer:
         return rp.AcctPacket(secret=secret, dict=dictionary(), packet=data)
 
     def _check(self, kind: str, nas: Nas, decoded: rp.Packet) -> str:
+        if decoded.code == rp.StatusServer and not decoded.message_authenticator:
+            return "missing_message_authenticator"  # RFC 5997 section 3
         if kind == "acct" and not decoded.VerifyAcctRequest():
             return "bad_authenticator"
         if decoded.message_authenticator:
@@ -347,6 +354,11 @@ class RadiusServer:
                 await then()
             except Exception:
                 log.exception("after-accounting action failed")
+
+    async def _status(self, received: Received) -> Handled:
+        """Status-Server (RFC 5997): the NAS asks whether ratel is alive."""
+        self._telemetry.record(PROTOCOL, "status_server", "ok", 0.0)
+        return received.packet.CreateReply().ReplyPacket(), None
 
     async def _access(
         self, received: Received
