@@ -366,6 +366,7 @@ class Container(containers.DeclarativeContainer):
         redeem_voucher=redeem_voucher,
         manage_nas=manage_nas,
         set_chap_secret=set_chap_secret,
+        radius_sessions=radius_sessions,
     )
 
     radius_dae = providers.Singleton(

@@ -48,7 +48,7 @@ from ratel.application.queries import (
     ListTariffs,
     RecentEvents,
 )
-from ratel.application.radius import ManageNas, SetChapSecret
+from ratel.application.radius import ManageNas, RadiusSessions, SetChapSecret
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product
@@ -106,6 +106,7 @@ class UseCases:
     # network (None in a process without RADIUS)
     manage_nas: ManageNas | None = None
     set_chap_secret: SetChapSecret | None = None
+    radius_sessions: RadiusSessions | None = None
 
 
 class Loaders:

@@ -117,6 +117,7 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Mutation.createVouchers": Rule(P.VOUCHERS_WRITE),
         # -- network: the RADIUS NAS registry and CHAP secrets (administrators)
         "Query.nasList": Rule(P.NETWORK_MANAGE),
+        "Query.radiusSessions": Rule(P.NETWORK_MANAGE),
         "Mutation.registerNas": Rule(P.NETWORK_MANAGE),
         "Mutation.changeNas": Rule(P.NETWORK_MANAGE),
         "Mutation.removeNas": Rule(P.NETWORK_MANAGE),

@@ -6,11 +6,12 @@ secret field.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 import strawberry
 
-from ratel.application.radius import ManageNas, SetChapSecret
+from ratel.application.radius import ManageNas, RadiusSessions, SetChapSecret
 from ratel.domain import nas as nas_domain
 from ratel.domain.errors import DomainError
 from ratel.graphql.permissions import Guard
@@ -50,6 +51,42 @@ class Nas:
             accepts_disconnect=nas.accepts_disconnect,
             dae_port=nas.dae_port,
             require_message_authenticator=nas.require_message_authenticator,
+        )
+
+
+@strawberry.type(description="An open broadband session as its NAS reports it.")
+class RadiusSession:
+    nas_address: str
+    acct_session_id: str
+    charging_session_id: str
+    user_name: str
+    framed_ip: str | None
+    # octets can pass 2^31: GraphQL's Int cannot hold them
+    input_octets: str
+    output_octets: str
+    session_time: int
+    restricted: bool = strawberry.field(description="Hotlined or throttled by a CoA.")
+    last_dae: str | None = strawberry.field(
+        description="The NAS's answer to the last CoA / Disconnect (ACK, NAK with Error-Cause)."
+    )
+    started_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def of(session: nas_domain.RadiusSession) -> RadiusSession:
+        return RadiusSession(
+            nas_address=session.nas_address,
+            acct_session_id=session.acct_session_id,
+            charging_session_id=session.charging_session_id,
+            user_name=session.user_name,
+            framed_ip=session.framed_ip,
+            input_octets=str(session.input_octets),
+            output_octets=str(session.output_octets),
+            session_time=min(session.session_time, 2**31 - 1),
+            restricted=session.restricted,
+            last_dae=session.last_dae,
+            started_at=session.started_at,
+            updated_at=session.updated_at,
         )
 
 
@@ -96,6 +133,13 @@ def _manage_nas(info: Info) -> ManageNas:
     return manage
 
 
+def _radius_sessions(info: Info) -> RadiusSessions:
+    sessions = info.context.use_cases.radius_sessions
+    if sessions is None:
+        raise DomainError("RADIUS is not configured in this process")
+    return sessions
+
+
 def _set_chap_secret(info: Info) -> SetChapSecret:
     use_case = info.context.use_cases.set_chap_secret
     if use_case is None:
@@ -108,6 +152,14 @@ class RadiusQuery:
     @strawberry.field(description="Every NAS, by name.", extensions=[Guard()])
     async def nas_list(self, info: Info) -> list[Nas]:
         return [Nas.of(n) for n in await _manage_nas(info).list()]
+
+    @strawberry.field(
+        description="An account's open broadband sessions, with their last CoA outcome.",
+        extensions=[Guard()],
+    )
+    async def radius_sessions(self, info: Info, account_id: str) -> list[RadiusSession]:
+        sessions = await _radius_sessions(info).open_for_account(account_id)
+        return [RadiusSession.of(s) for s in sessions]
 
 
 @strawberry.type

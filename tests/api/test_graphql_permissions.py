@@ -115,6 +115,9 @@ CALLS: Mapping[str, str] = {
         'mutation { ussdChangePackage(msisdn: "12055550107", code: "MOBILE_PREPAID") { text } }'
     ),
     "Query.nasList": "{ nasList { id name address vendor } }",
+    "Query.radiusSessions": (
+        'query { radiusSessions(accountId: "acc_demo_alice") { acctSessionId lastDae } }'
+    ),
     "Mutation.registerNas": (
         'mutation { registerNas(input: {name: "bras-9", address: "192.0.2.9", secret: "s3cret",'
         " vendor: HUAWEI}) { errors { code } } }"

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from ratel.container import Container
+from ratel.domain.nas import RadiusSession
 from tests.api.graphql_support import GraphQLClient, demo, demo_template, gql  # noqa: F401
 
 REGISTER = """
@@ -87,3 +91,41 @@ async def test_register_list_change_and_remove_a_nas(gql: GraphQLClient) -> None
     )
     assert removed["data"]["removeNas"] == {"done": True, "errors": []}
     assert (await gql.run("{ nasList { id } }", token="administrator"))["data"]["nasList"] == []
+
+
+async def test_open_sessions_show_their_last_coa_outcome(
+    demo: Container, gql: GraphQLClient
+) -> None:
+    store = demo.radius_store()
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    async with store() as work:
+        await work.sessions.add(
+            RadiusSession(
+                nas_address="192.0.2.10",
+                acct_session_id="s-9",
+                charging_session_id="radius:192.0.2.10:s-9",
+                sub_session="",
+                account_id="acc_demo_alice",
+                customer_id="cus_demo_alice",
+                user_name="alice@isp",
+                started_at=now,
+                updated_at=now,
+                output_octets=5 * 2**32,
+                restricted=True,
+                last_dae="coa hotline: NAK Error-Cause=Session-Context-Not-Found",
+            )
+        )
+        await work.commit()
+    body = await gql.run(
+        '{ radiusSessions(accountId: "acc_demo_alice") { acctSessionId outputOctets restricted'
+        " lastDae } }",
+        token="administrator",
+    )
+    assert body["data"]["radiusSessions"] == [
+        {
+            "acctSessionId": "s-9",
+            "outputOctets": str(5 * 2**32),
+            "restricted": True,
+            "lastDae": "coa hotline: NAK Error-Cause=Session-Context-Not-Found",
+        }
+    ]
