@@ -424,7 +424,7 @@ def show_settings(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if f.name in ("secret", "directory_bind_password"):
+        if f.name.endswith(("secret", "password")):
             value = "***"
         elif f.name == "database_url":
             value = _safe_url(value)

@@ -116,6 +116,14 @@ class Settings:
     directory_connect_timeout: float = 3.0
     directory_receive_timeout: int = 5
     directory_sync_interval: float = 600.0
+    # RADIUS: how often a NAS reports usage, and how the DAE client retries.
+    radius_interim_interval: int = 300
+    radius_dae_timeout: float = 2.0
+    radius_dae_retries: int = 3
+    # DPI: a Sandvine policy broker told each session's Framed-IP-Address ("": none)
+    radius_dpi_host: str = ""
+    radius_dpi_port: int = 1813
+    radius_dpi_secret: str = ""
 
     @property
     def http_url(self) -> str:
@@ -356,6 +364,12 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory_connect_timeout": _seconds,
     "directory_receive_timeout": _receive_timeout,
     "directory_sync_interval": _seconds,
+    "radius_interim_interval": _positive_integer,
+    "radius_dae_timeout": _seconds,
+    "radius_dae_retries": _positive_integer,
+    "radius_dpi_host": _text,
+    "radius_dpi_port": _port,
+    "radius_dpi_secret": _text,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -28,11 +28,15 @@ from ratel.adapters.charging import ChargingBatcher, ChargingWorkers, worker_cou
 from ratel.adapters.component import EventRelayLoop
 from ratel.adapters.db.directory_sync import SqlDirectorySyncLog
 from ratel.adapters.db.engine import create_engine
+from ratel.adapters.db.radius import SqlRadiusStoreFactory
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.directory.scheduled import DirectorySyncLoop
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
 from ratel.adapters.passwords import Argon2Hasher
+from ratel.adapters.radius.dae import DynamicAuthorization
+from ratel.adapters.radius.dpi import DpiForwarder
+from ratel.adapters.radius.server import RadiusServer
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
 from ratel.adapters.telemetry import Telemetry, instrument
 from ratel.application.accounts import (
@@ -112,6 +116,13 @@ from ratel.application.queries import (
     ListTariffs,
     ListVouchers,
     RecentEvents,
+)
+from ratel.application.radius import (
+    AuthorizeLogin,
+    ChargeAccounting,
+    ManageNas,
+    RadiusSessions,
+    SetChapSecret,
 )
 from ratel.application.relay import EventRelay
 from ratel.application.throttle import LoginThrottle, ThrottlePolicy
@@ -289,6 +300,21 @@ class Container(containers.DeclarativeContainer):
 
     # -- charging and enquiries
     credit_control = _use_case(CreditControl, deps, telemetry)
+
+    # -- group commit of credit control: protocol adapters call `charging`
+    # (CreditControl's methods, many calls per transaction)
+    charging_workers = providers.Singleton(
+        ChargingWorkers,
+        providers.Factory(ChargingBatch, deps),
+        providers.Callable(
+            worker_count, settings.provided.charging_workers, settings.provided.database_url
+        ),
+        settings.provided.charging_batch,
+    )
+    charging = providers.Singleton(
+        _instrumented_batcher, charging_workers, credit_control, telemetry
+    )
+
     balance_enquiry = _use_case(BalanceEnquiry, deps, telemetry)
     quota_enquiry = _use_case(QuotaEnquiry, deps, telemetry)
 
@@ -388,6 +414,44 @@ class Container(containers.DeclarativeContainer):
     crm_records_of_customers = _use_case(CrmRecordsOfCustomers, deps, telemetry)
     customer_by_crm_record = _use_case(CustomerByCrmRecord, deps, telemetry)
 
+    # -- RADIUS: the NAS registry, authorization, accounting, the server
+    radius_store = providers.Singleton(SqlRadiusStoreFactory, engine)
+    manage_nas = providers.Singleton(
+        lambda deps, store, telemetry: instrument(
+            ManageNas(deps, store), telemetry, INTERNAL, "manage_nas"
+        ),
+        deps,
+        radius_store,
+        telemetry,
+    )
+    set_chap_secret = providers.Singleton(
+        lambda deps, store, telemetry: instrument(
+            SetChapSecret(deps, store), telemetry, INTERNAL, "set_chap_secret"
+        ),
+        deps,
+        radius_store,
+        telemetry,
+    )
+    authorize_login = providers.Singleton(
+        AuthorizeLogin, deps, radius_store, passwords, credit_control
+    )
+    charge_accounting = providers.Singleton(ChargeAccounting, deps, radius_store, charging)
+    radius_sessions = providers.Singleton(RadiusSessions, deps, radius_store, credit_control)
+    radius_server = providers.Singleton(
+        RadiusServer,
+        host=settings.provided.radius_host,
+        auth_port=settings.provided.radius_auth_port,
+        acct_port=settings.provided.radius_acct_port,
+        authorize=authorize_login,
+        accounting=charge_accounting,
+        nas_registry=manage_nas,
+        telemetry=telemetry,
+        listeners=listeners,
+        interim_interval=settings.provided.radius_interim_interval,
+    )
+
+    # -- what `ratel serve` runs besides HTTP, started in this order and
+    # stopped in the reverse one (protocol listeners append themselves here)
     # -- GraphQL: bearer token -> Principal (tests may override it), the
     # schema and its use cases
     authenticate = authenticate_caller
@@ -456,25 +520,44 @@ class Container(containers.DeclarativeContainer):
         links=providers.Singleton(CustomerLinks, settings.provided.customer_page_url),
         directory_sync_runs=directory_sync_runs,
         sync_directory=sync_directory,
+        manage_nas=manage_nas,
+        set_chap_secret=set_chap_secret,
+        radius_sessions=radius_sessions,
     )
 
-    # -- group commit of credit control: protocol adapters call `charging`
-    # (CreditControl's methods, many calls per transaction)
-    charging_workers = providers.Singleton(
-        ChargingWorkers,
-        providers.Factory(ChargingBatch, deps),
-        providers.Callable(
-            worker_count, settings.provided.charging_workers, settings.provided.database_url
-        ),
-        settings.provided.charging_batch,
+    radius_dae = providers.Singleton(
+        DynamicAuthorization,
+        radius_server,
+        radius_sessions,
+        event_relay,
+        telemetry,
+        timeout=settings.provided.radius_dae_timeout,
+        retries=settings.provided.radius_dae_retries,
     )
-    charging = providers.Singleton(
-        _instrumented_batcher, charging_workers, credit_control, telemetry
+    radius_dpi = providers.Singleton(
+        DpiForwarder,
+        radius_server,
+        radius_sessions,
+        telemetry,
+        host=settings.provided.radius_dpi_host,
+        port=settings.provided.radius_dpi_port,
+        secret=settings.provided.radius_dpi_secret,
+        timeout=settings.provided.radius_dae_timeout,
+        retries=settings.provided.radius_dae_retries,
     )
-
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
-    components = providers.List(event_relay_loop, charging_workers, directory_sync_loop)
+    # RADIUS after its DAE and DPI senders, so it is stopped first: the work its
+    # last requests hand them is then waited for when they stop; every
+    # protocol listener after the charging workers, which drain last.
+    components = providers.List(
+        event_relay_loop,
+        charging_workers,
+        directory_sync_loop,
+        radius_dae,
+        radius_dpi,
+        radius_server,
+    )
 
 
 def build_container(settings: Settings) -> Container:

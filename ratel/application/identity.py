@@ -42,6 +42,7 @@ class Permission(StrEnum):
     USSD = "ussd"  # balance, vouchers and package change by MSISDN
     SELF_READ = "self:read"  # an account holder's own data
     SELF_WRITE = "self:write"  # buy an add-on, top up by voucher, lift a block, password
+    NETWORK_MANAGE = "network:manage"  # NAS registry, CHAP secrets (administrators)
 
 
 class Role(StrEnum):

@@ -51,6 +51,11 @@ class Wallet:
         """Hold ``amount`` for a session; refuse if it would pass the credit limit."""
         if amount.is_negative():
             raise InvalidMoney("a reservation is zero or positive")
+        if amount.is_zero():
+            # Holding nothing never passes the limit, even when usage beyond the
+            # last grant left the balance below it; refusing would roll back the
+            # charge of that usage.
+            return
         if not self.can_reserve(amount):
             raise CreditLimitExceeded(
                 f"reserving {amount} would pass the credit limit (available {self.available()})"

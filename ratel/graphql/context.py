@@ -72,6 +72,7 @@ from ratel.application.queries import (
     ListVouchers,
     RecentEvents,
 )
+from ratel.application.radius import ManageNas, RadiusSessions, SetChapSecret
 from ratel.application.throttle import LoginThrottle
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.account import Account
@@ -172,6 +173,10 @@ class UseCases:
 
     directory_sync_runs: DirectorySyncRuns | None = None
     sync_directory: SyncDirectory | None = None
+    # network (None in a process without RADIUS)
+    manage_nas: ManageNas | None = None
+    set_chap_secret: SetChapSecret | None = None
+    radius_sessions: RadiusSessions | None = None
 
 
 class Loaders:

@@ -149,6 +149,13 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         "Query.staffUsers": Rule(P.STAFF_READ),
         "Query.directorySyncRuns": Rule(P.STAFF_MANAGE),
         "Mutation.syncDirectory": Rule(P.STAFF_MANAGE),
+        # -- network: the RADIUS NAS registry and CHAP secrets (administrators)
+        "Query.nasList": Rule(P.NETWORK_MANAGE),
+        "Query.radiusSessions": Rule(P.NETWORK_MANAGE),
+        "Mutation.registerNas": Rule(P.NETWORK_MANAGE),
+        "Mutation.changeNas": Rule(P.NETWORK_MANAGE),
+        "Mutation.removeNas": Rule(P.NETWORK_MANAGE),
+        "Mutation.setChapSecret": Rule(P.NETWORK_MANAGE),
     }
 )
 

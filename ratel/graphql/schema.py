@@ -42,6 +42,7 @@ from ratel.graphql.identity import IdentityMutation, IdentityQuery
 from ratel.graphql.live import Subscription
 from ratel.graphql.metrics import OperationMetrics, OperationRecorder
 from ratel.graphql.permissions import MATRIX, Guard
+from ratel.graphql.radius import RadiusMutation, RadiusQuery
 from ratel.graphql.types import (
     Account,
     AddOn,
@@ -243,7 +244,7 @@ class Me:
 
 
 @strawberry.type
-class Query(IdentityQuery, CrmQuery, DirectoryQuery):
+class Query(IdentityQuery, CrmQuery, DirectoryQuery, RadiusQuery):
     @guarded("Customers ordered by id; every filter given must match.")
     async def customers(
         self,
@@ -374,7 +375,7 @@ def _customer_payload(customer: object, errors: list[UserError]) -> CustomerPayl
 
 
 @strawberry.type
-class Mutation(IdentityMutation, CrmMutation, DirectoryMutation):
+class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation):
     # -- customers
     @guarded_mutation()
     async def open_customer(self, info: Info, input: OpenCustomerInput) -> CustomerPayload:

@@ -158,6 +158,22 @@ CALLS: Mapping[str, str] = {
     "Query.staffUsers": "query { staffUsers { users { login } lastSync { id } } }",
     "Query.directorySyncRuns": "query { directorySyncRuns { id } }",
     "Mutation.syncDirectory": "mutation { syncDirectory { errors { code } } }",
+    "Query.nasList": "{ nasList { id name address vendor } }",
+    "Query.radiusSessions": (
+        'query { radiusSessions(accountId: "acc_demo_alice") { acctSessionId lastDae } }'
+    ),
+    "Mutation.registerNas": (
+        'mutation { registerNas(input: {name: "bras-9", address: "192.0.2.9", secret: "s3cret",'
+        " vendor: HUAWEI}) { errors { code } } }"
+    ),
+    "Mutation.changeNas": (
+        'mutation { changeNas(id: "nas_none", input: {name: "b"}) { errors { code } } }'
+    ),
+    "Mutation.removeNas": 'mutation { removeNas(id: "nas_none") { errors { code } } }',
+    "Mutation.setChapSecret": (
+        'mutation { setChapSecret(accountId: "acc_demo_alice", secret: "chap-1")'
+        " { errors { code } } }"
+    ),
 }
 
 #: Subscriptions go over a websocket: tests/api/test_graphql_subscriptions.py

@@ -14,6 +14,9 @@ from ratel.app import Service, create_app
 from ratel.config import Settings
 from ratel.container import build_container
 
+# any free ports: never 1812/1813, which other test runs on the machine may hold
+NO_RADIUS_PORTS = {"radius_auth_port": 0, "radius_acct_port": 0}
+
 
 async def started(service: Service, task: asyncio.Task[int]) -> str:
     for _ in range(500):
@@ -26,7 +29,9 @@ async def started(service: Service, task: asyncio.Task[int]) -> str:
 
 async def test_stop_lets_the_request_in_flight_finish(database_url: str) -> None:
     container = build_container(
-        Settings(database_url=database_url, http_port=0, housekeeping_interval=60)
+        Settings(
+            database_url=database_url, http_port=0, housekeeping_interval=60, **NO_RADIUS_PORTS
+        )
     )
     entered, release = asyncio.Event(), asyncio.Event()
 
@@ -60,7 +65,9 @@ async def test_a_port_in_use_is_a_failed_start(database_url: str) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        container = build_container(Settings(database_url=database_url, http_port=port))
+        container = build_container(
+            Settings(database_url=database_url, http_port=port, **NO_RADIUS_PORTS)
+        )
         code = await asyncio.wait_for(Service(container).run(), 10)
     assert code == 1
     assert container.listeners().status("http").state.value == "down"  # type: ignore[union-attr]
@@ -124,7 +131,9 @@ async def test_serve_runs_the_event_relay(database_url: str) -> None:
     from ratel.domain.money import Money
 
     container = build_container(
-        Settings(database_url=database_url, http_port=0, event_relay_interval=0.05)
+        Settings(
+            database_url=database_url, http_port=0, event_relay_interval=0.05, **NO_RADIUS_PORTS
+        )
     )
     seen = asyncio.Queue[str]()
 

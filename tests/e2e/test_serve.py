@@ -32,6 +32,8 @@ def env(workdir: Path) -> dict[str, str]:
     values.update(
         RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
         RATEL_HTTP_PORT="0",  # a free port, announced in the "listening" log line
+        RATEL_RADIUS_AUTH_PORT="0",  # never 1812/1813: other test runs share the machine
+        RATEL_RADIUS_ACCT_PORT="0",
         RATEL_HOUSEKEEPING_INTERVAL="0.5",
         RATEL_LOG_FORMAT="json",
         COLUMNS="200",  # rich tables: no truncation in a pipe
@@ -178,7 +180,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str
         "database": "ok",
         # the event relay is a component of every process (the directory sync
         # is one only with RATEL_DIRECTORY=ldap)
-        "listeners": {"event-relay": "up", "http": "up", "scheduler": "up"},
+        "listeners": {"event-relay": "up", "http": "up", "radius": "up", "scheduler": "up"},
     }
 
     # the scheduler has run housekeeping at least once (every 0.5 s)

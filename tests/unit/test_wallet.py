@@ -151,6 +151,16 @@ def test_negative_reservation_refused() -> None:
     assert state(w) == (usd(10), usd(0), usd(0))
 
 
+def test_reserving_nothing_is_allowed_below_the_limit() -> None:
+    # usage past the last grant (a RADIUS interim) left the balance negative:
+    # the next grant holds nothing, and that must not undo the charge
+    w = wallet("-0.01")
+    w.reserve(usd(0))
+    assert state(w) == (usd("-0.01"), usd(0), usd(0))
+    with pytest.raises(CreditLimitExceeded):
+        w.reserve(usd("0.01"))
+
+
 def test_reservation_in_another_currency_refused() -> None:
     w = wallet("10")
     with pytest.raises(CurrencyMismatch):

@@ -494,3 +494,62 @@ directory_sync_runs = sa.Table(
     sa.Column("error", sa.String, nullable=True),
     sa.Index(None, "started_at"),
 )
+
+# -- RADIUS: the NAS registry and the wire facts of broadband sessions -------------
+
+radius_nas = sa.Table(
+    "radius_nas",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("address", sa.String, nullable=False),  # the source IP packets come from
+    sa.Column("secret", sa.String, nullable=False),  # shared secret: RADIUS needs it in clear
+    sa.Column("vendor", sa.String(32), nullable=False),
+    sa.Column("accepts_coa", sa.Boolean, nullable=False),
+    sa.Column("accepts_disconnect", sa.Boolean, nullable=False),
+    sa.Column("dae_port", sa.Integer, nullable=False),
+    sa.Column("require_message_authenticator", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("address"),
+)
+
+radius_sessions = sa.Table(
+    "radius_sessions",
+    metadata,
+    sa.Column("nas_address", sa.String, primary_key=True),
+    sa.Column("acct_session_id", sa.String, primary_key=True),
+    sa.Column("charging_session_id", sa.String, nullable=False),
+    sa.Column("sub_session", sa.String, nullable=False),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("customer_id", sa.String, nullable=False),
+    sa.Column("user_name", sa.String, nullable=False),
+    sa.Column("framed_ip", sa.String, nullable=True),
+    # the NAS's cumulative counters as last charged (gigawords folded in)
+    sa.Column("input_octets", sa.BigInteger, nullable=False),
+    sa.Column("output_octets", sa.BigInteger, nullable=False),
+    sa.Column("session_time", sa.BigInteger, nullable=False),
+    sa.Column("reports", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("restricted", sa.Boolean, nullable=False),
+    sa.Column("last_dae", sa.String, nullable=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(None, "charging_session_id"),
+    sa.Index(None, "account_id", "state"),
+    sa.Index(None, "customer_id", "state"),
+    sa.Index(None, "nas_address", "state"),
+)
+
+radius_chap_secrets = sa.Table(
+    "radius_chap_secrets",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.String,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # CHAP proves knowledge of the password over a challenge: the server needs
+    # the password itself, so this one cannot be a hash (RFC 1994).
+    sa.Column("secret", sa.String, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,290 @@
+"""The RADIUS store on SQLAlchemy Core: the NAS registry, accounting sessions
+and CHAP secrets, one transaction per ``SqlRadiusStore``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ratel.adapters.db.statements import Repository, lockable, retryable
+from ratel.adapters.db.tables import radius_chap_secrets, radius_nas, radius_sessions
+from ratel.domain.errors import ConcurrentChange
+from ratel.domain.nas import (
+    DuplicateNas,
+    DuplicateRadiusSession,
+    Nas,
+    NasVendor,
+    RadiusSession,
+    RadiusSessionState,
+)
+
+
+def _nas_row(nas: Nas) -> dict[str, Any]:
+    return {
+        "id": nas.id,
+        "name": nas.name,
+        "address": nas.address,
+        "secret": nas.secret,
+        "vendor": nas.vendor.value,
+        "accepts_coa": nas.accepts_coa,
+        "accepts_disconnect": nas.accepts_disconnect,
+        "dae_port": nas.dae_port,
+        "require_message_authenticator": nas.require_message_authenticator,
+    }
+
+
+def _nas(row: Any) -> Nas:
+    return Nas(
+        id=row.id,
+        name=row.name,
+        address=row.address,
+        secret=row.secret,
+        vendor=NasVendor(row.vendor),
+        accepts_coa=row.accepts_coa,
+        accepts_disconnect=row.accepts_disconnect,
+        dae_port=row.dae_port,
+        require_message_authenticator=row.require_message_authenticator,
+    )
+
+
+class SqlNasRepository(Repository):
+    """NAS entries in ``radius_nas``."""
+
+    async def add(self, nas: Nas) -> None:
+        # ON CONFLICT DO NOTHING: the transaction stays usable on PostgreSQL
+        statement = self._insert(radius_nas).values(**_nas_row(nas)).on_conflict_do_nothing()
+        if (await self._execute(statement)).rowcount == 0:
+            raise DuplicateNas(f"a NAS with id {nas.id} or address {nas.address} exists")
+
+    async def save(self, nas: Nas) -> None:
+        other = await self.by_address(nas.address)
+        if other is not None and other.id != nas.id:
+            raise DuplicateNas(f"NAS {other.id} has address {nas.address}")
+        row = _nas_row(nas)
+        await self._execute(sa.update(radius_nas).where(radius_nas.c.id == nas.id).values(**row))
+
+    async def remove(self, nas_id: str) -> bool:
+        result = await self._execute(sa.delete(radius_nas).where(radius_nas.c.id == nas_id))
+        return bool(result.rowcount)
+
+    async def get(self, nas_id: str) -> Nas | None:
+        row = (await self._execute(sa.select(radius_nas).where(radius_nas.c.id == nas_id))).first()
+        return _nas(row) if row is not None else None
+
+    async def by_address(self, address: str) -> Nas | None:
+        statement = sa.select(radius_nas).where(radius_nas.c.address == address)
+        row = (await self._execute(statement)).first()
+        return _nas(row) if row is not None else None
+
+    async def all(self) -> list[Nas]:
+        statement = sa.select(radius_nas).order_by(radius_nas.c.name, radius_nas.c.id)
+        return [_nas(row) for row in await self._execute(statement)]
+
+
+def _session_row(session: RadiusSession) -> dict[str, Any]:
+    return {
+        "nas_address": session.nas_address,
+        "acct_session_id": session.acct_session_id,
+        "charging_session_id": session.charging_session_id,
+        "sub_session": session.sub_session,
+        "account_id": session.account_id,
+        "customer_id": session.customer_id,
+        "user_name": session.user_name,
+        "framed_ip": session.framed_ip,
+        "input_octets": session.input_octets,
+        "output_octets": session.output_octets,
+        "session_time": session.session_time,
+        "reports": session.reports,
+        "state": session.state.value,
+        "restricted": session.restricted,
+        "last_dae": session.last_dae,
+        "started_at": session.started_at,
+        "updated_at": session.updated_at,
+    }
+
+
+def _session(row: Any) -> RadiusSession:
+    return RadiusSession(
+        nas_address=row.nas_address,
+        acct_session_id=row.acct_session_id,
+        charging_session_id=row.charging_session_id,
+        sub_session=row.sub_session,
+        account_id=row.account_id,
+        customer_id=row.customer_id,
+        user_name=row.user_name,
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+        framed_ip=row.framed_ip,
+        input_octets=row.input_octets,
+        output_octets=row.output_octets,
+        session_time=row.session_time,
+        reports=row.reports,
+        state=RadiusSessionState(row.state),
+        restricted=row.restricted,
+        last_dae=row.last_dae,
+    )
+
+
+_OPEN = RadiusSessionState.OPEN.value
+_USAGE_COLUMNS = (
+    "input_octets",
+    "output_octets",
+    "session_time",
+    "reports",
+    "state",
+    "framed_ip",
+    "updated_at",
+)
+
+
+class SqlRadiusSessionRepository(Repository):
+    """Accounting sessions in ``radius_sessions``."""
+
+    async def add(self, session: RadiusSession) -> None:
+        statement = (
+            self._insert(radius_sessions)
+            .values(**_session_row(session))
+            .on_conflict_do_nothing()
+        )
+        if (await self._execute(statement)).rowcount == 0:
+            raise DuplicateRadiusSession(
+                f"session {session.acct_session_id} of {session.nas_address} exists"
+            )
+
+    async def get(
+        self, nas_address: str, acct_session_id: str, *, lock: bool = False
+    ) -> RadiusSession | None:
+        c = radius_sessions.c
+        statement = sa.select(radius_sessions).where(
+            c.nas_address == nas_address, c.acct_session_id == acct_session_id
+        )
+        row = (await self._execute(lockable(statement, lock))).first()
+        return _session(row) if row is not None else None
+
+    def _update(self, session: RadiusSession) -> sa.Update:
+        c = radius_sessions.c
+        return sa.update(radius_sessions).where(
+            c.nas_address == session.nas_address,
+            c.acct_session_id == session.acct_session_id,
+        )
+
+    async def save(self, session: RadiusSession) -> None:
+        await self._execute(self._update(session).values(**_session_row(session)))
+
+    async def save_usage(self, session: RadiusSession) -> None:
+        row = _session_row(session)
+        usage = {name: row[name] for name in _USAGE_COLUMNS}
+        await self._execute(self._update(session).values(**usage))
+
+    async def _open_where(self, *criteria: sa.ColumnElement[bool]) -> list[RadiusSession]:
+        c = radius_sessions.c
+        statement = (
+            sa.select(radius_sessions)
+            .where(c.state == _OPEN, *criteria)
+            .order_by(c.started_at, c.acct_session_id)
+        )
+        return [_session(row) for row in await self._execute(statement)]
+
+    async def open_for_nas(self, nas_address: str) -> list[RadiusSession]:
+        return await self._open_where(radius_sessions.c.nas_address == nas_address)
+
+    async def open_for_account(self, account_id: str) -> list[RadiusSession]:
+        return await self._open_where(radius_sessions.c.account_id == account_id)
+
+    async def open_for_customer(self, customer_id: str) -> list[RadiusSession]:
+        return await self._open_where(radius_sessions.c.customer_id == customer_id)
+
+    async def for_charging_session(self, charging_session_id: str) -> list[RadiusSession]:
+        c = radius_sessions.c
+        statement = (
+            sa.select(radius_sessions)
+            .where(c.charging_session_id == charging_session_id)
+            .order_by(c.started_at, c.acct_session_id)
+        )
+        return [_session(row) for row in await self._execute(statement)]
+
+
+class SqlChapSecretRepository(Repository):
+    """CHAP secrets in ``radius_chap_secrets``."""
+
+    async def get(self, account_id: str) -> str | None:
+        c = radius_chap_secrets.c
+        statement = sa.select(c.secret).where(c.account_id == account_id)
+        value: str | None = (await self._execute(statement)).scalar_one_or_none()
+        return value
+
+    async def set(self, account_id: str, secret: str, now: datetime) -> None:
+        statement = self._insert(radius_chap_secrets).values(
+            account_id=account_id, secret=secret, updated_at=now
+        )
+        await self._execute(
+            statement.on_conflict_do_update(
+                index_elements=[radius_chap_secrets.c.account_id],
+                set_={"secret": secret, "updated_at": now},
+            )
+        )
+
+
+class SqlRadiusStore:
+    """One transaction on the RADIUS tables (see ``ratel.ports.radius``)."""
+
+    nas: SqlNasRepository
+    sessions: SqlRadiusSessionRepository
+    chap_secrets: SqlChapSecretRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self.nas = SqlNasRepository(connection)
+        self.sessions = SqlRadiusSessionRepository(connection)
+        self.chap_secrets = SqlChapSecretRepository(connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def commit(self) -> None:
+        if self._connection is None:
+            raise RuntimeError("the RADIUS store has not begun: use it with 'async with'")
+        try:
+            await self._connection.commit()
+        except DBAPIError as exc:
+            if retryable(exc):
+                raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
+            raise
+
+
+class SqlRadiusStoreFactory:
+    """Makes a ``SqlRadiusStore`` per call on the shared engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> SqlRadiusStore:
+        return SqlRadiusStore(self.engine)

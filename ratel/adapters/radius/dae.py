@@ -1,0 +1,256 @@
+"""Dynamic authorization (RFC 5176): CoA and Disconnect-Request to a NAS.
+
+One ``RadiusClient`` per NAS, with its own UDP socket and its own
+identifiers (pyrad's ``ClientAsync`` serves one server with at most 255
+requests in flight, which is the same limit: one client per NAS keeps it per
+NAS). A request is sent again with the same identifier and authenticator
+until an answer comes or the retries are spent.
+
+``DynamicAuthorization`` decides what to send:
+
+- a session whose grant was refused for lack of funds or quota gets a CoA
+  to the hotline (redirect to the policy's top-up URL) or to the throttle
+  rates, as the product says, or a Disconnect when it says terminate;
+- a payment, top-up or new add-on sends a CoA restoring the policy to the
+  customer's hotlined or throttled sessions;
+- a blocked, suspended, closed or terminated account is disconnected.
+
+A NAS that accepts neither (Cisco ASR 5700) is never sent one. The outcome
+(ACK, or NAK with its Error-Cause, or no answer) is logged and kept on the
+session (``radius_sessions.last_dae``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Final
+
+from pyrad import packet as rp
+
+from ratel.adapters.radius.attributes import (
+    Attributes,
+    hotline_attributes,
+    policy_attributes,
+    throttle_attributes,
+)
+from ratel.adapters.radius.client import DaeResult, RadiusClient
+from ratel.adapters.radius.server import RadiusServer
+from ratel.adapters.telemetry import Telemetry
+from ratel.application.radius import AccountingOutcome, RadiusSessions
+from ratel.application.relay import EventRelay
+from ratel.domain.catalogue import ExhaustionAction
+from ratel.domain.nas import Nas, RadiusSession
+from ratel.ports.store import OutboxEntry
+
+log = logging.getLogger("ratel.radius.dae")
+
+PROTOCOL: Final = "radius_dae"
+_ACKS: Final = {rp.CoAACK, rp.DisconnectACK}
+_NAKS: Final = {rp.CoANAK, rp.DisconnectNAK}
+
+
+class DynamicAuthorization:
+    """The ``radius-dae`` component: reacts to accounting answers and to
+    domain events by sending CoA or Disconnect to the sessions' NAS."""
+
+    name = "radius-dae"
+
+    RESTORE_ON: Final = ("BalanceChanged", "AddOnAdded")
+    DISCONNECT_ACCOUNT_ON: Final = ("AccountBlocked", "AccountTerminated")
+    DISCONNECT_CUSTOMER_ON: Final = ("CustomerSuspended", "CustomerClosed")
+
+    def __init__(
+        self,
+        server: RadiusServer,
+        sessions: RadiusSessions,
+        relay: EventRelay,
+        telemetry: Telemetry,
+        *,
+        timeout: float = 2.0,
+        retries: int = 3,
+    ) -> None:
+        self._server = server
+        self._sessions = sessions
+        self._telemetry = telemetry
+        self._timeout = timeout
+        self._retries = retries
+        self._clients: dict[str, RadiusClient] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        server.after_accounting.append(self.after_accounting)
+        relay.subscribe(self._on_event, *self.RESTORE_ON)
+        relay.subscribe(
+            self._on_event, *self.DISCONNECT_ACCOUNT_ON, *self.DISCONNECT_CUSTOMER_ON
+        )
+
+    async def start(self) -> None:
+        """Nothing to bind: sockets open per NAS on first use."""
+
+    async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def client(self, nas: Nas) -> RadiusClient:
+        """The NAS's client (a new one when the NAS's definition changed)."""
+        client = self._clients.get(nas.address)
+        wanted = (nas.address, nas.dae_port, nas.secret)
+        if client is None or client.peer != wanted:
+            if client is not None:
+                client.close()
+            client = RadiusClient(*wanted, timeout=self._timeout, retries=self._retries)
+            self._clients[nas.address] = client
+        return client
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("dynamic authorization failed", exc_info=task.exception())
+
+    # -- what to send -------------------------------------------------------------
+
+    async def after_accounting(self, nas: Nas, operation: str, outcome: AccountingOutcome) -> None:
+        """A refused grant: hotline, throttle or disconnect the session (in a
+        task of this component, so that ``stop`` waits for it)."""
+        if outcome.session is not None and outcome.answer is not None:
+            self._spawn(self._refused(nas, operation, outcome))
+
+    async def _refused(self, nas: Nas, operation: str, outcome: AccountingOutcome) -> None:
+        session = outcome.session
+        answer = outcome.answer
+        if session is None or answer is None or session.restricted or answer.granted:
+            return
+        if operation not in ("accounting_start", "accounting_interim"):
+            return
+        denial = answer.first_denial()
+        final = denial.final if denial is not None else None
+        if final is not None and final.action is ExhaustionAction.REDIRECT and final.redirect_url:
+            attributes = hotline_attributes(nas.vendor, final.redirect_url)
+            await self.change(nas, session, attributes, restricted=True, why="hotline")
+        elif final is not None and final.action is ExhaustionAction.THROTTLE:
+            attributes = throttle_attributes(
+                nas.vendor, final.throttle_download_kbps, final.throttle_upload_kbps
+            )
+            await self.change(nas, session, attributes, restricted=True, why="throttle")
+        else:
+            await self.disconnect(nas, session, why=denial.reason if denial else "denied")
+
+    async def change(
+        self,
+        nas: Nas,
+        session: RadiusSession,
+        attributes: Attributes,
+        *,
+        restricted: bool,
+        why: str,
+    ) -> DaeResult | None:
+        """A CoA-Request with ``attributes`` for the session (None: the NAS takes none)."""
+        if not nas.accepts_coa:
+            return None
+        return await self._send(nas, session, rp.CoARequest, attributes, restricted, why)
+
+    async def disconnect(self, nas: Nas, session: RadiusSession, *, why: str) -> DaeResult | None:
+        """A Disconnect-Request for the session (None: the NAS takes none)."""
+        if not nas.accepts_disconnect:
+            return None
+        return await self._send(nas, session, rp.DisconnectRequest, [], None, why)
+
+    async def _send(
+        self,
+        nas: Nas,
+        session: RadiusSession,
+        code: int,
+        attributes: Attributes,
+        restricted: bool | None,
+        why: str,
+    ) -> DaeResult:
+        identity: Attributes = [
+            ("User-Name", session.user_name),
+            ("Acct-Session-Id", session.acct_session_id),
+        ]
+        if session.framed_ip:
+            identity.append(("Framed-IP-Address", session.framed_ip))
+        operation = "coa" if code == rp.CoARequest else "disconnect"
+        with self._telemetry.observe(PROTOCOL, operation) as call:
+            result = await self.client(nas).send(code, identity + attributes)
+            if not result.acked:
+                call.outcome = "rejected" if result.answered else "error"
+                call.code = result.error_cause or ("nak" if result.answered else "timeout")
+        log.log(
+            logging.INFO if result.acked else logging.WARNING,
+            f"{operation} {result}",
+            extra={
+                "reason": why,
+                "nas_address": nas.address,
+                "session_id": session.charging_session_id,
+                "acct_session_id": session.acct_session_id,
+                "account_id": session.account_id,
+            },
+        )
+        await self._sessions.dae_result(
+            session.nas_address,
+            session.acct_session_id,
+            f"{operation} {why}: {result}",
+            restricted if result.acked else None,
+        )
+        return result
+
+    # -- domain events (from the relay: quick, the network work is a task) ------------
+
+    async def _on_event(self, entry: OutboxEntry) -> None:
+        self._spawn(self._react(entry))
+
+    async def _react(self, entry: OutboxEntry) -> None:
+        try:
+            if entry.event_type in self.RESTORE_ON:
+                await self._restore(entry)
+            elif entry.event_type in self.DISCONNECT_ACCOUNT_ON:
+                for session in await self._sessions.open_for_account(entry.aggregate_id):
+                    await self._disconnect_session(session, entry.event_type)
+            elif entry.event_type in self.DISCONNECT_CUSTOMER_ON:
+                for session in await self._sessions.open_for_customer(entry.aggregate_id):
+                    await self._disconnect_session(session, entry.event_type)
+        except Exception:
+            log.exception("dynamic authorization failed", extra={"event_id": entry.id})
+
+    async def _restore(self, entry: OutboxEntry) -> None:
+        if entry.aggregate == "account":
+            sessions = await self._sessions.open_for_account(entry.aggregate_id)
+        else:
+            sessions = await self._sessions.open_for_customer(entry.aggregate_id)
+        for listed in sessions:
+            key = (listed.nas_address, listed.acct_session_id)
+            # one top-up often raises several events: one restoring CoA per session
+            async with self._session_locks.setdefault(key, asyncio.Lock()):
+                session = await self._sessions.get(*key)
+                if session is None or not session.restricted:
+                    continue
+                if not await self._sessions.can_use(session.account_id):
+                    continue  # still nothing to spend: the hotline stays
+                nas = self._server.nas.get(session.nas_address)
+                if nas is None:
+                    continue
+                policy = await self._sessions.policy(session.account_id)
+                await self.change(
+                    nas,
+                    session,
+                    policy_attributes(nas.vendor, policy),
+                    restricted=False,
+                    why=entry.event_type,
+                )
+            if not self._session_locks[key].locked():
+                del self._session_locks[key]
+
+    async def _disconnect_session(self, session: RadiusSession, why: str) -> None:
+        nas = self._server.nas.get(session.nas_address)
+        if nas is not None:
+            await self.disconnect(nas, session, why=why)

@@ -1,0 +1,613 @@
+"""RADIUS: the NAS registry, authorization of broadband logins and the
+charging of their accounting reports through the one credit-control core.
+
+Who the user is: the NAS sends the account's PPPoE / IPoE login as
+User-Name. ratel looks it up as an account alias first (the login an operator
+gives a subscriber), then as the account ID. PAP is checked against the
+account's self-care password (argon2 hash) or its CHAP secret; CHAP needs the
+password in clear, so only accounts with a CHAP secret can use it.
+
+Exactly-once charging of accounting reports: the NAS reports cumulative
+counters. For each accounting session ratel keeps the counters last charged
+and the number of reports charged. A report is charged as request number
+``reports + 1`` with the octets since the last counters; a retransmission
+(same counters) is answered without charging, and one that races the first
+gets the credit-control core's stored answer for the same request number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Final
+
+from ratel.application.base import Dependencies, UseCase, found
+from ratel.application.charging_batch import Charging
+from ratel.application.credit_control import CreditControl, Subscriber, UnknownSubscriber
+from ratel.domain.account import Account
+from ratel.domain.catalogue import Product, Service, ServicePolicy, Unit, effective_policy
+from ratel.domain.charging import Answer, Grant, UsageRequest
+from ratel.domain.customer import Customer
+from ratel.domain.errors import DomainError, NotFound, ServiceDenied
+from ratel.domain.nas import (
+    DEFAULT_DAE_PORT,
+    DuplicateRadiusSession,
+    Nas,
+    NasVendor,
+    RadiusSession,
+    RadiusSessionState,
+)
+from ratel.ports.identity import PasswordHasher
+from ratel.ports.radius import RadiusStoreFactory
+from ratel.ports.store import IdentifierKind, UnitOfWork
+
+log = logging.getLogger("ratel.radius")
+
+#: The usage charge (access code) broadband data is rated with.
+DATA_ACCESS_CODE: Final = "DATA"
+
+
+class RadiusUseCase(UseCase):
+    """A use case that also works on the RADIUS store."""
+
+    def __init__(self, deps: Dependencies, store: RadiusStoreFactory) -> None:
+        super().__init__(deps)
+        self.store = store
+
+
+# -- the NAS registry -------------------------------------------------------------
+
+
+class ManageNas(RadiusUseCase):
+    """Register, change, remove and list the NAS that may talk to ratel."""
+
+    async def register(
+        self,
+        name: str,
+        address: str,
+        secret: str,
+        *,
+        vendor: NasVendor = NasVendor.GENERIC,
+        accepts_coa: bool = False,
+        accepts_disconnect: bool = False,
+        dae_port: int = DEFAULT_DAE_PORT,
+        require_message_authenticator: bool = False,
+    ) -> Nas:
+        """A new NAS (``DuplicateNas`` if its address is registered already)."""
+        nas = Nas(
+            id=self.deps.ids.new("nas"),
+            name=name,
+            address=address,
+            secret=secret,
+            vendor=vendor,
+            accepts_coa=accepts_coa,
+            accepts_disconnect=accepts_disconnect,
+            dae_port=dae_port,
+            require_message_authenticator=require_message_authenticator,
+        )
+        async with self.store() as store:
+            await store.nas.add(nas)
+            await store.commit()
+        log.info("NAS registered", extra={"nas_id": nas.id, "nas_address": nas.address})
+        return nas
+
+    async def change(self, nas_id: str, **fields: object) -> Nas:
+        """Change some fields of a NAS (name, address, secret, vendor, ...)."""
+        async with self.store() as store:
+            nas = found(await store.nas.get(nas_id), "NAS", nas_id)
+            changed = nas.changed(**fields)
+            await store.nas.save(changed)
+            await store.commit()
+        return changed
+
+    async def remove(self, nas_id: str) -> bool:
+        """Forget a NAS: its packets are dropped from now on."""
+        async with self.store() as store:
+            removed = await store.nas.remove(nas_id)
+            await store.commit()
+        return removed
+
+    async def list(self) -> list[Nas]:
+        """Every NAS, by name."""
+        async with self.store() as store:
+            return await store.nas.all()
+
+    async def get(self, nas_id: str) -> Nas | None:
+        """One NAS, or None."""
+        async with self.store() as store:
+            return await store.nas.get(nas_id)
+
+
+class SetChapSecret(RadiusUseCase):
+    """Give an account the password its router sends with CHAP."""
+
+    async def __call__(self, account_id: str, secret: str) -> None:
+        """Store (or replace) the account's CHAP secret (1 to 128 octets)."""
+        if not secret or len(secret.encode()) > 128:
+            raise DomainError("a CHAP secret has 1 to 128 octets")
+        async with self.deps.uow() as uow:
+            found(await uow.accounts.get(account_id), "account", account_id)
+        async with self.store() as store:
+            await store.chap_secrets.set(account_id, secret, self.deps.clock.now())
+            await store.commit()
+
+
+# -- Access-Request ----------------------------------------------------------------
+
+
+class RejectReason:
+    """Why an Access-Request is refused (the metric code), with the
+    Reply-Message the user's router shows."""
+
+    UNKNOWN_USER = "unknown_subscriber"
+    BAD_PASSWORD = "invalid_credentials"
+    NO_FUNDS = "insufficient_funds"
+
+    MESSAGES: Final = {
+        "unknown_subscriber": "Unknown user",
+        "invalid_credentials": "Wrong user name or password",
+        "insufficient_funds": "No funds or quota left: please top up",
+        "account_blocked": "Your account is blocked",
+        "account_terminated": "Your account is terminated",
+        "customer_suspended": "Your service is suspended",
+        "customer_closed": "Your contract is closed",
+        "location_restricted": "Data is not available in your location",
+        "service_not_subscribed": "Internet access is not part of your product",
+    }
+
+    @classmethod
+    def message(cls, code: str) -> str:
+        return cls.MESSAGES.get(code, "Access denied")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the Access-Request proves: a PAP password, or a CHAP check that
+    the adapter runs against a candidate password."""
+
+    pap_password: str | None = None
+    chap_matches: Callable[[str], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessDecision:
+    """Accept with the effective policy, or reject with a reason."""
+
+    accepted: bool
+    reason: str = ""
+    message: str = ""
+    account_id: str | None = None
+    customer_id: str | None = None
+    policy: ServicePolicy | None = None
+    static_ip: str | None = None
+    static_netmask: str | None = None
+    session_timeout: int = 0
+
+    @classmethod
+    def reject(cls, reason: str, account_id: str | None = None) -> AccessDecision:
+        return cls(False, reason, RejectReason.message(reason), account_id)
+
+
+async def find_login(uow: UnitOfWork, user_name: str) -> Account | None:
+    """The account whose alias (PPPoE / IPoE login) or account ID is ``user_name``."""
+    name = user_name.strip()
+    if not name:
+        return None
+    account = await uow.accounts.by_identifier(IdentifierKind.ALIAS, name)
+    if account is None:
+        account = await uow.accounts.by_identifier(IdentifierKind.ACCOUNT_ID, name)
+    return account
+
+
+async def account_policy(uow: UnitOfWork, account: Account, now: datetime) -> ServicePolicy:
+    """The account's effective service policy (main product and active add-ons)."""
+    main = found(
+        await uow.catalogue.get_product(account.product_code), "product", account.product_code
+    )
+    add_ons: list[Product] = []
+    for assignment in account.active_add_ons(now):
+        product = await uow.catalogue.get_product(assignment.product_code)
+        if product is not None:
+            add_ons.append(product)
+    cpe = account.identifiers.cpe
+    return effective_policy(main, add_ons, cpe.port_type if cpe else None)
+
+
+def data_request(used: int = 0, *, requested: int | None = None) -> UsageRequest:
+    """The one stream of a broadband session: data, counted in octets."""
+    return UsageRequest(
+        Service.DATA, Unit.BYTES, DATA_ACCESS_CODE, used=used, requested=requested
+    )
+
+
+class AuthorizeLogin(RadiusUseCase):
+    """Access-Request: who is it, is the password right, may the account use
+    data now (status, location), and do quota or funds cover a first grant.
+    Nothing is charged or held: the session is opened by Accounting-Start."""
+
+    def __init__(
+        self,
+        deps: Dependencies,
+        store: RadiusStoreFactory,
+        passwords: PasswordHasher,
+        credit_control: CreditControl,
+    ) -> None:
+        super().__init__(deps, store)
+        self.passwords = passwords
+        self.credit_control = credit_control
+
+    async def __call__(self, user_name: str, credentials: Credentials) -> AccessDecision:
+        """The decision for one Access-Request."""
+        now = self.deps.clock.now()
+        async with self.deps.uow() as uow:
+            account = await find_login(uow, user_name)
+            if account is None:
+                return AccessDecision.reject(RejectReason.UNKNOWN_USER)
+            password_hash = await uow.credentials.get(account.id)
+            customer = found(
+                await uow.customers.get(account.customer_id), "customer", account.customer_id
+            )
+            policy = await account_policy(uow, account, now)
+        async with self.store() as store:
+            chap_secret = await store.chap_secrets.get(account.id)
+        if not await self._proves(credentials, password_hash, chap_secret):
+            return AccessDecision.reject(RejectReason.BAD_PASSWORD, account.id)
+        refusal = self._refusal(account, customer)
+        if refusal is not None:
+            return AccessDecision.reject(refusal, account.id)
+        subscriber = Subscriber(IdentifierKind.ACCOUNT_ID, account.id)
+        try:
+            affordable = await self.credit_control.can_afford(subscriber, data_request(requested=1))
+        except UnknownSubscriber:
+            return AccessDecision.reject(RejectReason.UNKNOWN_USER)
+        if not affordable:
+            return AccessDecision.reject(RejectReason.NO_FUNDS, account.id)
+        static = account.identifiers.static_ip
+        return AccessDecision(
+            True,
+            account_id=account.id,
+            customer_id=account.customer_id,
+            policy=policy,
+            static_ip=str(static.address) if static else None,
+            static_netmask=str(static.netmask) if static else None,
+            session_timeout=self.deps.charging.validity_seconds,
+        )
+
+    def _refusal(self, account: Account, customer: Customer) -> str | None:
+        try:
+            account.check_can_use(customer, Service.DATA.value, self.deps.location_policy)
+        except ServiceDenied as denied:
+            return denied.code
+        return None
+
+    async def _proves(
+        self, credentials: Credentials, password_hash: str | None, chap_secret: str | None
+    ) -> bool:
+        if credentials.chap_matches is not None:
+            return chap_secret is not None and credentials.chap_matches(chap_secret)
+        password = credentials.pap_password
+        if password is None:
+            return False
+        if chap_secret is not None and chap_secret == password:
+            return True
+        if password_hash is None:
+            return False
+        return await self.passwords.verify(password_hash, password)
+
+
+# -- Accounting-Request --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingReport:
+    """One Accounting-Request as the core needs it: the NAS, the session's
+    ids, the cumulative counters (gigawords folded in) and the user."""
+
+    nas_address: str
+    acct_session_id: str
+    user_name: str = ""
+    correlation_id: str | None = None  # Acct-Multi-Session-Id / 3GPP2-Correlation-Id
+    framed_ip: str | None = None
+    input_octets: int = 0
+    output_octets: int = 0
+    session_time: int = 0
+    cause: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingOutcome:
+    """What the report did: the core's answer (None when nothing was charged:
+    a retransmission, a closed session, a hotlined session) and the session."""
+
+    session: RadiusSession | None
+    answer: Answer | None = None
+    duplicate: bool = False
+
+    @property
+    def out_of_funds(self) -> bool:
+        """The grant was refused or is the last: the NAS must be told."""
+        if self.answer is None:
+            return False
+        if not self.answer.granted:
+            return bool(self.answer.results)
+        return any(isinstance(r, Grant) and r.final is not None for r in self.answer.results)
+
+
+def charging_session_id(report: AccountingReport) -> str:
+    """The credit-control session a report feeds. Sub-sessions of one mobile
+    data session share the correlation id, whichever PDSN reports them."""
+    if report.correlation_id:
+        return f"radius:corr:{report.correlation_id}"
+    return f"radius:{report.nas_address}:{report.acct_session_id}"
+
+
+class ChargeAccounting(RadiusUseCase):
+    """Accounting Start, Interim-Update, Stop and Accounting-On/Off charged
+    through the credit-control core, each at most once."""
+
+    def __init__(
+        self, deps: Dependencies, store: RadiusStoreFactory, credit_control: Charging
+    ) -> None:
+        super().__init__(deps, store)
+        self.credit_control = credit_control
+        # Reports of one session are charged one at a time in this process, so
+        # two different reports never both take the same request number.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._lock_users: dict[tuple[str, str], int] = {}
+        self._unsaved: list[tuple[RadiusSession, asyncio.Future[None]]] = []
+        self._saving: asyncio.Task[None] | None = None
+
+    @contextmanager
+    def _counting(self, key: tuple[str, str]) -> Iterator[asyncio.Lock]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            yield lock
+        finally:
+            self._lock_users[key] -= 1
+            if self._lock_users[key] == 0:
+                del self._lock_users[key]
+                del self._locks[key]
+
+    async def _session(self, report: AccountingReport) -> RadiusSession | None:
+        async with self.store() as store:
+            return await store.sessions.get(report.nas_address, report.acct_session_id)
+
+    async def _save(self, session: RadiusSession) -> None:
+        """Write the session's new counters. Reports charged at the same time
+        share one transaction (group commit): each returns once it committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unsaved.append((session, done))
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.create_task(self._save_batches())
+        await done
+
+    async def _save_batches(self) -> None:
+        while self._unsaved:
+            await asyncio.sleep(0)  # the reports answered in this tick join the batch
+            batch, self._unsaved = self._unsaved, []
+            try:
+                async with self.store() as store:
+                    for session, _ in batch:
+                        await store.sessions.save_usage(session)
+                    await store.commit()
+            except Exception as error:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def start(self, report: AccountingReport) -> AccountingOutcome:
+        """Accounting Start: open (or join) the charging session and hold a first grant."""
+        with self._counting((report.nas_address, report.acct_session_id)) as lock:
+            async with lock:
+                return await self._start(report)
+
+    async def _start(self, report: AccountingReport) -> AccountingOutcome:
+        existing = await self._session(report)
+        if existing is not None and existing.state is RadiusSessionState.OPEN:
+            return AccountingOutcome(existing, duplicate=True)
+        async with self.deps.uow() as uow:
+            account = await find_login(uow, report.user_name)
+        if account is None:
+            raise UnknownSubscriber(f"no account has the login {report.user_name!r}")
+        charging_id = charging_session_id(report)
+        if existing is not None and not report.correlation_id:
+            # A NAS that restarted reuses its Acct-Session-Ids: a new session.
+            charging_id = f"{charging_id}#{self.deps.ids.new('gen')}"
+        sub_session = report.acct_session_id if report.correlation_id else ""
+        answer = await self.credit_control.start(
+            charging_id,
+            Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
+            [data_request()],
+            number=0,
+            sub_session=sub_session,
+        )
+        now = self.deps.clock.now()
+        session = RadiusSession(
+            nas_address=report.nas_address,
+            acct_session_id=report.acct_session_id,
+            charging_session_id=charging_id,
+            sub_session=sub_session,
+            account_id=account.id,
+            customer_id=account.customer_id,
+            user_name=report.user_name,
+            started_at=now,
+            updated_at=now,
+            framed_ip=report.framed_ip,
+            input_octets=report.input_octets,
+            output_octets=report.output_octets,
+            session_time=report.session_time,
+        )
+        try:
+            async with self.store() as store:
+                if existing is None:
+                    await store.sessions.add(session)
+                else:
+                    await store.sessions.save(session)
+                await store.commit()
+        except DuplicateRadiusSession:
+            return AccountingOutcome(await self._session(report), answer, duplicate=True)
+        return AccountingOutcome(session, answer)
+
+    async def interim(self, report: AccountingReport) -> AccountingOutcome:
+        """Interim-Update: charge the octets since the last report and grant again."""
+        return await self._report(report, ending=False)
+
+    async def stop(self, report: AccountingReport) -> AccountingOutcome:
+        """Stop: charge the last octets and end the (sub-)session; the last
+        sub-session's Stop produces the xDR."""
+        return await self._report(report, ending=True)
+
+    async def _report(self, report: AccountingReport, *, ending: bool) -> AccountingOutcome:
+        with self._counting((report.nas_address, report.acct_session_id)) as lock:
+            async with lock:
+                session = await self._session(report)
+                if session is None:
+                    # The Start was lost or went to another server: open the
+                    # session from zero, then charge this report's octets.
+                    opening = replace(report, input_octets=0, output_octets=0, session_time=0)
+                    session = (await self._start(opening)).session
+                    if session is None:
+                        raise NotFound(f"session {report.acct_session_id} could not be opened")
+                return await self._charge(session, report, ending=ending)
+
+    async def _charge(
+        self, session: RadiusSession, report: AccountingReport, *, ending: bool
+    ) -> AccountingOutcome:
+        if session.state is RadiusSessionState.CLOSED:
+            return AccountingOutcome(session, duplicate=True)
+        unchanged = session.same_counters(
+            report.input_octets, report.output_octets, report.session_time
+        )
+        stale = session.is_stale(report.input_octets, report.output_octets)
+        if (unchanged or stale) and not ending:
+            return AccountingOutcome(session, duplicate=True)
+        used = session.usage_since(report.input_octets, report.output_octets)
+        if session.restricted:
+            used = 0  # hotline / throttled traffic is not charged
+        number = session.reports + 1
+        request = [data_request(used, requested=0 if ending else None)]
+        if ending:
+            answer = await self.credit_control.terminate(
+                session.charging_session_id,
+                number,
+                request,
+                sub_session=session.sub_session,
+                cause=report.cause,
+            )
+        else:
+            answer = await self.credit_control.update(
+                session.charging_session_id, number, request, sub_session=session.sub_session
+            )
+        if not stale:  # a late Stop ends the session; the counters charged stand
+            session.input_octets = report.input_octets
+            session.output_octets = report.output_octets
+            session.session_time = report.session_time
+        session.reports = number
+        session.updated_at = self.deps.clock.now()
+        if report.framed_ip:
+            session.framed_ip = report.framed_ip
+        if ending:
+            session.state = RadiusSessionState.CLOSED
+        await self._save(session)
+        return AccountingOutcome(session, answer)
+
+    async def nas_restarted(self, nas_address: str, cause: str = "nas_reboot") -> int:
+        """Accounting-On / Off: the NAS lost every session it had; end them
+        with the usage last reported. How many were closed."""
+        async with self.store() as store:
+            sessions = await store.sessions.open_for_nas(nas_address)
+        closed = 0
+        for session in sessions:
+            report = AccountingReport(
+                nas_address=session.nas_address,
+                acct_session_id=session.acct_session_id,
+                user_name=session.user_name,
+                input_octets=session.input_octets,
+                output_octets=session.output_octets,
+                session_time=session.session_time,
+                cause=cause,
+            )
+            try:
+                await self._report(report, ending=True)
+                closed += 1
+            except DomainError:
+                log.exception(
+                    "could not close a session of a restarted NAS",
+                    extra={"nas_address": nas_address, "session_id": session.charging_session_id},
+                )
+        return closed
+
+
+class RadiusSessions(RadiusUseCase):
+    """Read and annotate accounting sessions (the DAE client's view)."""
+
+    def __init__(
+        self, deps: Dependencies, store: RadiusStoreFactory, credit_control: CreditControl
+    ) -> None:
+        super().__init__(deps, store)
+        self.credit_control = credit_control
+
+    async def get(self, nas_address: str, acct_session_id: str) -> RadiusSession | None:
+        """One accounting session, or None."""
+        async with self.store() as store:
+            return await store.sessions.get(nas_address, acct_session_id)
+
+    async def open_for_customer(self, customer_id: str) -> list[RadiusSession]:
+        """The customer's open sessions on every NAS."""
+        async with self.store() as store:
+            return await store.sessions.open_for_customer(customer_id)
+
+    async def open_for_account(self, account_id: str) -> list[RadiusSession]:
+        """The account's open sessions on every NAS."""
+        async with self.store() as store:
+            return await store.sessions.open_for_account(account_id)
+
+    async def for_charging_session(self, charging_session_id: str) -> list[RadiusSession]:
+        """The accounting sessions of one charging session."""
+        async with self.store() as store:
+            return await store.sessions.for_charging_session(charging_session_id)
+
+    async def dae_result(
+        self, nas_address: str, acct_session_id: str, outcome: str, restricted: bool | None
+    ) -> None:
+        """Keep what the NAS answered to a CoA / Disconnect on the session, and
+        whether the session is now restricted (hotline or throttle)."""
+        async with self.store() as store:
+            session = await store.sessions.get(nas_address, acct_session_id, lock=True)
+            if session is None:
+                return
+            session.last_dae = outcome[:500]
+            if restricted is not None:
+                session.restricted = restricted
+            session.updated_at = self.deps.clock.now()
+            await store.sessions.save(session)
+            await store.commit()
+
+    async def policy(self, account_id: str) -> ServicePolicy:
+        """The account's effective service policy now (for a restoring CoA)."""
+        async with self.deps.uow() as uow:
+            account = found(await uow.accounts.get(account_id), "account", account_id)
+            return await account_policy(uow, account, self.deps.clock.now())
+
+    async def can_use(self, account_id: str) -> bool:
+        """Whether the account may use data and has quota or funds for it."""
+        async with self.deps.uow() as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None:
+                return False
+            customer = await uow.customers.get(account.customer_id)
+            if customer is None or not account.usable_for(
+                customer, Service.DATA.value, self.deps.location_policy
+            ):
+                return False
+        subscriber = Subscriber(IdentifierKind.ACCOUNT_ID, account_id)
+        return await self.credit_control.can_afford(subscriber, data_request(requested=1))

@@ -1,0 +1,126 @@
+"""The RADIUS store: the NAS registry and the wire facts of broadband
+sessions (which NAS, which Acct-Session-Id, the cumulative counters last
+charged). One ``RadiusStore`` is one transaction, like ``UnitOfWork``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from ratel.domain.nas import Nas, RadiusSession
+
+
+class NasRepository(Protocol):
+    """The NAS registry."""
+
+    async def add(self, nas: Nas) -> None:
+        """Insert a NAS; ``DuplicateNas`` if its id or address is taken."""
+        ...
+
+    async def save(self, nas: Nas) -> None:
+        """Replace a NAS's definition."""
+        ...
+
+    async def remove(self, nas_id: str) -> bool:
+        """Delete a NAS; False if there was none."""
+        ...
+
+    async def get(self, nas_id: str) -> Nas | None:
+        """The NAS, or None."""
+        ...
+
+    async def by_address(self, address: str) -> Nas | None:
+        """The NAS with that source address, or None."""
+        ...
+
+    async def all(self) -> list[Nas]:
+        """Every NAS, ordered by name."""
+        ...
+
+
+class RadiusSessionRepository(Protocol):
+    """Accounting sessions as the NAS reported them."""
+
+    async def add(self, session: RadiusSession) -> None:
+        """Insert a session; ``DuplicateRadiusSession`` if (NAS, Acct-Session-Id) is taken."""
+        ...
+
+    async def get(
+        self, nas_address: str, acct_session_id: str, *, lock: bool = False
+    ) -> RadiusSession | None:
+        """The session, or None."""
+        ...
+
+    async def save(self, session: RadiusSession) -> None:
+        """Write the session's counters, state and last DAE outcome."""
+        ...
+
+    async def save_usage(self, session: RadiusSession) -> None:
+        """Write only what accounting changes (counters, reports, state,
+        Framed-IP), never the DAE outcome a CoA may be writing meanwhile."""
+        ...
+
+    async def open_for_nas(self, nas_address: str) -> list[RadiusSession]:
+        """The NAS's open sessions, oldest first."""
+        ...
+
+    async def open_for_account(self, account_id: str) -> list[RadiusSession]:
+        """The account's open sessions on every NAS."""
+        ...
+
+    async def open_for_customer(self, customer_id: str) -> list[RadiusSession]:
+        """The customer's open sessions on every NAS."""
+        ...
+
+    async def for_charging_session(self, charging_session_id: str) -> list[RadiusSession]:
+        """The accounting sessions feeding one charging session (sub-sessions)."""
+        ...
+
+
+class ChapSecretRepository(Protocol):
+    """The passwords CHAP needs in clear, one per account (PAP uses the
+    self-care password hash instead)."""
+
+    async def get(self, account_id: str) -> str | None:
+        """The account's CHAP secret, or None."""
+        ...
+
+    async def set(self, account_id: str, secret: str, now: datetime) -> None:
+        """Store (insert or replace) the account's CHAP secret."""
+        ...
+
+
+class RadiusStore(Protocol):
+    """One transaction on the RADIUS tables."""
+
+    nas: NasRepository
+    sessions: RadiusSessionRepository
+    chap_secrets: ChapSecretRepository
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back unless ``commit`` was called."""
+        ...
+
+    async def commit(self) -> None:
+        """Make the changes durable."""
+        ...
+
+
+class RadiusStoreFactory(Protocol):
+    """A fresh ``RadiusStore`` per call."""
+
+    def __call__(self) -> RadiusStore:
+        """A new, not yet started transaction."""
+        ...
+
+

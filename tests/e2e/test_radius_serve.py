@@ -1,0 +1,211 @@
+"""`ratel serve` as a broadband operator runs it: a prepaid subscriber whose
+interim reports exhaust a small balance gets the hotline CoA; a top-up
+through GraphQL brings the restoring CoA."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pyrad import packet as rp
+
+from ratel.adapters.db.migrations import upgrade
+from ratel.adapters.radius.attributes import dictionary
+from ratel.config import Settings
+from ratel.container import build_container, dispose
+from tests.protocol.radius_support import (
+    MIB,
+    SECRET,
+    Subscriber,
+    define_catalogue,
+    radclient,
+    subscriber,
+)
+
+STARTUP_SECONDS = 30
+ADMIN_PASSWORD = "e2e-admin-password"
+
+
+class DaeRecorder(asyncio.DatagramProtocol):
+    """A NAS's dynamic authorization port: records and ACKs every request."""
+
+    def __init__(self) -> None:
+        self.arrived: asyncio.Queue[tuple[int, dict[str, list[object]]]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = rp.CoAPacket(secret=SECRET.encode(), dict=dictionary(), packet=data)
+        names = request.keys()
+        self.arrived.put_nowait((request.code, {k: list(request[k]) for k in names}))
+        assert self.transport is not None
+        self.transport.sendto(request.CreateReply().ReplyPacket(), addr)
+
+
+class Log:
+    """The server's JSON log lines, read without blocking the loop."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._process = process
+        self.seen: list[str] = []
+
+    async def wait_for(self, message: str, timeout: float = STARTUP_SECONDS) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        stream = self._process.stderr
+        assert stream is not None
+        while time.monotonic() < deadline:
+            line = await asyncio.to_thread(stream.readline)
+            if not line:
+                break
+            self.seen.append(line)
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("message") == message:
+                return event  # type: ignore[no-any-return]
+        raise AssertionError(f"no {message!r} log line; got:\n{''.join(self.seen)}")
+
+
+async def prepare(url: str) -> tuple[Subscriber, str]:
+    """The operator's data and an administrator's bearer token, before serving."""
+    await asyncio.to_thread(upgrade, url)
+    container = build_container(Settings(database_url=url))
+    try:
+        await define_catalogue(container)
+        alice = await subscriber(container, "alice@isp", balance="0.05")
+        await container.create_local_staff_user()(
+            "root", "Root", ADMIN_PASSWORD, ["administrator"]
+        )
+        token = (await container.staff_login()("root", ADMIN_PASSWORD)).token
+    finally:
+        await dispose(container)
+    return alice, token
+
+
+async def graphql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, object]
+) -> dict[str, Any]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables})
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, response.text
+    return body["data"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def dae() -> AsyncIterator[tuple[DaeRecorder, int]]:
+    loop = asyncio.get_running_loop()
+    transport, recorder = await loop.create_datagram_endpoint(
+        DaeRecorder, local_addr=("127.0.0.1", 0)
+    )
+    yield recorder, transport.get_extra_info("sockname")[1]
+    transport.close()
+
+
+async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up(
+    tmp_path: Path, dae: tuple[DaeRecorder, int]
+) -> None:
+    recorder, dae_port = dae
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ratel.db'}"
+    alice, token = await prepare(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
+    env.update(
+        RATEL_DATABASE_URL=url,
+        RATEL_HTTP_PORT="0",
+        RATEL_RADIUS_AUTH_PORT="0",
+        RATEL_RADIUS_ACCT_PORT="0",
+        RATEL_EVENT_RELAY_INTERVAL="0.1",
+        RATEL_RADIUS_INTERIM_INTERVAL="60",
+        RATEL_LOG_FORMAT="json",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ratel.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        log = Log(process)
+        radius = await log.wait_for("radius listening")
+        http = await log.wait_for("listening")
+        auth_port, acct_port = int(str(radius["auth_port"])), int(str(radius["acct_port"]))
+        base = str(http["url"])
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+            registered = await graphql(
+                client,
+                "mutation ($input: NasInput!) { registerNas(input: $input) { errors { code } } }",
+                {
+                    "input": {
+                        "name": "bras-1",
+                        "address": "127.0.0.1",
+                        "secret": SECRET,
+                        "vendor": "HUAWEI",
+                        "acceptsCoa": True,
+                        "acceptsDisconnect": True,
+                        "daePort": dae_port,
+                    }
+                },
+            )
+            assert registered["registerNas"]["errors"] == []
+
+            login = 'User-Name = "alice@isp", User-Password = "alice-secret-1"'
+            # the first try may reach the server before it reloads its NAS table
+            accepted = await radclient(auth_port, "auth", login, timeout=1, retries=5)
+            assert accepted.code == "Access-Accept", accepted.output
+            session = 'User-Name = "alice@isp", Acct-Session-Id = "e2e-1", '
+            started = await radclient(acct_port, "acct", session + "Acct-Status-Type = Start")
+            assert started.code == "Accounting-Response", started.output
+            interim = f"{session}Acct-Status-Type = Interim-Update, Acct-Output-Octets = {5 * MIB}"
+            assert (await radclient(acct_port, "acct", interim)).code == "Accounting-Response"
+
+            code, hotline = await asyncio.wait_for(recorder.arrived.get(), 10)
+            assert code == rp.CoARequest
+            assert hotline["Huawei-PortalURL"] == ["https://topup.example/"]
+            assert hotline["Acct-Session-Id"] == ["e2e-1"]
+
+            topped = await graphql(
+                client,
+                "mutation ($c: String!) { topUp(customerId: $c,"
+                ' amount: {amount: "3.00", currency: "USD"}) { errors { code } } }',
+                {"c": alice.customer_id},
+            )
+            assert topped["topUp"]["errors"] == []
+
+            code, restore = await asyncio.wait_for(recorder.arrived.get(), 10)
+            assert code == rp.CoARequest
+            assert restore["Huawei-Output-Average-Rate"] == [20_000_000]
+            assert restore["Huawei-Input-Average-Rate"] == [5_000_000]
+
+            stop = session + f"Acct-Status-Type = Stop, Acct-Output-Octets = {7 * MIB}"
+            assert (await radclient(acct_port, "acct", stop)).code == "Accounting-Response"
+            xdrs = await graphql(
+                client,
+                "query ($a: String!) { xdrs(accountId: $a) { edges { node"
+                " { charge { amount } } } } }",
+                {"a": alice.account_id},
+            )
+            [edge] = xdrs["xdrs"]["edges"]
+            # 5 MiB before the hotline, 2 MiB after the restore, at 0.01 per MiB
+            assert Decimal(edge["node"]["charge"]["amount"]) == Decimal("0.07")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

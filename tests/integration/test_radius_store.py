@@ -1,0 +1,156 @@
+"""The RADIUS store (NAS registry, accounting sessions, CHAP secrets) on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from store_builders import NOW, account, customer
+
+from ratel.adapters.db.radius import SqlRadiusStoreFactory
+from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.domain.nas import (
+    DuplicateNas,
+    DuplicateRadiusSession,
+    InvalidNas,
+    Nas,
+    NasVendor,
+    RadiusSession,
+    RadiusSessionState,
+)
+
+
+@pytest.fixture
+def store(engine: AsyncEngine) -> SqlRadiusStoreFactory:
+    return SqlRadiusStoreFactory(engine)
+
+
+def nas(id: str = "nas_1", address: str = "192.0.2.1", **fields: object) -> Nas:
+    return Nas(id=id, name=f"bras {id}", address=address, secret="s3cret", **fields)  # type: ignore[arg-type]
+
+
+def session(acct_id: str, **fields: object) -> RadiusSession:
+    values: dict[str, object] = {
+        "nas_address": "192.0.2.1",
+        "acct_session_id": acct_id,
+        "charging_session_id": f"radius:192.0.2.1:{acct_id}",
+        "sub_session": "",
+        "account_id": "acc_1",
+        "customer_id": "cus_1",
+        "user_name": "alice@isp",
+        "started_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(fields)
+    return RadiusSession(**values)  # type: ignore[arg-type]
+
+
+async def test_nas_entries_round_trip_and_addresses_are_unique(
+    store: SqlRadiusStoreFactory,
+) -> None:
+    huawei = nas(vendor=NasVendor.HUAWEI, accepts_coa=True, dae_port=1700)
+    async with store() as work:
+        await work.nas.add(huawei)
+        await work.nas.add(nas("nas_2", "2001:db8::1"))
+        with pytest.raises(DuplicateNas):
+            await work.nas.add(nas("nas_3", "192.0.2.1"))
+        await work.commit()
+    async with store() as work:
+        assert await work.nas.get("nas_1") == huawei
+        assert await work.nas.by_address("192.0.2.1") == huawei
+        assert [n.id for n in await work.nas.all()] == ["nas_1", "nas_2"]
+        with pytest.raises(DuplicateNas):
+            await work.nas.save(huawei.changed(id="nas_2", address="192.0.2.1"))
+        await work.nas.save(huawei.changed(secret="rotated"))
+        await work.commit()
+    async with store() as work:
+        assert (await work.nas.get("nas_1")).secret == "rotated"  # type: ignore[union-attr]
+        assert await work.nas.remove("nas_1")
+        assert not await work.nas.remove("nas_1")
+        await work.commit()
+    async with store() as work:
+        assert await work.nas.by_address("192.0.2.1") is None
+
+
+def test_a_nas_is_validated() -> None:
+    with pytest.raises(InvalidNas):
+        nas(address="bras.example")
+    with pytest.raises(InvalidNas):
+        nas(vendor=NasVendor.CISCO_ASR5700, accepts_disconnect=True)
+    with pytest.raises(InvalidNas):
+        nas(dae_port=70000)
+    assert nas(address=" 2001:DB8::1 ").address == "2001:db8::1"
+
+
+async def test_accounting_sessions_keep_their_counters(store: SqlRadiusStoreFactory) -> None:
+    first = session("s-1", input_octets=2**40, output_octets=5)
+    async with store() as work:
+        await work.sessions.add(first)
+        await work.sessions.add(session("s-2", customer_id="cus_2", account_id="acc_2"))
+        with pytest.raises(DuplicateRadiusSession):
+            await work.sessions.add(session("s-1"))
+        await work.commit()
+    async with store() as work:
+        loaded = await work.sessions.get("192.0.2.1", "s-1", lock=True)
+        assert loaded == first
+        assert loaded is not None
+        loaded.reports = 3
+        loaded.state = RadiusSessionState.CLOSED
+        loaded.last_dae = "coa hotline: ACK"
+        loaded.updated_at = NOW + timedelta(minutes=5)
+        await work.sessions.save(loaded)
+        await work.commit()
+    async with store() as work:
+        assert [s.acct_session_id for s in await work.sessions.open_for_nas("192.0.2.1")] == ["s-2"]
+        assert await work.sessions.open_for_account("acc_1") == []
+        assert [s.acct_session_id for s in await work.sessions.open_for_customer("cus_2")] == [
+            "s-2"
+        ]
+        [closed] = await work.sessions.for_charging_session("radius:192.0.2.1:s-1")
+        assert (closed.reports, closed.last_dae) == (3, "coa hotline: ACK")
+
+
+async def test_chap_secrets_are_set_and_replaced(
+    store: SqlRadiusStoreFactory, uow: SqlUnitOfWorkFactory
+) -> None:
+    owner = customer()
+    line = account(owner)
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.accounts.add(line)
+        await work.commit()
+    async with store() as work:
+        assert await work.chap_secrets.get(line.id) is None
+        await work.chap_secrets.set(line.id, "first", NOW)
+        await work.commit()
+    async with store() as work:
+        await work.chap_secrets.set(line.id, "second", NOW)
+        await work.commit()
+    async with store() as work:
+        assert await work.chap_secrets.get(line.id) == "second"
+
+
+async def test_saving_usage_leaves_the_dae_outcome_alone(store: SqlRadiusStoreFactory) -> None:
+    async with store() as work:
+        await work.sessions.add(session("u-1"))
+        await work.commit()
+    async with store() as work:
+        charged = await work.sessions.get("192.0.2.1", "u-1")
+    async with store() as work:  # a CoA answered while the report was being charged
+        hotlined = await work.sessions.get("192.0.2.1", "u-1", lock=True)
+        assert hotlined is not None
+        hotlined.restricted, hotlined.last_dae = True, "coa hotline: ACK"
+        await work.sessions.save(hotlined)
+        await work.commit()
+    assert charged is not None
+    charged.output_octets, charged.reports = 10 * 2**20, 1
+    async with store() as work:
+        await work.sessions.save_usage(charged)
+        await work.commit()
+    async with store() as work:
+        final = await work.sessions.get("192.0.2.1", "u-1")
+    assert final is not None
+    assert (final.output_octets, final.reports) == (10 * 2**20, 1)
+    assert (final.restricted, final.last_dae) == (True, "coa hotline: ACK")

@@ -1,0 +1,228 @@
+"""CoA and Disconnect to a real listener on 127.0.0.1 (a pyrad-decoding NAS
+stand-in that records what it receives and answers ACK or NAK)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+import pytest
+from pyrad import packet as rp
+from radius_support import MIB, SECRET, Subscriber, radclient, register_nas, subscriber
+
+from ratel.adapters.radius.attributes import dictionary
+from ratel.adapters.radius.dae import DynamicAuthorization
+from ratel.adapters.radius.server import RadiusServer
+from ratel.container import Container
+from ratel.domain.catalogue import ExhaustionAction, ServicePolicy
+from ratel.domain.money import Money
+from ratel.domain.nas import NasVendor, RadiusSession
+from ratel.ports.store import IdentifierKind
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class Received:
+    code: int
+    attributes: dict[str, list[object]]
+
+
+@dataclass
+class DaeListener(asyncio.DatagramProtocol):
+    """Answers CoA with ACK and Disconnect with the NAK ``disconnect_nak`` names."""
+
+    received: list[Received] = field(default_factory=list)
+    arrived: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
+    disconnect_nak: int | None = None
+    silent: bool = False
+    transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = rp.CoAPacket(secret=SECRET.encode(), dict=dictionary(), packet=data)
+        assert request.VerifyCoARequest()
+        assert request.verify_message_authenticator()
+        names = request.keys()  # attribute names; iterating the packet gives codes
+        seen = Received(request.code, {k: list(request[k]) for k in names})
+        self.received.append(seen)
+        self.arrived.put_nowait(seen)
+        if self.silent:
+            return
+        reply = request.CreateReply()
+        if request.code == rp.DisconnectRequest and self.disconnect_nak is not None:
+            reply.code = rp.DisconnectNAK
+            reply.AddAttribute("Error-Cause", self.disconnect_nak)
+        assert self.transport is not None
+        self.transport.sendto(reply.ReplyPacket(), addr)
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[tuple[DaeListener, int]]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        DaeListener, local_addr=("127.0.0.1", 0)
+    )
+    yield protocol, transport.get_extra_info("sockname")[1]
+    transport.close()
+
+
+@pytest.fixture
+async def dae(container: Container, server: RadiusServer) -> AsyncIterator[DynamicAuthorization]:
+    component: DynamicAuthorization = container.radius_dae()
+    await component.start()
+    await container.event_relay().start_at_newest()
+    yield component
+    await component.stop()
+
+
+async def session_of(container: Container, sub: Subscriber) -> RadiusSession:
+    sessions = await container.radius_sessions().open_for_account(sub.account_id)
+    assert len(sessions) == 1
+    return sessions[0]
+
+
+async def relay(container: Container, dae: DynamicAuthorization) -> None:
+    """One relay pass, then wait for the network work it started."""
+    await container.event_relay()()
+    await dae.stop()
+
+
+async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_with_a_nak(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    nas_listener, port = listener
+    await register_nas(
+        container, NasVendor.HUAWEI, accepts_coa=True, accepts_disconnect=True, dae_port=port
+    )
+    sub = await subscriber(container, "alice@isp", balance="0.05")
+    acct_port = server.addresses["acct"][1]
+    start = 'User-Name = "alice@isp", Acct-Status-Type = Start, Acct-Session-Id = "d-1", '
+    start += "Framed-IP-Address = 100.64.0.7"
+    await radclient(acct_port, "acct", start)
+    interim = (
+        'User-Name = "alice@isp", Acct-Status-Type = Interim-Update, Acct-Session-Id = "d-1", '
+        f"Acct-Output-Octets = {5 * MIB}"
+    )
+    assert (await radclient(acct_port, "acct", interim)).code == "Accounting-Response"
+
+    hotline = await asyncio.wait_for(nas_listener.arrived.get(), 5)
+    assert hotline.code == rp.CoARequest
+    assert hotline.attributes["Huawei-PortalURL"] == ["https://topup.example/"]
+    assert hotline.attributes["Acct-Session-Id"] == ["d-1"]
+    assert hotline.attributes["Framed-IP-Address"] == ["100.64.0.7"]
+    await dae.stop()  # waits for the outcome to be stored
+    session = await session_of(container, sub)
+    assert session.restricted
+    assert session.last_dae == "coa hotline: ACK"
+
+    # traffic to the portal while hotlined is not charged
+    more = interim.replace(f"{5 * MIB}", f"{6 * MIB}")
+    await radclient(acct_port, "acct", more)
+    assert nas_listener.arrived.empty(), "one hotline CoA, not one per interim"
+
+    await container.top_up()(sub.customer_id, Money.of("2.00", "USD"), "card")
+    await relay(container, dae)
+    restore = await asyncio.wait_for(nas_listener.arrived.get(), 5)
+    assert restore.code == rp.CoARequest
+    assert restore.attributes["Huawei-Output-Average-Rate"] == [20_000_000]
+    assert not (await session_of(container, sub)).restricted
+    view = await container.balance_enquiry()(IdentifierKind.ACCOUNT_ID, sub.account_id)
+    assert view.balance.amount == Decimal("2.00")  # 0.05 spent on the first 5 MiB only
+
+    nas_listener.disconnect_nak = 503  # Session-Context-Not-Found
+    await container.block_account()(sub.account_id)
+    await relay(container, dae)
+    disconnect = await asyncio.wait_for(nas_listener.arrived.get(), 5)
+    assert disconnect.code == rp.DisconnectRequest
+    assert disconnect.attributes["User-Name"] == ["alice@isp"]
+    session = await session_of(container, sub)
+    assert session.last_dae == (
+        "disconnect AccountBlocked: NAK Error-Cause=Session-Context-Not-Found"
+    )
+    errors = container.telemetry().registry.get_sample_value(
+        "ratel_errors_total",
+        {
+            "protocol": "radius_dae",
+            "operation": "disconnect",
+            "outcome": "rejected",
+            "code": "Session-Context-Not-Found",
+        },
+    )
+    assert errors == 1
+
+
+async def test_throttle_products_get_the_lower_rates_and_silence_is_retried(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    product = await container.list_products()()
+    broadband = next(p for p in product if p.code == "BROADBAND")
+    throttled = ServicePolicy(
+        download_kbps=20_000,
+        upload_kbps=5_000,
+        throttle_download_kbps=128,
+        throttle_upload_kbps=64,
+        on_exhaustion=ExhaustionAction.THROTTLE,
+    )
+    await container.define_product()(
+        replace(broadband, policy=throttled), replace=True
+    )
+    nas_listener, port = listener
+    nas_listener.silent = True
+    await register_nas(container, NasVendor.JUNIPER, accepts_coa=True, dae_port=port)
+    sub = await subscriber(container, "bob@isp", balance="0.01")
+    acct_port = server.addresses["acct"][1]
+    await radclient(
+        acct_port, "acct", 'User-Name = "bob@isp", Acct-Status-Type = Start, Acct-Session-Id = "t"'
+    )
+    await radclient(
+        acct_port,
+        "acct",
+        'User-Name = "bob@isp", Acct-Status-Type = Interim-Update, Acct-Session-Id = "t", '
+        f"Acct-Input-Octets = {2 * MIB}",
+    )
+    first = await asyncio.wait_for(nas_listener.arrived.get(), 5)
+    assert first.attributes["ERX-Service-Activate"] == ["rate-limit(128000,64000)"]
+    await dae.stop()
+    assert len(nas_listener.received) == 2  # radius_dae_retries=2: sent twice, then given up
+    session = await session_of(container, sub)
+    assert session.last_dae == "coa throttle: no answer"
+    assert not session.restricted
+
+
+async def test_a_nas_without_dynamic_authorization_is_never_sent_one(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    nas_listener, port = listener
+    await register_nas(container, NasVendor.CISCO_ASR5700, dae_port=port)
+    sub = await subscriber(container, "m2m@isp", balance="0.01")
+    acct_port = server.addresses["acct"][1]
+    await radclient(
+        acct_port, "acct", 'User-Name = "m2m@isp", Acct-Status-Type = Start, Acct-Session-Id = "m"'
+    )
+    await radclient(
+        acct_port,
+        "acct",
+        'User-Name = "m2m@isp", Acct-Status-Type = Interim-Update, Acct-Session-Id = "m", '
+        f"Acct-Input-Octets = {3 * MIB}",
+    )
+    await container.block_account()(sub.account_id)
+    await relay(container, dae)
+    assert nas_listener.received == []
+    # and it is refused at its next authorization
+    auth = server.addresses["auth"][1]
+    reply = await radclient(auth, "auth", 'User-Name = "m2m@isp", User-Password = "alice-secret-1"')
+    assert reply.code == "Access-Reject"
