@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from ratel.adapters.component import Component
 from ratel.adapters.health import ListenerState
 from ratel.adapters.scheduler import Scheduler
 from ratel.adapters.telemetry import METRICS_CONTENT_TYPE
@@ -146,6 +147,8 @@ class Service:
         self._scheduler = Scheduler(
             container.housekeeping(), self._settings.housekeeping_interval, container.listeners()
         )
+        self._components: list[Component] = list(container.components())
+        self._started: list[Component] = []
 
     @property
     def url(self) -> str:
@@ -160,18 +163,44 @@ class Service:
         self._server.should_exit = True
         self._scheduler.stop()
 
+    async def _start_components(self) -> bool:
+        """Start every component in order; on a failure stop those started
+        and say so (``serve`` then exits 1)."""
+        for component in self._components:
+            try:
+                await component.start()
+            except Exception:
+                log.exception("cannot start", extra={"component": component.name})
+                await self._stop_components()
+                return False
+            self._started.append(component)
+        return True
+
+    async def _stop_components(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await asyncio.wait_for(component.stop(), self._settings.shutdown_timeout)
+            except Exception:
+                log.exception("did not stop cleanly", extra={"component": component.name})
+
     async def run(self) -> int:
         """Serve until stopped; 0 on a clean stop. Closes the database
         connections on the way out."""
         scheduling = asyncio.create_task(self._scheduler.run(), name="housekeeping-scheduler")
         code = 0
         try:
-            try:
-                await self._server.serve()
-            except SystemExit as exc:  # uvicorn exits when it cannot bind
-                code = exc.code if isinstance(exc.code, int) else 1
-            if not self._server.started:
-                code = code or 1
+            if not await self._start_components():
+                self.stop()
+                code = 1
+            else:
+                try:
+                    await self._server.serve()
+                except SystemExit as exc:  # uvicorn exits when it cannot bind
+                    code = exc.code if isinstance(exc.code, int) else 1
+                if not self._server.started:
+                    code = code or 1
+            await self._stop_components()
             self._scheduler.stop()
             # The running pass finishes; if it hangs past the grace period we give up.
             try:
@@ -182,6 +211,7 @@ class Service:
         finally:
             if not scheduling.done():
                 scheduling.cancel()
+            await self._stop_components()  # when serving failed on the way
             await dispose(self._container)
         log.info("stopped", extra={"exit_code": code})
         return code

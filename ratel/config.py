@@ -74,6 +74,8 @@ class Settings:
     charging_validity_seconds: int = 3600
     directory: DirectoryKind = DirectoryKind.LOCAL
     token_ttl_seconds: int = 28800  # 8 hours: a working day
+    # How often a process looks for new events to react to (CoA, RAR, subscriptions).
+    event_relay_interval: float = 0.2
 
     @property
     def http_url(self) -> str:
@@ -203,6 +205,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "charging_validity_seconds": _positive_integer,
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
+    "event_relay_interval": _seconds,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from dependency_injector import containers, providers
 
+from ratel.adapters.component import EventRelayLoop
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.directory.local import LocalDirectory
@@ -98,6 +99,7 @@ from ratel.application.queries import (
     ListTariffs,
     RecentEvents,
 )
+from ratel.application.relay import EventRelay
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.config import Environment, Settings
 from ratel.domain.charging import ChargingConfig
@@ -223,6 +225,13 @@ class Container(containers.DeclarativeContainer):
     # -- the scheduled job
     housekeeping = _use_case(Housekeeping, deps, telemetry)
 
+    # -- events: what this process reacts to at once (not instrumented: it
+    # has subscribers, and each pass is not a use case call)
+    event_relay = providers.Singleton(EventRelay, deps)
+    event_relay_loop = providers.Singleton(
+        EventRelayLoop, event_relay, settings.provided.event_relay_interval, listeners
+    )
+
     # -- identity: who calls (staff, self-care, API clients)
     passwords = providers.Singleton(Argon2Hasher)
     # RATEL_DIRECTORY picks the adapter; the Active Directory issue adds one.
@@ -307,6 +316,10 @@ class Container(containers.DeclarativeContainer):
         create_vouchers=create_vouchers,
         redeem_voucher=redeem_voucher,
     )
+
+    # -- what `ratel serve` runs besides HTTP, started in this order and
+    # stopped in the reverse one (protocol listeners append themselves here)
+    components = providers.List(event_relay_loop)
 
 
 def build_container(settings: Settings) -> Container:

@@ -230,6 +230,11 @@ class SessionRepository(Protocol):
         """Ids of the account's open sessions."""
         ...
 
+    async def open_for_customer(self, customer_id: str) -> list[str]:
+        """Ids of the open sessions of every account of the customer (a
+        top-up or a suspension concerns them all)."""
+        ...
+
     async def idle_since(self, before: datetime, limit: int = 500) -> list[str]:
         """Ids of open sessions with no request since ``before`` (Tcc supervision)."""
         ...
@@ -322,6 +327,15 @@ class Outbox(Protocol):
         self, *, aggregate_id: str | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
         """The newest events, optionally of one aggregate, newest first."""
+        ...
+
+    async def after(self, last_id: int, limit: int = 200) -> list[OutboxEntry]:
+        """Events with an id above ``last_id``, oldest first (a process tailing
+        the outbox; ``published_at`` is left to the workers that own it)."""
+        ...
+
+    async def last_id(self) -> int:
+        """The id of the newest event, 0 when there is none."""
         ...
 
 

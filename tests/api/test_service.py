@@ -64,3 +64,79 @@ async def test_a_port_in_use_is_a_failed_start(database_url: str) -> None:
         code = await asyncio.wait_for(Service(container).run(), 10)
     assert code == 1
     assert container.listeners().status("http").state.value == "down"  # type: ignore[union-attr]
+
+
+class Recorder:
+    """A component that writes down what happens to it."""
+
+    def __init__(self, name: str, log: list[str], fail: bool = False) -> None:
+        self.name = name
+        self._log = log
+        self._fail = fail
+
+    async def start(self) -> None:
+        if self._fail:
+            raise OSError("address already in use")
+        self._log.append(f"start {self.name}")
+
+    async def stop(self) -> None:
+        self._log.append(f"stop {self.name}")
+
+
+async def test_components_start_before_http_and_stop_after_it(database_url: str) -> None:
+    from dependency_injector import providers
+
+    log: list[str] = []
+    container = build_container(Settings(database_url=database_url, http_port=0))
+    container.components.override(
+        providers.List(providers.Object(Recorder("a", log)), providers.Object(Recorder("b", log)))
+    )
+    service = Service(container)
+    running = asyncio.create_task(service.run())
+    await started(service, running)
+    assert log == ["start a", "start b"]
+    service.stop()
+    assert await asyncio.wait_for(running, 10) == 0
+    assert log == ["start a", "start b", "stop b", "stop a"]
+
+
+async def test_a_component_that_cannot_start_stops_the_others(database_url: str) -> None:
+    from dependency_injector import providers
+
+    log: list[str] = []
+    container = build_container(Settings(database_url=database_url, http_port=0))
+    container.components.override(
+        providers.List(
+            providers.Object(Recorder("a", log)), providers.Object(Recorder("b", log, fail=True))
+        )
+    )
+    code = await asyncio.wait_for(Service(container).run(), 10)
+    assert code == 1
+    assert log == ["start a", "stop a"]
+    assert container.listeners().status("http") is None or (
+        container.listeners().status("http").state.value != "up"  # type: ignore[union-attr]
+    )
+
+
+async def test_serve_runs_the_event_relay(database_url: str) -> None:
+    from decimal import Decimal
+
+    from ratel.domain.money import Money
+
+    container = build_container(
+        Settings(database_url=database_url, http_port=0, event_relay_interval=0.05)
+    )
+    seen = asyncio.Queue[str]()
+
+    async def on_balance(entry) -> None:  # type: ignore[no-untyped-def]
+        await seen.put(entry.aggregate_id)
+
+    container.event_relay().subscribe(on_balance, "BalanceChanged")
+    service = Service(container)
+    running = asyncio.create_task(service.run())
+    await started(service, running)
+    customer = await container.open_customer()("Ada", "USD")
+    await container.top_up()(customer.id, Money.of(Decimal("5"), "USD"), "card-1")
+    assert await asyncio.wait_for(seen.get(), 10) == customer.id
+    service.stop()
+    assert await asyncio.wait_for(running, 10) == 0

@@ -228,3 +228,6 @@ async def test_open_and_idle_sessions(uow: SqlUnitOfWorkFactory) -> None:
         assert await work.sessions.open_for_account(sub.account.id) == ["s-0", "s-1"]
         assert await work.sessions.idle_since(NOW + timedelta(minutes=6)) == ["s-x", "s-0", "s-1"]
         assert await work.sessions.idle_since(NOW + timedelta(minutes=2), limit=1) == ["s-x"]
+        # a top-up concerns the sessions of every account of the customer
+        assert await work.sessions.open_for_customer(sub.customer.id) == ["s-0", "s-1", "s-x"]
+        assert await work.sessions.open_for_customer("cus_nobody") == []

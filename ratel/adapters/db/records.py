@@ -272,6 +272,15 @@ class SqlOutbox(Repository):
         )
         return [_entry(row) for row in (await self._execute(statement)).mappings().all()]
 
+    async def after(self, last_id: int, limit: int = 200) -> list[StoredEvent]:
+        c = outbox.c
+        statement = sa.select(outbox).where(c.id > last_id).order_by(c.id).limit(limit)
+        return [_entry(row) for row in (await self._execute(statement)).mappings().all()]
+
+    async def last_id(self) -> int:
+        value = (await self._execute(sa.select(sa.func.max(outbox.c.id)))).scalar()
+        return int(value or 0)
+
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
         if ids:
             await self._execute(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db.codec import session_from_snapshot, session_snapshot
 from ratel.adapters.db.statements import Prebuilt, Repository
-from ratel.adapters.db.tables import cc_sessions
+from ratel.adapters.db.tables import accounts, cc_sessions
 from ratel.domain.charging import CreditControlSession, SessionState
 from ratel.domain.errors import ConcurrentChange, SessionExists
 
@@ -113,6 +113,17 @@ class SqlSessionRepository(Repository):
         statement = (
             sa.select(c.id)
             .where(c.account_id == account_id, c.state == SessionState.OPEN.value)
+            .order_by(c.id)
+        )
+        return list((await self._execute(statement)).scalars().all())
+
+    async def open_for_customer(self, customer_id: str) -> list[str]:
+        c = cc_sessions.c
+        # through the customer's accounts: both lookups use an index
+        of_customer = sa.select(accounts.c.id).where(accounts.c.customer_id == customer_id)
+        statement = (
+            sa.select(c.id)
+            .where(c.account_id.in_(of_customer), c.state == SessionState.OPEN.value)
             .order_by(c.id)
         )
         return list((await self._execute(statement)).scalars().all())
