@@ -76,6 +76,16 @@ class Settings:
     token_ttl_seconds: int = 28800  # 8 hours: a working day
     # How often a process looks for new events to react to (CoA, RAR, subscriptions).
     event_relay_interval: float = 0.2
+    # Diameter credit control (issue 6): our identity, the gateways we accept
+    # (Origin-Host, optionally =address;address), the USSD Service-Context-Id
+    # of CAMEL gateways, whether a failing per-MSCC Result-Code is copied to
+    # the top level, and how long past its validity a silent session lives.
+    diameter_origin_host: str = "ocs.ratel.local"
+    diameter_origin_realm: str = "ratel.local"
+    diameter_peers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    diameter_ussd_context_id: str = "ussd@camel.ratel.local"
+    diameter_raise_mscc_result_code: bool = False
+    diameter_tcc_grace: float = 60.0
 
     @property
     def http_url(self) -> str:
@@ -185,6 +195,30 @@ def _names(value: object) -> frozenset[str]:
     return frozenset(names)
 
 
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _diameter_peers(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``gw1.example.net=10.0.0.1;10.0.0.2, gw2.example.net``: Origin-Hosts,
+    each with the addresses it may connect from (none: any)."""
+    peers: dict[str, tuple[str, ...]] = {}
+    for item in sorted(_names(value)):
+        host, _, addresses = item.partition("=")
+        host = host.strip().lower()
+        if not host:
+            raise ValueError(f"expected Origin-Host[=address;address], got {item!r}")
+        peers[host] = tuple(a.strip() for a in addresses.split(";") if a.strip())
+    return tuple(peers.items())
+
+
 _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "database_url": _database_url,
     "environment": _choice(Environment),
@@ -206,6 +240,12 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory": _choice(DirectoryKind),
     "token_ttl_seconds": _positive_integer,
     "event_relay_interval": _seconds,
+    "diameter_origin_host": _required_text,
+    "diameter_origin_realm": _required_text,
+    "diameter_peers": _diameter_peers,
+    "diameter_ussd_context_id": _required_text,
+    "diameter_raise_mscc_result_code": _boolean,
+    "diameter_tcc_grace": _seconds,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

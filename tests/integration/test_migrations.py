@@ -62,7 +62,7 @@ async def test_upgrade_to_head_builds_the_metadata_and_downgrade_removes_it(
         engine = create_engine(url)
         try:
             upgrade(url)
-            assert await current_revision(engine) == "0002"
+            assert await current_revision(engine) == "0005"
             assert await table_names(engine) == set(metadata.tables) | {"alembic_version"}
             assert await schema_diffs(engine) == []
 

@@ -1,0 +1,65 @@
+"""ratel's Diameter node on a real TCP port (any free one), on a migrated
+SQLite file with the demo operator, and gateways that connect to it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gateway import Gateway  # noqa: E402
+
+from ratel.adapters.db.migrations import upgrade  # noqa: E402
+from ratel.config import Settings  # noqa: E402
+from ratel.container import Container, build_container, dispose  # noqa: E402
+from ratel.demo import load_demo  # noqa: E402
+
+USSD_CONTEXT = "ussd@camel.test"
+
+PEERS = (
+    ("gw1.test", ("127.0.0.1",)),
+    ("gw2.test", ()),
+    ("gw-elsewhere.test", ("192.0.2.7",)),  # registered, but not from here
+)
+
+
+@pytest.fixture(scope="module")
+async def ocs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Container]:
+    """A container serving Diameter (and relaying events), demo data loaded."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('diameter') / 'ratel.db'}"
+    upgrade(url)
+    container = build_container(
+        Settings(
+            database_url=url,
+            diameter_port=0,
+            diameter_peers=PEERS,
+            diameter_ussd_context_id=USSD_CONTEXT,
+            event_relay_interval=0.05,
+            charging_validity_seconds=600,
+        )
+    )
+    await load_demo(container)
+    components = list(container.components())
+    for component in components:
+        await component.start()
+    yield container
+    for component in reversed(components):
+        await component.stop()
+    await dispose(container)
+
+
+@pytest.fixture(scope="module")
+def port(ocs: Container) -> int:
+    return ocs.diameter().address[1]
+
+
+@pytest.fixture(scope="module")
+def gw1(port: int) -> Iterator[Gateway]:
+    gateway = Gateway("gw1.test", port)
+    gateway.start()
+    yield gateway
+    gateway.stop()
