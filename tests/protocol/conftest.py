@@ -11,12 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gateway import Gateway  # noqa: E402
+from gateway import Gateway
 
-from ratel.adapters.db.migrations import upgrade  # noqa: E402
-from ratel.config import Settings  # noqa: E402
-from ratel.container import Container, build_container, dispose  # noqa: E402
-from ratel.demo import load_demo  # noqa: E402
+from ratel.adapters.db.migrations import upgrade
+from ratel.config import Settings
+from ratel.container import Container, build_container, dispose
+from ratel.demo import load_demo
 
 USSD_CONTEXT = "ussd@camel.test"
 

@@ -102,7 +102,8 @@ def result_code(message: Message) -> int | None:
 
 
 def msccs(message: Message) -> list[list[Avp]]:
-    return [codec.group(m) for m in codec.find_all(message.avps, codec.MULTIPLE_SERVICES_CREDIT_CONTROL)]
+    found = codec.find_all(message.avps, codec.MULTIPLE_SERVICES_CREDIT_CONTROL)
+    return [codec.group(m) for m in found]
 
 
 def by_rating_group(message: Message) -> dict[int | None, list[Avp]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
+from conftest import USSD_CONTEXT
 from diameter.message import Message
 from gateway import (
     SMS,
@@ -29,8 +30,6 @@ from ratel.container import Container
 from ratel.domain.identifiers import Identifiers, Imsi, Msisdn
 from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
-
-from conftest import USSD_CONTEXT
 
 ALICE = "12055550100"
 ALICE_IMSI = "310150123456700"

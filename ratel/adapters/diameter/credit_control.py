@@ -31,7 +31,14 @@ from ratel.application.credit_control import (
     UnknownSubscriber,
 )
 from ratel.domain.catalogue import ExhaustionAction, Service, Unit, UsageCharge
-from ratel.domain.charging import Answer, Denial, FinalUnitIndication, Grant, UsageRequest
+from ratel.domain.charging import (
+    Answer,
+    Denial,
+    FinalUnitIndication,
+    Grant,
+    RequestKind,
+    UsageRequest,
+)
 from ratel.domain.errors import ConcurrentChange, DomainError, NotFound, SessionClosed
 from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
@@ -461,6 +468,9 @@ class CreditControlAnswers:
             )
         elif ccr.request_type == codec.UPDATE:
             answer = await self._cc.update(ccr.session_id, ccr.number, ccr.streams)
+            if answer.kind is RequestKind.TERMINATE:
+                # Tcc supervision ended the session under this request number
+                raise AnswerWithError(codec.UNKNOWN_SESSION_ID, message="the session was released")
         else:
             cause = "normal" if ccr.termination_cause in (None, 1) else str(ccr.termination_cause)
             answer = await self._cc.terminate(ccr.session_id, ccr.number, ccr.streams, cause=cause)

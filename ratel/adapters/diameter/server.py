@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from diameter.message import Message
@@ -108,6 +109,8 @@ class DiameterServer:
         self._tasks: set[asyncio.Task[object]] = set()
         relay.subscribe(self._reauthorize, *REAUTHORIZE_ON)
         relay.subscribe(self._abort, *ABORT_ON)
+        # a session ended, also by Tcc supervision (housekeeping): no RAR for it again
+        relay.subscribe(self._ended, "XdrProduced")
 
     # -- life ------------------------------------------------------------------------
 
@@ -319,11 +322,15 @@ class DiameterServer:
             self._spawn(self.abort(session_id))
 
 
+    async def _ended(self, entry: OutboxEntry) -> None:
+        await self._peers.forget(entry.aggregate_id)
+
+
 def _raised(payload: Mapping[str, object]) -> bool:
     """Whether a BalanceChanged payload says the balance went up."""
     delta = payload.get("delta")
     amount = delta.get("amount") if isinstance(delta, dict) else delta
     try:
-        return float(str(amount)) > 0
-    except ValueError:
+        return Decimal(str(amount)) > 0
+    except ArithmeticError:
         return False
