@@ -26,7 +26,9 @@ async def started(service: Service, task: asyncio.Task[int]) -> str:
 
 async def test_stop_lets_the_request_in_flight_finish(database_url: str) -> None:
     container = build_container(
-        Settings(database_url=database_url, http_port=0, housekeeping_interval=60)
+        Settings(
+            database_url=database_url, http_port=0, diameter_port=0, housekeeping_interval=60
+        )
     )
     entered, release = asyncio.Event(), asyncio.Event()
 
@@ -124,7 +126,9 @@ async def test_serve_runs_the_event_relay(database_url: str) -> None:
     from ratel.domain.money import Money
 
     container = build_container(
-        Settings(database_url=database_url, http_port=0, event_relay_interval=0.05)
+        Settings(
+            database_url=database_url, http_port=0, diameter_port=0, event_relay_interval=0.05
+        )
     )
     seen = asyncio.Queue[str]()
 

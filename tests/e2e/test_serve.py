@@ -32,6 +32,7 @@ def env(workdir: Path) -> dict[str, str]:
     values.update(
         RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
         RATEL_HTTP_PORT="0",  # a free port, announced in the "listening" log line
+        RATEL_DIAMETER_PORT="0",  # likewise: parallel runs never collide on 3868
         RATEL_HOUSEKEEPING_INTERVAL="0.5",
         RATEL_LOG_FORMAT="json",
         COLUMNS="200",  # rich tables: no truncation in a pipe
@@ -176,7 +177,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str
     assert health.json() == {
         "status": "ok",
         "database": "ok",
-        "listeners": {"http": "up", "scheduler": "up"},
+        "listeners": {"diameter": "up", "event-relay": "up", "http": "up", "scheduler": "up"},
     }
 
     # the scheduler has run housekeeping at least once (every 0.5 s)

@@ -142,8 +142,9 @@ class DiameterServer:
         self._node = node
         host, port = node.address
         self._listener.up(f"aaa://{host}:{port}")
+        # not "listening": that line announces the HTTP URL to operators and tests
         log.info(
-            "listening",
+            "diameter listening",
             extra={"listener": self.name, "address": f"{host}:{port}", "origin": s.origin_host},
         )
 
