@@ -24,6 +24,7 @@ PEERS = (
     ("gw1.test", ("127.0.0.1",)),
     ("gw2.test", ()),
     ("gw-elsewhere.test", ("192.0.2.7",)),  # registered, but not from here
+    ("fdgw.test", ("127.0.0.1",)),  # freeDiameter
 )
 
 
