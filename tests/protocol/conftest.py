@@ -1,5 +1,6 @@
 """ratel's Diameter node on a real TCP port (any free one), on a migrated
-SQLite file with the demo operator, and gateways that connect to it."""
+SQLite file and a PostgreSQL database with the demo operator, and gateways
+that connect to it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
 
 from gateway import Gateway
+from store_databases import BACKENDS, fresh_database
 
 from ratel.adapters.db.migrations import upgrade
 from ratel.config import Settings
@@ -28,11 +31,20 @@ PEERS = (
 )
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A fresh migrated database of each backend per test module."""
+    async with fresh_database(request.param, tmp_path_factory.mktemp("diameter")) as url:
+        upgrade(url)
+        yield url
+
+
 @pytest.fixture(scope="module")
-async def ocs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Container]:
+async def ocs(database_url: str) -> AsyncIterator[Container]:
     """A container serving Diameter (and relaying events), demo data loaded."""
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('diameter') / 'ratel.db'}"
-    upgrade(url)
+    url = database_url
     container = build_container(
         Settings(
             database_url=url,
