@@ -133,7 +133,7 @@ async def graphql(env: dict[str, str], token: str, query: str, **variables: obje
 
 
 QUOTAS = """query($id: String!) {
-  quotas(accountId: $id) { productCode used reserved remaining }
+  quotas(accountId: $id) { quotaCode used reserved remaining }
 }"""
 TOP_UP = """mutation($id: String!) {
   topUp(customerId: $id, amount: {amount: "10", currency: "USD"}, reference: "e2e") {
@@ -163,12 +163,12 @@ async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up
 
         async def quotas() -> dict[str, dict[str, str]]:
             found = await graphql(env, token, QUOTAS, id="acc_demo_alice")
-            return {q["productCode"]: q for q in found["quotas"]}
+            return {q["quotaCode"]: q for q in found["quotas"]}
 
         # the high-precedence Turbo (2 GB) holds the grant; Regular (medium) is untouched
         held = await quotas()
-        assert float(held["TURBO"]["reserved"]) == GIB
-        assert float(held["REGULAR"]["reserved"]) == 0
+        assert float(held["TURBO_2GB"]["reserved"]) == GIB
+        assert float(held["REGULAR_5GB"]["reserved"]) == 0
 
         number, reports, final = 0, [], None
         while final is None and number < 12:
@@ -186,9 +186,9 @@ async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up
             found = find(paid, codec.FINAL_UNIT_INDICATION)
             final = codec.group(found) if found is not None else None
         # Turbo was used up before Regular was touched, Regular before the main product
-        assert reports[0]["TURBO"] == GIB and reports[0]["REGULAR"] == 5 * GIB
-        assert reports[1]["TURBO"] == 0 and reports[1]["REGULAR"] == 5 * GIB
-        assert reports[-1]["REGULAR"] == 0 and reports[-1]["MOBILE_PREPAID"] == GIB
+        assert reports[0]["TURBO_2GB"] == GIB and reports[0]["REGULAR_5GB"] == 5 * GIB
+        assert reports[1]["TURBO_2GB"] == 0 and reports[1]["REGULAR_5GB"] == 5 * GIB
+        assert reports[-1]["REGULAR_5GB"] == 0 and reports[-1]["DATA_1GB"] == GIB
         assert number == 7  # 2 GB + 5 GB used, the main product's 1 GB granted last
         # these are the last units: then the hotline
         assert final is not None

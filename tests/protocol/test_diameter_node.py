@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from dataclasses import replace
 
 from diameter.message import Message
 from gateway import Gateway, avp, raw_exchange, result_code, top_flags
 
 from ratel.adapters.diameter import codec
+from ratel.adapters.diameter.server import DiameterServer
+from ratel.adapters.health import ListenerRegistry
+from ratel.application.relay import EventRelay
 from ratel.container import Container
 
 
@@ -124,3 +128,31 @@ async def test_two_peers_at_once_each_get_their_answers(ocs: Container, port: in
     finally:
         for gateway in gateways:
             await asyncio.to_thread(gateway.stop)
+
+
+async def test_overload_is_answered_3004_at_once(ocs: Container) -> None:
+    """Past its limit of requests in flight the node answers DIAMETER_TOO_BUSY
+    (the gateway tries another OCS) instead of queueing without end."""
+    busy = DiameterServer(
+        replace(ocs.diameter().settings, port=0, max_in_flight=0),
+        ocs.credit_control(),
+        ocs.open_sessions(),
+        EventRelay(ocs.deps()),
+        ocs.diameter_session_peers(),
+        ocs.clock(),
+        ocs.telemetry(),
+        ListenerRegistry(),
+    )
+    await busy.start()
+    try:
+        gateway = Gateway("gw2.test", busy.address[1])
+        await asyncio.to_thread(gateway.start)
+        try:
+            from gateway import mscc, subscription
+            answer = await gateway.send(gateway.ccr(
+                gateway.new_session(), codec.INITIAL, 0, *subscription("12055550100"), mscc(10)))
+            assert result_code(answer) == 3004 and answer.header.is_error
+        finally:
+            await asyncio.to_thread(gateway.stop)
+    finally:
+        await busy.stop()

@@ -266,7 +266,11 @@ class RatelNode(Node):
     def _add_peer_connection(self, conn: PeerConnection, peer_socket: Any, proto: int) -> Any:
         if conn._direction == PEER_RECV and not isinstance(conn, RatelPeerConnection):
             state = conn.state
-            conn.close(signal_node=False)  # its idle threads end within a few seconds
+            conn.close(signal_node=False)
+            # wake its reader and writer now, or they sleep 5 s on their queues
+            # and hold up the process's exit
+            conn._read_buffer_queue.put(b"")
+            conn._write_msg_queue.put(Message(MessageHeader()))
             ours = RatelPeerConnection(
                 conn.ip,
                 conn.port,

@@ -102,6 +102,7 @@ class DiameterServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._node: RatelNode | None = None
         self._in_flight = 0
+        self._stopping = False
         self._in_flight_lock = threading.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -123,6 +124,7 @@ class DiameterServer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
         s = self.settings
         node = RatelNode(
             s.origin_host,
@@ -153,6 +155,10 @@ class DiameterServer:
         if node is None:
             return
         self._listener.down("shutting down")
+        with self._in_flight_lock:
+            self._stopping = True
+            if self._in_flight == 0:
+                self._idle.set()
         # finish what is being answered, then say goodbye to the peers (DPR)
         try:
             await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
@@ -171,7 +177,8 @@ class DiameterServer:
         if loop is None or node is None:
             return
         with self._in_flight_lock:
-            busy = self._in_flight >= self.settings.max_in_flight
+            # stopping: the gateway fails over to another OCS at once
+            busy = self._stopping or self._in_flight >= self.settings.max_in_flight
             if not busy:
                 self._in_flight += 1
                 if self._in_flight == 1:
