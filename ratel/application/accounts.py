@@ -87,8 +87,7 @@ class CreateAccount(UseCase):
                 custom_fields=custom_fields,
             )
             await uow.accounts.add(account)
-            for bucket in buckets_for(self.deps, account, product, now):
-                await uow.quotas.add(bucket)
+            await uow.quotas.add_many(buckets_for(self.deps, account, product, now))
             await record(uow, account)
             await uow.commit()
         return account
@@ -205,8 +204,7 @@ class ChangeProduct(UseCase):
                         # ends the old product's allowance now; history stays
                         bucket.expires_at = now
                 await uow.quotas.save(buckets)
-                for bucket in buckets_for(self.deps, account, product, now):
-                    await uow.quotas.add(bucket)
+                await uow.quotas.add_many(buckets_for(self.deps, account, product, now))
             await uow.accounts.save(account)
             await record(uow, account)
             await uow.commit()

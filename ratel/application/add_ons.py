@@ -58,10 +58,11 @@ class AddAddOn(UseCase):
                     ledger_code=product.ledger_code,
                     account_id=account.id,
                 )
-            for bucket in buckets_for(
-                self.deps, account, product, start, ends_at=end, assignment_id=assignment.id
-            ):
-                await uow.quotas.add(bucket)
+            await uow.quotas.add_many(
+                buckets_for(
+                    self.deps, account, product, start, ends_at=end, assignment_id=assignment.id
+                )
+            )
             await uow.accounts.save(account)
             await record(uow, account, customer)
             await uow.commit()
