@@ -124,6 +124,16 @@ class Settings:
     radius_dpi_host: str = ""
     radius_dpi_port: int = 1813
     radius_dpi_secret: str = ""
+    # Diameter credit control (issue 6): our identity, the gateways we accept
+    # (Origin-Host, optionally =address;address), the USSD Service-Context-Id
+    # of CAMEL gateways, whether a failing per-MSCC Result-Code is copied to
+    # the top level, and how long past its validity a silent session lives.
+    diameter_origin_host: str = "ocs.ratel.local"
+    diameter_origin_realm: str = "ratel.local"
+    diameter_peers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    diameter_ussd_context_id: str = "ussd@camel.ratel.local"
+    diameter_raise_mscc_result_code: bool = False
+    diameter_tcc_grace: float = 60.0
 
     @property
     def http_url(self) -> str:
@@ -318,6 +328,17 @@ def _secret_text(value: object) -> str:
 def _receive_timeout(value: object) -> int:
     # ldap3 sets SO_RCVTIMEO from a whole number of seconds.
     return _positive_integer(value)
+def _diameter_peers(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``gw1.example.net=10.0.0.1;10.0.0.2, gw2.example.net``: Origin-Hosts,
+    each with the addresses it may connect from (none: any)."""
+    peers: dict[str, tuple[str, ...]] = {}
+    for item in sorted(_names(value)):
+        host, _, addresses = item.partition("=")
+        host = host.strip().lower()
+        if not host:
+            raise ValueError(f"expected Origin-Host[=address;address], got {item!r}")
+        peers[host] = tuple(a.strip() for a in addresses.split(";") if a.strip())
+    return tuple(peers.items())
 
 
 _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
@@ -370,6 +391,12 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "radius_dpi_host": _text,
     "radius_dpi_port": _port,
     "radius_dpi_secret": _text,
+    "diameter_origin_host": _required_text,
+    "diameter_origin_realm": _required_text,
+    "diameter_peers": _diameter_peers,
+    "diameter_ussd_context_id": _required_text,
+    "diameter_raise_mscc_result_code": _boolean,
+    "diameter_tcc_grace": _seconds,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

@@ -30,6 +30,9 @@ from ratel.adapters.db.directory_sync import SqlDirectorySyncLog
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.radius import SqlRadiusStoreFactory
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.adapters.diameter.credit_control import CreditControlOptions
+from ratel.adapters.diameter.peers import SessionPeers
+from ratel.adapters.diameter.server import DiameterServer, DiameterSettings
 from ratel.adapters.directory.local import LocalDirectory
 from ratel.adapters.directory.scheduled import DirectorySyncLoop
 from ratel.adapters.health import DatabaseCheck, ListenerRegistry
@@ -100,6 +103,7 @@ from ratel.application.customers import (
 from ratel.application.directory_sync import DirectorySyncRuns, SyncDirectory
 from ratel.application.enquiry import BalanceEnquiry, QuotaEnquiry
 from ratel.application.housekeeping import Housekeeping
+from ratel.application.network_sessions import OpenSessions
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
 from ratel.application.queries import (
     AccountsOfCustomers,
@@ -233,6 +237,29 @@ def _directory_sync_runs(
     )
 
 
+def _housekeeping(deps: Dependencies, telemetry: Telemetry, tcc_grace: float) -> Housekeeping:
+    job = Housekeeping(deps)
+    # Tcc supervision: a silent session lives this long past its validity
+    job.idle_grace = timedelta(seconds=tcc_grace)
+    return instrument(job, telemetry, INTERNAL, operation_name(Housekeeping))
+
+
+def _diameter_settings(settings: Settings) -> DiameterSettings:
+    return DiameterSettings(
+        host=settings.diameter_host,
+        port=settings.diameter_port,
+        origin_host=settings.diameter_origin_host,
+        origin_realm=settings.diameter_origin_realm,
+        peers=dict(settings.diameter_peers),
+        options=CreditControlOptions(
+            ussd_context_id=settings.diameter_ussd_context_id,
+            raise_mscc_result_code=settings.diameter_raise_mscc_result_code,
+        ),
+        validity_seconds=settings.charging_validity_seconds,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     """What a ratel process is made of."""
 
@@ -326,7 +353,9 @@ class Container(containers.DeclarativeContainer):
     define_service_policy = _use_case(DefineServicePolicy, deps, telemetry)
 
     # -- the scheduled job
-    housekeeping = _use_case(Housekeeping, deps, telemetry)
+    housekeeping = providers.Singleton(
+        _housekeeping, deps, telemetry, settings.provided.diameter_tcc_grace
+    )
 
     # -- events: what this process reacts to at once (not instrumented: it
     # has subscribers, and each pass is not a use case call)
@@ -547,6 +576,21 @@ class Container(containers.DeclarativeContainer):
     )
     # -- what `ratel serve` runs besides HTTP, started in this order and
     # stopped in the reverse one (protocol listeners append themselves here)
+    # -- Diameter credit control (issue 6)
+    open_sessions = _use_case(OpenSessions, deps, telemetry)
+    diameter_session_peers = providers.Singleton(SessionPeers, engine)
+    diameter = providers.Singleton(
+        DiameterServer,
+        providers.Callable(_diameter_settings, settings),
+        charging,
+        open_sessions,
+        event_relay,
+        diameter_session_peers,
+        clock,
+        telemetry,
+        listeners,
+    )
+
     # RADIUS after its DAE and DPI senders, so it is stopped first: the work its
     # last requests hand them is then waited for when they stop; every
     # protocol listener after the charging workers, which drain last.
@@ -557,6 +601,7 @@ class Container(containers.DeclarativeContainer):
         radius_dae,
         radius_dpi,
         radius_server,
+        diameter,
     )
 
 

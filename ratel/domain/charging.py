@@ -481,6 +481,10 @@ class CreditControlSession:
         free units, then money (held first); release whatever is left held."""
         hold = stream.hold
         stream.hold = None
+        if stream.free:
+            # a free rating group (the self-care portal) uses no quota and no money
+            stream.used_units += used
+            return
         before = {b.id: b.is_exhausted() for b in ctx.buckets}
         touched: list[QuotaBucket] = []
         remaining = Decimal(used)

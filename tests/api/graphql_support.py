@@ -71,7 +71,11 @@ def demo_container(template: Path, directory: Path, **settings: Any) -> Containe
     """A container on a fresh copy of the demo database, with test tokens."""
     path = directory / "ratel.db"
     shutil.copyfile(template, path)
-    container = build_container(Settings(database_url=f"sqlite+aiosqlite:///{path}", **settings))
+    # never the well-known RADIUS and Diameter ports: other test runs share the machine
+    ports = {"radius_auth_port": 0, "radius_acct_port": 0, "diameter_port": 0}
+    container = build_container(
+        Settings(database_url=f"sqlite+aiosqlite:///{path}", **{**ports, **settings})
+    )
     container.authenticate.override(providers.Object(authenticate))
     return container
 

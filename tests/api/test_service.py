@@ -15,7 +15,8 @@ from ratel.config import Settings
 from ratel.container import build_container
 
 # any free ports: never 1812/1813, which other test runs on the machine may hold
-NO_RADIUS_PORTS = {"radius_auth_port": 0, "radius_acct_port": 0}
+# never the well-known protocol ports: other test runs share the machine
+NO_PROTOCOL_PORTS = {"radius_auth_port": 0, "radius_acct_port": 0, "diameter_port": 0}
 
 
 async def started(service: Service, task: asyncio.Task[int]) -> str:
@@ -30,7 +31,7 @@ async def started(service: Service, task: asyncio.Task[int]) -> str:
 async def test_stop_lets_the_request_in_flight_finish(database_url: str) -> None:
     container = build_container(
         Settings(
-            database_url=database_url, http_port=0, housekeeping_interval=60, **NO_RADIUS_PORTS
+            database_url=database_url, http_port=0, housekeeping_interval=60, **NO_PROTOCOL_PORTS
         )
     )
     entered, release = asyncio.Event(), asyncio.Event()
@@ -66,7 +67,7 @@ async def test_a_port_in_use_is_a_failed_start(database_url: str) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         container = build_container(
-            Settings(database_url=database_url, http_port=port, **NO_RADIUS_PORTS)
+            Settings(database_url=database_url, http_port=port, **NO_PROTOCOL_PORTS)
         )
         code = await asyncio.wait_for(Service(container).run(), 10)
     assert code == 1
@@ -132,7 +133,7 @@ async def test_serve_runs_the_event_relay(database_url: str) -> None:
 
     container = build_container(
         Settings(
-            database_url=database_url, http_port=0, event_relay_interval=0.05, **NO_RADIUS_PORTS
+            database_url=database_url, http_port=0, event_relay_interval=0.05, **NO_PROTOCOL_PORTS
         )
     )
     seen = asyncio.Queue[str]()

@@ -24,7 +24,7 @@ from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.attributes import dictionary
 from ratel.config import Settings
 from ratel.container import build_container, dispose
-from tests.protocol.radius_support import (
+from tests.protocol.radius.radius_support import (
     MIB,
     SECRET,
     Subscriber,
@@ -125,6 +125,7 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
     env.update(
         RATEL_DATABASE_URL=url,
         RATEL_HTTP_PORT="0",
+        RATEL_DIAMETER_PORT="0",
         RATEL_RADIUS_AUTH_PORT="0",
         RATEL_RADIUS_ACCT_PORT="0",
         RATEL_EVENT_RELAY_INTERVAL="0.1",

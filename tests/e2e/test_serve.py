@@ -34,6 +34,7 @@ def env(workdir: Path) -> dict[str, str]:
         RATEL_HTTP_PORT="0",  # a free port, announced in the "listening" log line
         RATEL_RADIUS_AUTH_PORT="0",  # never 1812/1813: other test runs share the machine
         RATEL_RADIUS_ACCT_PORT="0",
+        RATEL_DIAMETER_PORT="0",  # likewise: parallel runs never collide on 3868
         RATEL_HOUSEKEEPING_INTERVAL="0.5",
         RATEL_LOG_FORMAT="json",
         COLUMNS="200",  # rich tables: no truncation in a pipe
@@ -180,7 +181,13 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str
         "database": "ok",
         # the event relay is a component of every process (the directory sync
         # is one only with RATEL_DIRECTORY=ldap)
-        "listeners": {"event-relay": "up", "http": "up", "radius": "up", "scheduler": "up"},
+        "listeners": {
+            "diameter": "up",
+            "event-relay": "up",
+            "http": "up",
+            "radius": "up",
+            "scheduler": "up",
+        },
     }
 
     # the scheduler has run housekeeping at least once (every 0.5 s)

@@ -43,6 +43,9 @@ def env(workdir: Path) -> dict[str, str]:
     values.update(
         RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
         RATEL_HTTP_PORT="0",
+        RATEL_RADIUS_AUTH_PORT="0",
+        RATEL_RADIUS_ACCT_PORT="0",
+        RATEL_DIAMETER_PORT="0",
         RATEL_LOG_FORMAT="json",
         COLUMNS="200",
     )

@@ -135,7 +135,8 @@ async def test_the_comparison_would_see_a_drift(engine: AsyncEngine) -> None:
 MIGRATIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("0003", "0002", frozenset({"crm_links"})),
     ("0004", "0003", frozenset({"radius_nas", "radius_sessions", "radius_chap_secrets"})),
-    ("0006", "0004", frozenset({"directory_sync_runs"})),
+    ("0005", "0004", frozenset({"diameter_sessions"})),
+    ("0006", "0005", frozenset({"directory_sync_runs"})),
 )
 
 

@@ -369,6 +369,19 @@ def test_free_rating_group_is_granted_without_charge() -> None:
     assert end.xdr is not None and end.xdr.charge == usd(0)
 
 
+def test_free_rating_group_usage_leaves_quota_and_money_alone() -> None:
+    policy = ServicePolicy(free_rating_groups=frozenset({1}))
+    w = World(balance="1", buckets=turbo_regular_basic(), policy=policy)
+    s = w.session()
+    s.reserve(w.ctx(), 0, [data(requested=MIB, rg=1)], NOW)
+    s.report(w.ctx(), 1, [data(requested=MIB, used=7 * MIB, rg=1)], NOW)
+    end = s.terminate(w.ctx(), 2, [data(used=3 * MIB, rg=1)], NOW)
+    assert [b.used for b in w.buckets] == [0, 0, 0]
+    assert w.customer.wallet.balance == usd(1)
+    assert end.xdr is not None and end.xdr.lines[0].units == 10 * MIB
+    assert end.xdr.lines[0].bucket_units == ()
+
+
 def test_last_of_several_sms_quotas_notifies_once_after_the_150th() -> None:
     def sms_bucket(bid: str, count: int, precedence: int) -> QuotaBucket:
         definition = QuotaDefinition(

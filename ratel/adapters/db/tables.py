@@ -553,3 +553,16 @@ radius_chap_secrets = sa.Table(
     sa.Column("secret", sa.String, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# -- Diameter (issue 6): the wire-level facts of a credit-control session that
+# only the Diameter adapter needs: which peer to send a RAR or ASR to, and the
+# xDR a REFUND_ACCOUNT gives back.
+diameter_sessions = sa.Table(
+    "diameter_sessions",
+    metadata,
+    sa.Column("session_id", sa.String, primary_key=True),
+    sa.Column("origin_host", sa.String, nullable=False),
+    sa.Column("origin_realm", sa.String, nullable=False),
+    sa.Column("xdr_id", sa.String, nullable=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+)

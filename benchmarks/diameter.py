@@ -1,0 +1,277 @@
+"""Diameter credit control: charged CCR-UPDATE answers per second, p50/p95.
+
+Run with ``uv run python -m benchmarks.diameter [--updates N] [--backends sqlite,postgresql]``.
+
+The load generator is freeDiameter with our extension in load mode
+(tests/protocol/diameter/freediameter/ratel_gw.c, built here with gcc): C threads, one
+request in flight per session, so it costs little of the two cores the
+server also runs on. Each measurement is S concurrent data sessions (1 and
+50) of one CCR-I, N CCR-U (each reporting 2 kB used) and a CCR-T, against:
+
+- baseline: a bare python-diameter node that answers every CCR with a
+  constant CCA on its reader thread (the library's own ceiling);
+- bridge: ratel's node answering a constant CCA through the asyncio bridge
+  (run_coroutine_threadsafe there and back), no charging: the bridge's cost;
+- charged: ``ratel``'s Diameter server on SQLite and on PostgreSQL, every
+  CCR-U charged through the CreditControl use case (quota buckets, session,
+  journal, outbox in one transaction).
+
+Rates count CCR-U answered per second over the run (CCR-I/T included in the
+time); latencies are of CCR-U only, measured by the generator. Each charged
+figure is printed with its ratio to the baseline of the same concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from diameter.message import Message
+from diameter.node import Node
+from diameter.node.application import Application
+from diameter.node.peer import PeerConnection
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ratel.adapters.db.migrations import upgrade
+from ratel.adapters.diameter import codec
+from ratel.adapters.diameter.node import RatelNode
+from ratel.config import Settings
+from ratel.container import build_container, dispose
+from ratel.demo import bulk_identifiers, load_demo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol" / "diameter"))
+from fdgateway import FreeDiameterGateway, free_port
+
+PG_URL = os.environ.get("RATEL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+OCS, REALM = "ocs.ratel.local", "ratel.local"
+SUBSCRIBERS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    count: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+
+def constant_answer(request: Message) -> Message:
+    """What the baselines answer: 2001 and 10 MB for every MSCC asked."""
+    msccs = [
+        codec.new(
+            codec.MULTIPLE_SERVICES_CREDIT_CONTROL,
+            [
+                codec.new(codec.GRANTED_SERVICE_UNIT, [codec.new(codec.CC_TOTAL_OCTETS, 10 << 20)]),
+                codec.new(codec.RATING_GROUP, 10),
+                codec.new(codec.RESULT_CODE, 2001),
+            ],
+        )
+    ]
+    return codec.answer_to(
+        request,
+        OCS,
+        REALM,
+        [
+            codec.new(codec.AUTH_APPLICATION_ID, 4),
+            codec.new(codec.RESULT_CODE, 2001),
+            codec.new(codec.CC_REQUEST_TYPE, codec.integer(request.avps, codec.CC_REQUEST_TYPE)),
+            codec.new(
+                codec.CC_REQUEST_NUMBER, codec.integer(request.avps, codec.CC_REQUEST_NUMBER)
+            ),
+            *msccs,
+        ],
+    )
+
+
+class ConstantApplication(Application):
+    """The baseline: answer on the library's reader thread."""
+
+    def __init__(self) -> None:
+        super().__init__(4, is_auth_application=True)
+
+    def handle_request(self, message: Message) -> None:
+        self.send_answer(constant_answer(message))
+
+
+class BridgedConstant:
+    """ratel's node and bridge, with a constant answer instead of charging."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.node: RatelNode | None = None
+
+    def receive(self, connection: PeerConnection, request: Message) -> None:
+        asyncio.run_coroutine_threadsafe(self._answer(connection, request), self.loop)
+
+    async def _answer(self, connection: PeerConnection, request: Message) -> None:
+        assert self.node is not None
+        self.node.send_answer(connection, constant_answer(request))
+
+    def answered(self, answer: Message) -> None:
+        pass
+
+
+async def drive(folder: Path, port: int, sessions: int, updates: int, first: str) -> Figures:
+    gateway = FreeDiameterGateway(
+        folder,
+        port,
+        f"mode=load ocs={OCS} realm={REALM} msisdn={first} subscribers={SUBSCRIBERS} "
+        f"sessions={sessions} updates={updates}",
+    )
+    try:
+        for _ in range(6000):
+            if any(line == "DONE" for line in gateway.lines()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        gateway.stop()
+    load = next((line for line in gateway.lines() if line.startswith("LOAD")), None)
+    if load is None:
+        raise RuntimeError(f"the load generator said: {gateway.lines()} {gateway.output()[-2000:]}")
+    values = dict(item.split("=") for item in load.split()[1:])
+    return Figures(
+        int(values["count"]),
+        float(values["seconds"]),
+        float(values["p50_us"]) / 1000,
+        float(values["p95_us"]) / 1000,
+        int(values["errors"]),
+    )
+
+
+async def baseline(folder: Path, sessions: int, updates: int) -> Figures:
+    port = free_port()
+    node = Node(OCS, REALM, ip_addresses=["127.0.0.1"], tcp_port=port)
+    node.wakeup_interval = 1
+    peer = node.add_peer("aaa://fdgw.test", REALM)
+    node.add_application(ConstantApplication(), [peer])
+    node.start()
+    try:
+        return await drive(folder, port, sessions, updates, "12055550100")
+    finally:
+        await asyncio.to_thread(node.stop, 2, True)
+
+
+async def bridged(folder: Path, sessions: int, updates: int) -> Figures:
+    sink = BridgedConstant(asyncio.get_running_loop())
+    node = RatelNode(OCS, REALM, "127.0.0.1", 0, {"fdgw.test": ()}, sink, sink)
+    sink.node = node
+    node.start()
+    try:
+        return await drive(folder, node.address[1], sessions, updates, "12055550100")
+    finally:
+        await asyncio.to_thread(node.shutdown, 1.0)
+
+
+@asynccontextmanager
+async def database(backend: str, folder: Path) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / f'bench_{secrets.token_hex(4)}.db'}"
+        return
+    name = f"ratel_bench_{secrets.token_hex(4)}"
+    server = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with server.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with server.connect() as connection:
+                await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await server.dispose()
+
+
+async def charged(
+    folder: Path, backend: str, runs: list[tuple[int, int]]
+) -> list[tuple[int, Figures]]:
+    async with database(backend, folder) as url:
+        upgrade(url)
+        container = build_container(
+            Settings(
+                database_url=url,
+                diameter_port=0,
+                diameter_peers=(("fdgw.test", ("127.0.0.1",)),),
+                log_level="WARNING",
+            )
+        )
+        report = await load_demo(container, customers=SUBSCRIBERS)
+        first = str(bulk_identifiers(report.total_customers - SUBSCRIBERS).msisdn)
+        server = container.diameter()
+        relay = container.event_relay_loop()
+        await relay.start()
+        await server.start()
+        try:
+            results = []
+            for sessions, updates in runs:
+                results.append(
+                    (sessions, await drive(folder, server.address[1], sessions, updates, first))
+                )
+            return results
+        finally:
+            await server.stop()
+            await relay.stop()
+            await dispose(container)
+
+
+def line(name: str, figures: Figures, base: Figures | None = None) -> str:
+    text = (
+        f"{name}: {figures.rate:,.0f} CCR-U/s, p50 {figures.p50_ms:.2f} ms, "
+        f"p95 {figures.p95_ms:.2f} ms, errors {figures.errors}"
+    )
+    if base is not None and base.rate:
+        text += f" ({figures.rate / base.rate:.2f}x baseline {base.rate:,.0f}/s)"
+    return text
+
+
+async def run(args: argparse.Namespace) -> None:
+    runs = [(1, args.updates), (50, max(1, args.updates // 10))]
+    with tempfile.TemporaryDirectory(prefix="ratel-diameter-bench-") as tmp:
+        folder = Path(tmp)
+        bases: dict[int, Figures] = {}
+        for sessions, updates in runs:
+            bases[sessions] = await baseline(folder, sessions, updates)
+            print(line(f"diameter.baseline_constant_cca[{sessions} sessions]", bases[sessions]))
+        for sessions, updates in runs:
+            figures = await bridged(folder, sessions, updates)
+            print(
+                line(f"diameter.bridge_constant_cca[{sessions} sessions]", figures, bases[sessions])
+            )
+        for backend in args.backends.split(","):
+            for sessions, figures in await charged(folder, backend, runs):
+                print(
+                    line(f"diameter.charged[{backend}, {sessions} sessions]", figures,
+                         bases[sessions])
+                )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--updates", type=int, default=2000, help="CCR-U of the 1-session run")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args(argv)
+    # python-diameter logs every connection coming and going at WARNING
+    logging.getLogger("diameter").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    asyncio.run(run(args))
+    print(f"diameter: measured in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
+

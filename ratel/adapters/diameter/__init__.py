@@ -1,0 +1,1 @@
+"""Diameter credit control (Gy/Ro) on python-diameter."""

@@ -1,0 +1,308 @@
+"""The wire side of Diameter credit control: reading CCRs and writing answers.
+
+python-diameter parses bytes into AVP objects; we read the received AVP tree
+ourselves (``message.avps`` keeps every AVP as received) rather than its typed
+attributes, because its typed Granted/Requested/Used-Service-Unit drop
+CC-Output-Octets and Tariff-Change-Usage. Answers and requests we send are
+plain ``Message`` objects with AVP lists built here with ``Avp.new``, which
+takes the M-bit from the dictionary: the typed CreditControlAnswer encodes
+Credit-Control-Failure-Handling twice and never Direct-Debiting-Failure-
+Handling, and the typed RAR never encodes Service-Type. ``with_mandatory_origin``
+repairs, at the byte level, the M-bit python-diameter clears on Origin-Host and
+Origin-Realm in the answers it builds itself (CEA, DWA, DPA), which RFC 6733
+forbids.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diameter.message import Message, MessageHeader
+from diameter.message.avp import Avp
+
+TGPP = 10415
+
+# -- commands and applications
+CREDIT_CONTROL = 272
+RE_AUTH = 258
+ABORT_SESSION = 274
+CREDIT_CONTROL_APPLICATION = 4
+
+# -- base AVPs (RFC 6733, RFC 4006)
+SESSION_ID = 263
+ORIGIN_HOST = 264
+ORIGIN_REALM = 296
+DESTINATION_HOST = 293
+DESTINATION_REALM = 283
+AUTH_APPLICATION_ID = 258
+RESULT_CODE = 268
+ERROR_MESSAGE = 281
+FAILED_AVP = 279
+ORIGIN_STATE_ID = 278
+TERMINATION_CAUSE = 295
+RE_AUTH_REQUEST_TYPE = 285
+SERVICE_CONTEXT_ID = 461
+CC_REQUEST_TYPE = 416
+CC_REQUEST_NUMBER = 415
+SUBSCRIPTION_ID = 443
+SUBSCRIPTION_ID_TYPE = 450
+SUBSCRIPTION_ID_DATA = 444
+REQUESTED_ACTION = 436
+MULTIPLE_SERVICES_CREDIT_CONTROL = 456
+REQUESTED_SERVICE_UNIT = 437
+USED_SERVICE_UNIT = 446
+GRANTED_SERVICE_UNIT = 431
+SERVICE_IDENTIFIER = 439
+RATING_GROUP = 432
+VALIDITY_TIME = 448
+FINAL_UNIT_INDICATION = 430
+FINAL_UNIT_ACTION = 449
+REDIRECT_SERVER = 434
+REDIRECT_ADDRESS_TYPE = 433
+REDIRECT_SERVER_ADDRESS = 435
+CC_TIME = 420
+CC_TOTAL_OCTETS = 421
+CC_INPUT_OCTETS = 412
+CC_OUTPUT_OCTETS = 414
+CC_SERVICE_SPECIFIC_UNITS = 417
+TARIFF_CHANGE_USAGE = 452
+COST_INFORMATION = 423
+UNIT_VALUE = 445
+VALUE_DIGITS = 447
+EXPONENT = 429
+CURRENCY_CODE = 425
+CHECK_BALANCE_RESULT = 422
+MULTIPLE_SERVICES_INDICATOR = 455
+# -- 3GPP TS 32.299 AVPs (vendor 10415)
+VOLUME_QUOTA_THRESHOLD = 869
+TIME_QUOTA_THRESHOLD = 868
+SERVICE_INFORMATION = 873
+IMS_INFORMATION = 876
+SMS_INFORMATION = 2000
+CALLING_PARTY_ADDRESS = 831
+CALLED_PARTY_ADDRESS = 832
+RECIPIENT_INFO = 2026
+RECIPIENT_ADDRESS = 1201
+ADDRESS_DATA = 897
+
+# -- enumerated values
+INITIAL, UPDATE, TERMINATE, EVENT = 1, 2, 3, 4
+END_USER_E164, END_USER_IMSI = 0, 1
+DIRECT_DEBITING, REFUND_ACCOUNT, CHECK_BALANCE, PRICE_ENQUIRY = 0, 1, 2, 3
+FUA_TERMINATE, FUA_REDIRECT, FUA_RESTRICT_ACCESS = 0, 1, 2
+REDIRECT_URL = 2
+ENOUGH_CREDIT, NO_CREDIT = 0, 1
+AUTHORIZE_ONLY = 0
+ADMINISTRATIVE = 4  # Session-Termination / ASR cause
+
+# -- result codes
+SUCCESS = 2001
+COMMAND_UNSUPPORTED = 3001
+APPLICATION_UNSUPPORTED = 3007
+INVALID_AVP_VALUE = 5004
+MISSING_AVP = 5005
+UNKNOWN_SESSION_ID = 5002
+UNABLE_TO_COMPLY = 5012
+INVALID_AVP_LENGTH = 5014
+END_USER_SERVICE_DENIED = 4010
+CREDIT_CONTROL_NOT_APPLICABLE = 4011
+CREDIT_LIMIT_REACHED = 4012
+USER_UNKNOWN = 5030
+RATING_FAILED = 5031
+
+_HEADER = 20
+_FLAG_VENDOR = 0x80
+_FLAG_MANDATORY = 0x40
+_ORIGIN_CODES = frozenset({ORIGIN_HOST, ORIGIN_REALM})
+_REQUEST = 0x80
+_ERROR = 0x20
+
+
+class MalformedAvp(ValueError):
+    """An AVP whose value cannot be read as its type says (Diameter 5004)."""
+
+    def __init__(self, avp: Avp, why: str) -> None:
+        super().__init__(why)
+        self.avp = avp
+
+
+class MissingAvp(ValueError):
+    """A mandatory AVP is absent (Diameter 5005); ``code`` names it."""
+
+    def __init__(self, code: int, vendor: int = 0) -> None:
+        super().__init__(f"AVP {code} is missing")
+        self.code = code
+        self.vendor = vendor
+
+
+def new(code: int, value: Any, vendor: int = 0) -> Avp:
+    """An AVP with the dictionary's M-bit (and V-bit for vendor AVPs)."""
+    return Avp.new(code, vendor, value=value)
+
+
+def find(avps: Iterable[Avp], code: int, vendor: int = 0) -> Avp | None:
+    return next((a for a in avps if a.code == code and a.vendor_id == vendor), None)
+
+
+def find_all(avps: Iterable[Avp], code: int, vendor: int = 0) -> list[Avp]:
+    return [a for a in avps if a.code == code and a.vendor_id == vendor]
+
+
+def value(avp: Avp) -> Any:
+    """The AVP's value, or ``MalformedAvp`` when its payload does not decode."""
+    try:
+        return avp.value
+    except Exception as exc:  # python-diameter raises several kinds here
+        raise MalformedAvp(avp, f"{getattr(avp, 'name', avp.code)}: {exc}") from None
+
+
+def integer(avps: Iterable[Avp], code: int, vendor: int = 0) -> int | None:
+    avp = find(avps, code, vendor)
+    if avp is None:
+        return None
+    got = value(avp)
+    if not isinstance(got, int):
+        raise MalformedAvp(avp, f"AVP {code} is not a number")
+    return got
+
+
+def text(avps: Iterable[Avp], code: int, vendor: int = 0) -> str | None:
+    avp = find(avps, code, vendor)
+    if avp is None:
+        return None
+    got = value(avp)
+    if isinstance(got, bytes):
+        try:
+            return got.decode()
+        except UnicodeDecodeError:
+            raise MalformedAvp(avp, f"AVP {code} is not UTF-8") from None
+    if not isinstance(got, str):
+        raise MalformedAvp(avp, f"AVP {code} is not text")
+    return got
+
+
+def group(avp: Avp) -> list[Avp]:
+    got = value(avp)
+    if not isinstance(got, list):
+        raise MalformedAvp(avp, f"AVP {avp.code} is not grouped")
+    return got
+
+
+def required_integer(avps: Sequence[Avp], code: int) -> int:
+    got = integer(avps, code)
+    if got is None:
+        raise MissingAvp(code)
+    return got
+
+
+def required_text(avps: Sequence[Avp], code: int) -> str:
+    got = text(avps, code)
+    if got is None:
+        raise MissingAvp(code)
+    return got
+
+
+@dataclass(frozen=True, slots=True)
+class Units:
+    """What a Requested- or Used-Service-Unit says; None: not present."""
+
+    time: int | None = None
+    total_octets: int | None = None
+    input_octets: int | None = None
+    output_octets: int | None = None
+    service_specific: int | None = None
+    tariff_change_usage: int | None = None
+
+    @property
+    def octets(self) -> int | None:
+        if self.total_octets is not None:
+            return self.total_octets
+        if self.input_octets is None and self.output_octets is None:
+            return None
+        return (self.input_octets or 0) + (self.output_octets or 0)
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.time is None and self.octets is None and self.service_specific is None
+        )
+
+
+def units(avp: Avp) -> Units:
+    inner = group(avp)
+    return Units(
+        time=integer(inner, CC_TIME),
+        total_octets=integer(inner, CC_TOTAL_OCTETS),
+        input_octets=integer(inner, CC_INPUT_OCTETS),
+        output_octets=integer(inner, CC_OUTPUT_OCTETS),
+        service_specific=integer(inner, CC_SERVICE_SPECIFIC_UNITS),
+        tariff_change_usage=integer(inner, TARIFF_CHANGE_USAGE),
+    )
+
+
+def answer_to(
+    request: Message,
+    origin_host: str,
+    origin_realm: str,
+    avps: Sequence[Avp],
+    *,
+    error: bool = False,
+) -> Message:
+    """An answer to ``request`` (same command, application and identifiers):
+    Session-Id first as RFC 6733 wants, then Origin-Host/Realm, then ``avps``."""
+    header = MessageHeader(
+        version=1,
+        command_flags=request.header.command_flags & ~_REQUEST & ~0x10,  # no R, no T
+        command_code=request.header.command_code,
+        application_id=request.header.application_id,
+        hop_by_hop_identifier=request.header.hop_by_hop_identifier,
+        end_to_end_identifier=request.header.end_to_end_identifier,
+    )
+    header.is_error = error
+    head: list[Avp] = []
+    session = find(request.avps, SESSION_ID)
+    if session is not None:
+        head.append(new(SESSION_ID, value(session)))
+    head += [new(ORIGIN_HOST, origin_host.encode()), new(ORIGIN_REALM, origin_realm.encode())]
+    return Message(header, [*head, *avps])
+
+
+def request_message(command_code: int, application_id: int, avps: Sequence[Avp]) -> Message:
+    """A new request (R and P bits set); identifiers are set when it is sent."""
+    header = MessageHeader(
+        version=1,
+        command_flags=_REQUEST | 0x40,
+        command_code=command_code,
+        application_id=application_id,
+    )
+    return Message(header, list(avps))
+
+
+def with_mandatory_origin(encoded: bytes) -> bytes:
+    """``encoded`` with the M-bit set on the top-level Origin-Host and
+    Origin-Realm AVPs (python-diameter's typed messages clear it)."""
+    data = bytearray(encoded)
+    offset = _HEADER
+    end = len(data)
+    while offset + 8 <= end:
+        code, flags_length = struct.unpack_from(">II", data, offset)
+        flags = flags_length >> 24
+        length = flags_length & 0xFFFFFF
+        if length < 8:
+            break  # not ours to repair: send as built
+        if code in _ORIGIN_CODES and not flags & _FLAG_VENDOR:
+            data[offset + 4] = flags | _FLAG_MANDATORY
+        offset += (length + 3) & ~3
+    return bytes(data)
+
+
+def failed_avp(avp: Avp | None = None, *, code: int | None = None, vendor: int = 0) -> Avp:
+    """A Failed-AVP holding the offending AVP (or an empty one of ``code``)."""
+    if avp is None:
+        inner = Avp(code or 0, vendor, b"", _FLAG_VENDOR if vendor else 0)
+    else:
+        inner = Avp(avp.code, avp.vendor_id, avp.payload, avp.flags)
+    return new(FAILED_AVP, [inner])

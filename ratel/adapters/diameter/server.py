@@ -1,0 +1,344 @@
+"""The Diameter credit-control server: a ``ratel serve`` component.
+
+The bridge: python-diameter hands a request to ``receive`` on the peer's
+reader thread; ``receive`` schedules the answering coroutine on ratel's loop
+with ``run_coroutine_threadsafe`` and returns at once, so the reader goes on
+reading (requests of one peer are answered concurrently, each in its own
+transaction). The coroutine queues the CCA on the request's own connection;
+the connection's writer thread encodes and sends it. The time a request
+waits between the two threads is recorded as the ``diameter``/``bridge``
+latency in ``/metrics``.
+
+Server-initiated requests: on a top-up, a new add-on or a block, every open
+session of the account (or of the customer's accounts) gets a Re-Auth-Request
+on the peer that opened it, so the gateway reports and asks again; on the
+account's termination an Abort-Session-Request. Each is retried a few times
+in its own task when the peer does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from diameter.message import Message
+from diameter.node.peer import PeerConnection
+
+from ratel.adapters.diameter import codec
+from ratel.adapters.diameter.credit_control import CreditControlAnswers, CreditControlOptions
+from ratel.adapters.diameter.node import RatelNode
+from ratel.adapters.diameter.peers import SessionPeers
+from ratel.adapters.health import ListenerRegistry
+from ratel.adapters.telemetry import ERROR, OK, REJECTED, Telemetry
+from ratel.application.charging_batch import Charging
+from ratel.application.network_sessions import OpenSessions
+from ratel.application.relay import EventRelay
+from ratel.ports.store import OutboxEntry
+from ratel.ports.system import Clock
+
+log = logging.getLogger("ratel.diameter")
+
+PROTOCOL = "diameter"
+_TOO_BUSY = 3004
+
+#: Events after which the gateway must report and ask again (RAR).
+REAUTHORIZE_ON = ("BalanceChanged", "AddOnAdded", "AccountBlocked", "CustomerSuspended")
+#: Events after which the session ends (ASR).
+ABORT_ON = ("AccountTerminated",)
+
+
+@dataclass(frozen=True, slots=True)
+class DiameterSettings:
+    """The node's identity, where it listens and whom it accepts."""
+
+    host: str
+    port: int
+    origin_host: str
+    origin_realm: str
+    peers: Mapping[str, Sequence[str]]  # Origin-Host -> allowed addresses (empty: any)
+    options: CreditControlOptions
+    validity_seconds: int
+    max_in_flight: int = 2000
+    request_timeout: float = 5.0
+    request_attempts: int = 3
+    shutdown_timeout: float = 5.0
+
+
+class DiameterServer:
+    """The Diameter node as a component of ``ratel serve``."""
+
+    name = "diameter"
+
+    def __init__(
+        self,
+        settings: DiameterSettings,
+        credit_control: Charging,
+        open_sessions: OpenSessions,
+        relay: EventRelay,
+        peers: SessionPeers,
+        clock: Clock,
+        telemetry: Telemetry,
+        listeners: ListenerRegistry,
+    ) -> None:
+        self.settings = settings
+        self._open_sessions = open_sessions
+        self._peers = peers
+        self._telemetry = telemetry
+        self._listener = listeners.register(self.name)
+        self._answers = CreditControlAnswers(
+            credit_control,
+            peers,
+            clock,
+            settings.options,
+            (settings.origin_host, settings.origin_realm),
+            settings.validity_seconds,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._node: RatelNode | None = None
+        self._in_flight = 0
+        self._stopping = False
+        self._in_flight_lock = threading.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._waiting: dict[int, asyncio.Future[Message]] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        relay.subscribe(self._reauthorize, *REAUTHORIZE_ON)
+        relay.subscribe(self._abort, *ABORT_ON)
+        # a session ended, also by Tcc supervision (housekeeping): no RAR for it again
+        relay.subscribe(self._ended, "XdrProduced")
+
+    # -- life ------------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the node listens (the real port when 0 was asked)."""
+        if self._node is None:
+            raise RuntimeError("the Diameter node is not started")
+        return self._node.address
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        s = self.settings
+        node = RatelNode(
+            s.origin_host,
+            s.origin_realm,
+            s.host,
+            s.port,
+            s.peers,
+            requests=self,
+            answers=self,
+            on_unreadable=self._count_unreadable,
+        )
+        try:
+            node.start()
+        except OSError as exc:
+            self._listener.down(f"cannot listen on {s.host}:{s.port}: {exc}")
+            raise
+        self._node = node
+        host, port = node.address
+        self._listener.up(f"aaa://{host}:{port}")
+        # not "listening": that line announces the HTTP URL to operators and tests
+        log.info(
+            "diameter listening",
+            extra={"listener": self.name, "address": f"{host}:{port}", "origin": s.origin_host},
+        )
+
+    async def stop(self) -> None:
+        node = self._node
+        if node is None:
+            return
+        self._listener.down("shutting down")
+        with self._in_flight_lock:
+            self._stopping = True
+            if self._in_flight == 0:
+                self._idle.set()
+        # finish what is being answered, then say goodbye to the peers (DPR)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
+        except TimeoutError:
+            log.error("diameter: requests still in flight at shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.to_thread(node.shutdown, 2.0)
+        self._node = None
+        self._listener.down("stopped")
+
+    # -- requests from the network (reader threads) -------------------------------------
+
+    def receive(self, connection: PeerConnection, request: Message) -> None:
+        loop, node = self._loop, self._node
+        if loop is None or node is None:
+            return
+        with self._in_flight_lock:
+            # stopping: the gateway fails over to another OCS at once
+            busy = self._stopping or self._in_flight >= self.settings.max_in_flight
+            if not busy:
+                self._in_flight += 1
+                if self._in_flight == 1:
+                    loop.call_soon_threadsafe(self._idle.clear)
+        if busy:
+            # overload: the gateway tries another OCS or again later
+            answer = codec.answer_to(
+                request,
+                self.settings.origin_host,
+                self.settings.origin_realm,
+                [codec.new(codec.RESULT_CODE, _TOO_BUSY)],
+                error=True,
+            )
+            node.send_answer(connection, answer)
+            self._telemetry.record(PROTOCOL, "overload", REJECTED, 0.0, str(_TOO_BUSY))
+            return
+        asyncio.run_coroutine_threadsafe(
+            self._answer(node, connection, request, time.perf_counter()), loop
+        )
+
+    async def _answer(
+        self, node: RatelNode, connection: PeerConnection, request: Message, received: float
+    ) -> None:
+        started = time.perf_counter()
+        self._telemetry.latency.labels(PROTOCOL, "bridge").observe(started - received)
+        operation, outcome, code = "ccr", OK, ""
+        try:
+            answer, operation = await self._answers.answer(request)
+            result = codec.integer(answer.avps, codec.RESULT_CODE) or 0
+            if result != codec.SUCCESS:
+                # business refusals (4xxx, 5030, 5031) are answers; the rest errors
+                outcome = REJECTED if result < 5000 or result >= 5030 else ERROR
+                code = str(result)
+        except Exception:
+            log.exception("diameter: a CCR could not be answered")
+            outcome, code = ERROR, str(codec.UNABLE_TO_COMPLY)
+            answer = codec.answer_to(
+                request,
+                self.settings.origin_host,
+                self.settings.origin_realm,
+                [codec.new(codec.RESULT_CODE, codec.UNABLE_TO_COMPLY)],
+            )
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+        if not node.send_answer(connection, answer):
+            log.warning("diameter: the peer left before its answer was sent")
+        self._telemetry.record(PROTOCOL, operation, outcome, time.perf_counter() - received, code)
+
+    def _count_unreadable(self) -> None:
+        self._telemetry.record(PROTOCOL, "unreadable", REJECTED, 0.0, "malformed")
+
+    # -- answers to our requests (reader threads) ------------------------------------------
+
+    def answered(self, answer: Message) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._resolve, answer)
+
+    def _resolve(self, answer: Message) -> None:
+        waiting = self._waiting.pop(answer.header.hop_by_hop_identifier, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(answer)
+
+    # -- server-initiated requests ------------------------------------------------------------
+
+    async def re_auth(self, session_id: str) -> int | None:
+        """Send a RAR for the session to its own peer; the RAA's Result-Code
+        (None when the peer never answered)."""
+        return await self._request_for(session_id, codec.RE_AUTH)
+
+    async def abort(self, session_id: str) -> int | None:
+        """Send an ASR for the session to its own peer; the ASA's Result-Code."""
+        return await self._request_for(session_id, codec.ABORT_SESSION)
+
+    async def _request_for(self, session_id: str, command: int) -> int | None:
+        peer = await self._peers.get(session_id)
+        if peer is None:
+            return None  # not a Diameter session (RADIUS), or already ended
+        s = self.settings
+        avps = [
+            codec.new(codec.SESSION_ID, session_id),
+            codec.new(codec.ORIGIN_HOST, s.origin_host.encode()),
+            codec.new(codec.ORIGIN_REALM, s.origin_realm.encode()),
+            codec.new(codec.DESTINATION_REALM, peer.origin_realm.encode()),
+            codec.new(codec.DESTINATION_HOST, peer.origin_host.encode()),
+            codec.new(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
+        ]
+        if command == codec.RE_AUTH:
+            avps.append(codec.new(codec.RE_AUTH_REQUEST_TYPE, codec.AUTHORIZE_ONLY))
+        operation = "rar" if command == codec.RE_AUTH else "asr"
+        for attempt in range(s.request_attempts):
+            started = time.perf_counter()
+            node = self._node
+            if node is None:
+                return None
+            request = codec.request_message(command, codec.CREDIT_CONTROL_APPLICATION, avps)
+            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+            try:
+                hop = node.send_request_to(peer.origin_host, request)
+            except ConnectionError:
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
+            self._waiting[hop] = future
+            try:
+                answer = await asyncio.wait_for(future, s.request_timeout)
+            except TimeoutError:
+                self._waiting.pop(hop, None)
+                continue
+            result = codec.integer(answer.avps, codec.RESULT_CODE)
+            self._telemetry.record(
+                PROTOCOL,
+                operation,
+                OK if result == codec.SUCCESS else REJECTED,
+                time.perf_counter() - started,
+                str(result),
+            )
+            return result
+        log.warning(
+            "diameter: no answer to %s", operation, extra={"session_id": session_id}
+        )
+        self._telemetry.record(PROTOCOL, operation, ERROR, 0.0, "no_answer")
+        return None
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sessions_of(self, entry: OutboxEntry) -> list[str]:
+        if entry.aggregate == "customer":
+            return await self._open_sessions.of_customer(entry.aggregate_id)
+        return await self._open_sessions.of_account(entry.aggregate_id)
+
+    async def _reauthorize(self, entry: OutboxEntry) -> None:
+        if self._node is None:
+            return
+        if entry.event_type == "BalanceChanged" and not _raised(entry.payload):
+            return  # a charge: the gateway already knows
+        for session_id in await self._sessions_of(entry):
+            self._spawn(self.re_auth(session_id))
+
+    async def _abort(self, entry: OutboxEntry) -> None:
+        if self._node is None:
+            return
+        for session_id in await self._sessions_of(entry):
+            self._spawn(self.abort(session_id))
+
+
+    async def _ended(self, entry: OutboxEntry) -> None:
+        await self._peers.forget(entry.aggregate_id)
+
+
+def _raised(payload: Mapping[str, object]) -> bool:
+    """Whether a BalanceChanged payload says the balance went up."""
+    delta = payload.get("delta")
+    amount = delta.get("amount") if isinstance(delta, dict) else delta
+    try:
+        return Decimal(str(amount)) > 0
+    except ArithmeticError:
+        return False
