@@ -214,7 +214,10 @@ async def charged(
         first = str(bulk_identifiers(report.total_customers - SUBSCRIBERS).msisdn)
         server = container.diameter()
         relay = container.event_relay_loop()
+        # group commit: the CCRs queued while a transaction runs share the next one
+        workers = container.charging_workers()
         await relay.start()
+        await workers.start()
         await server.start()
         try:
             results = []
@@ -225,6 +228,7 @@ async def charged(
             return results
         finally:
             await server.stop()
+            await workers.stop()
             await relay.stop()
             await dispose(container)
 

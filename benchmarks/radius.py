@@ -157,6 +157,9 @@ async def charged_rate(url: str, sessions: int, interims: int, parallel: int) ->
     container = build_container(Settings(database_url=url, radius_auth_port=0, radius_acct_port=0))
     try:
         await seed(container, sessions)
+        # group commit: the interims queued while a transaction runs share the next one
+        workers = container.charging_workers()
+        await workers.start()
         server: RadiusServer = container.radius_server()
         await server.start()
         try:
@@ -168,6 +171,7 @@ async def charged_rate(url: str, sessions: int, interims: int, parallel: int) ->
             elapsed, _ = await radclient(port, requests, parallel)
         finally:
             await server.stop()
+            await workers.stop()
         # every interim charged exactly once: 1 MiB at 0.01 each
         view = await container.balance_enquiry()(IdentifierKind.ALIAS, login(0))
         expected = Decimal(1000) - Decimal("0.01") * interims

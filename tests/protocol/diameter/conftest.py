@@ -49,6 +49,8 @@ async def ocs(database_url: str) -> AsyncIterator[Container]:
         Settings(
             database_url=url,
             diameter_port=0,
+            radius_auth_port=0,  # every component starts: never the well-known ports
+            radius_acct_port=0,
             diameter_peers=PEERS,
             diameter_ussd_context_id=USSD_CONTEXT,
             event_relay_interval=0.05,
