@@ -225,6 +225,15 @@ def demo_load(
         _plain(f"  {staff.login:<16} {staff.role:<16} password {staff.password}")
     account_id, password = report.self_care
     _plain(f"self-care login: account {account_id}, password {password}")
+    nas, pppoe = report.nas, report.pppoe
+    _plain(
+        f"RADIUS client (NAS): {nas.name} at {nas.address}, vendor {nas.vendor.name}, "
+        f"secret {nas.secret}; CoA/Disconnect port {nas.dae_port} off (nothing listens there)"
+    )
+    _plain(
+        f"PPPoE login ({pppoe.account_id}): User-Name {pppoe.user_name}, "
+        f"password {pppoe.password}"
+    )
     if report.ussd_api_key:
         _plain(f"USSD gateway API key (shown this once): {report.ussd_api_key}")
     else:

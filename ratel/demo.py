@@ -9,8 +9,10 @@ the prepaid subscriber whose USSD balance reads "Your current balance is
 
 Who may call: a local administrator ``admin`` and a helpdesk user
 ``helpdesk`` with demo passwords, a self-care password for the prepaid
-subscriber's account, and an API key for a USSD gateway (printed once, when
-it is made). The passwords are printed by ``ratel demo load``: demo data
+subscriber's account, an API key for a USSD gateway (printed once, when
+it is made), a Huawei BRAS at 127.0.0.1 as the RADIUS client and a PPPoE
+login for the fibre account (so ``radclient`` on the same machine can play
+the BRAS). The passwords are printed by ``ratel demo load``: demo data
 only, never for a real operator.
 
 ``load_demo(container, customers=N)`` also bulk-creates N customers with one
@@ -53,6 +55,7 @@ from ratel.domain.identifiers import (
     luhn_check_digit,
 )
 from ratel.domain.money import Money
+from ratel.domain.nas import DEFAULT_DAE_PORT, NasVendor
 from ratel.domain.rating import DestinationGroup, DialingRule, Rate, Tariff
 
 CURRENCY: Final = "USD"
@@ -346,6 +349,36 @@ class DemoLogin:
     note: str
 
 
+@dataclass(frozen=True, slots=True)
+class DemoNas:
+    """The demo BRAS: where RADIUS requests may come from, and its secret."""
+
+    name: str
+    address: str
+    vendor: NasVendor
+    secret: str
+    dae_port: int
+
+
+#: The demo BRAS is this machine: radclient run here plays it.
+DEMO_NAS: Final = DemoNas(
+    "demo-bras", "127.0.0.1", NasVendor.HUAWEI, "ratel-demo-radius", DEFAULT_DAE_PORT
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPppoe:
+    """The fibre account's PPPoE login: an alias, and a CHAP secret that PAP
+    accepts too."""
+
+    account_id: str
+    user_name: str
+    password: str
+
+
+DEMO_PPPOE: Final = DemoPppoe("acc_demo_bob_fibre", "bob@fibre.ratel.example", "bob-pppoe-demo")
+
+
 @dataclass(slots=True)
 class DemoReport:
     """What ``load_demo`` did."""
@@ -359,6 +392,8 @@ class DemoReport:
     # The USSD gateway's key when this load made it; None when an earlier one
     # did (a key is shown once: only its hash is kept).
     ussd_api_key: str | None = None
+    nas: DemoNas = DEMO_NAS
+    pppoe: DemoPppoe = DEMO_PPPOE
 
 
 #: Called with (customers imported so far, customers to import).
@@ -389,6 +424,7 @@ async def load_demo(
         report = DemoReport(loaded=True, logins=list(_LOGINS))
     report.staff = list(DEMO_STAFF)
     report.ussd_api_key = await _load_identity(container)
+    await _load_broadband_access(container)
     if customers:
         report.imported_customers = await _bulk(container, customers, progress, batch_size)
     async with container.uow()() as uow:
@@ -555,6 +591,29 @@ async def _load_identity(container: Container) -> str | None:
         return None
     _, secret = await container.create_api_key()(USSD_KEY_NAME, [Scope.USSD])
     return secret
+
+
+async def _load_broadband_access(container: Container) -> None:
+    """The demo BRAS and the fibre account's PPPoE login, each made only if
+    missing (an older demo database gets them too; a changed one is kept)."""
+    manage_nas = container.manage_nas()
+    if not any(n.address == DEMO_NAS.address for n in await manage_nas.list()):
+        # CoA / Disconnect go nowhere: nothing listens on the demo BRAS's port 3799
+        await manage_nas.register(
+            DEMO_NAS.name,
+            DEMO_NAS.address,
+            DEMO_NAS.secret,
+            vendor=DEMO_NAS.vendor,
+            dae_port=DEMO_NAS.dae_port,
+        )
+    async with container.uow()() as uow:
+        account = await uow.accounts.get(DEMO_PPPOE.account_id)
+    if account is not None and DEMO_PPPOE.user_name not in account.identifiers.aliases:
+        await container.add_alias()(DEMO_PPPOE.account_id, DEMO_PPPOE.user_name)
+    async with container.radius_store()() as store:
+        has_secret = await store.chap_secrets.get(DEMO_PPPOE.account_id) is not None
+    if account is not None and not has_secret:
+        await container.set_chap_secret()(DEMO_PPPOE.account_id, DEMO_PPPOE.password)
 
 
 def _batches(start: int, count: int, size: int) -> Iterator[range]:

@@ -62,7 +62,9 @@ async def test_register_list_change_and_remove_a_nas(gql: GraphQLClient) -> None
     assert asr["data"]["registerNas"]["errors"][0]["code"] == "invalid_nas"
 
     listed = await gql.run("{ nasList { id name } }", token="administrator")
-    assert listed["data"]["nasList"] == [{"id": nas["id"], "name": "bras-lon-1"}]
+    # by name: the new BRAS, then the demo's own (127.0.0.1, for the README's tour)
+    [ours, demo_bras] = listed["data"]["nasList"]
+    assert ours == {"id": nas["id"], "name": "bras-lon-1"} and demo_bras["name"] == "demo-bras"
     assert "secret" not in str(listed)
 
     changed = await gql.run(
@@ -90,7 +92,8 @@ async def test_register_list_change_and_remove_a_nas(gql: GraphQLClient) -> None
         token="administrator",
     )
     assert removed["data"]["removeNas"] == {"done": True, "errors": []}
-    assert (await gql.run("{ nasList { id } }", token="administrator"))["data"]["nasList"] == []
+    remaining = (await gql.run("{ nasList { id } }", token="administrator"))["data"]["nasList"]
+    assert remaining == [{"id": demo_bras["id"]}]
 
 
 async def test_open_sessions_show_their_last_coa_outcome(
