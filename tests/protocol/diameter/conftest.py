@@ -49,6 +49,10 @@ async def ocs(database_url: str) -> AsyncIterator[Container]:
         Settings(
             database_url=url,
             diameter_port=0,
+            # every component starts: never the well-known RADIUS ports either,
+            # other test runs share the machine
+            radius_auth_port=0,
+            radius_acct_port=0,
             diameter_peers=PEERS,
             diameter_ussd_context_id=USSD_CONTEXT,
             event_relay_interval=0.05,
