@@ -576,6 +576,15 @@ class UnblockStaffUser(IdentityUseCase):
         return user
 
 
+@dataclass(frozen=True, slots=True)
+class StaffStanding:
+    """A staff user as a list shows them: ``expired`` is judged by ratel's
+    clock when they were read (the user's own fields only hold the date)."""
+
+    user: StaffUser
+    expired: bool
+
+
 class ListStaff(IdentityUseCase):
     """Staff users ordered by login (a page after ``after_login``)."""
 
@@ -584,6 +593,17 @@ class ListStaff(IdentityUseCase):
     ) -> list[StaffUser]:
         async with self.deps.uow() as uow:
             return await uow.staff.all(after_login=after_login, limit=limit)
+
+    async def standings(
+        self, *, after_login: str | None = None, limit: int = 1000
+    ) -> list[StaffStanding]:
+        """The same page, each user with whether they have expired."""
+        return self.judge(await self(after_login=after_login, limit=limit))
+
+    def judge(self, users: Iterable[StaffUser]) -> list[StaffStanding]:
+        """Whether each user has expired, by the clock now (one reading for all)."""
+        now = self.deps.clock.now()
+        return [StaffStanding(user=user, expired=user.has_expired(now)) for user in users]
 
 
 # -- self-care passwords ---------------------------------------------------------------

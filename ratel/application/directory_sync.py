@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from copy import copy
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Final
 
@@ -301,5 +302,9 @@ class DirectorySyncRuns(UseCase):
         super().__init__(deps)
         self.runs = runs
 
-    async def __call__(self, *, limit: int = 20) -> list[DirectorySyncRun]:
-        return await self.runs.recent(max(1, min(limit, 500)))
+    async def __call__(
+        self, *, limit: int = 20, before: tuple[datetime, str] | None = None
+    ) -> list[DirectorySyncRun]:
+        """At most ``limit`` runs (1..500); with ``before`` (a run's start and
+        id) the runs that come after that one in this order: the next page."""
+        return await self.runs.recent(max(1, min(limit, 500)), before=before)

@@ -31,6 +31,7 @@ from ratel.graphql.types import (
     decode_cursor,
     encode_cursor,
     page_size,
+    slice_connection,
 )
 
 
@@ -75,12 +76,15 @@ class CrmQuery:
         )
 
     @guarded("The named service policies of the catalogue, by code.")
-    async def service_policies(self, info: Info) -> list[NamedServicePolicy]:
+    async def service_policies(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[NamedServicePolicy]:
         policies = await info.context.use_cases.list_service_policies()
-        return [
+        named = [
             NamedServicePolicy(code=code, policy=ServicePolicy.of(policy))
             for code, policy in policies.items()
         ]
+        return slice_connection(named, first, after)
 
     @guarded("Zendesk app: the customer linked to a Zendesk organization (null: none).")
     async def customer_by_zendesk_organization(

@@ -17,7 +17,7 @@ from enum import Enum
 
 import strawberry
 
-from ratel.application.auth import Session
+from ratel.application.auth import Session, StaffStanding
 from ratel.application.identity import Principal
 from ratel.domain import staff as staff_domain
 from ratel.graphql.fields import attempt, guarded, guarded_mutation, own_account
@@ -102,10 +102,20 @@ class PasswordPayload:
     errors: list[UserError]
 
 
-@strawberry.type
-class StaffUser:
-    """A staff member; directory users' fields are the directory's."""
+@strawberry.enum
+class StaffStatus(Enum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
 
+
+@strawberry.enum
+class StaffSource(Enum):
+    LOCAL = "local"
+    DIRECTORY = "directory"
+
+
+@strawberry.type(description="A person who works with ratel.")
+class StaffUser:
     id: str
     login: str
     name: str
@@ -113,14 +123,24 @@ class StaffUser:
     country: str | None
     company: str | None
     roles: list[str]
-    status: str
-    source: str
+    status: StaffStatus = strawberry.field(
+        description="BLOCKED when ratel or the directory blocked the user (expiry aside)."
+    )
+    blocked_in_ratel: bool
+    disabled_in_directory: bool
     expires_at: datetime | None
+    expired: bool = strawberry.field(description="Whether expiresAt has passed.")
+    source: StaffSource
+    directory_managed: bool = strawberry.field(
+        description="Name, email, country, company, roles and expiry come from the directory "
+        "and are read-only in ratel."
+    )
     last_login_at: datetime | None
     created_at: datetime
 
     @staticmethod
-    def of(user: staff_domain.StaffUser) -> StaffUser:
+    def of(standing: StaffStanding) -> StaffUser:
+        user = standing.user
         return StaffUser(
             id=user.id,
             login=user.login,
@@ -129,9 +149,13 @@ class StaffUser:
             country=user.country,
             company=user.company,
             roles=sorted(user.roles),
-            status=user.effective_status.value,
-            source=user.source.value,
+            status=StaffStatus(user.effective_status.value),
+            blocked_in_ratel=user.status is staff_domain.StaffStatus.BLOCKED,
+            disabled_in_directory=user.directory_disabled,
             expires_at=user.expires_at,
+            expired=standing.expired,
+            source=StaffSource(user.source.value),
+            directory_managed=user.from_directory,
             last_login_at=user.last_login_at,
             created_at=user.created_at,
         )
@@ -198,6 +222,15 @@ def _authorization(info: Info) -> str | None:
     return headers.get("authorization") if headers is not None else None
 
 
+def _staff_payload(
+    info: Info, user: staff_domain.StaffUser | None, errors: list[UserError]
+) -> StaffPayload:
+    if user is None:
+        return StaffPayload(staff_user=None, errors=errors)
+    [standing] = info.context.use_cases.list_staff.judge([user])
+    return StaffPayload(staff_user=StaffUser.of(standing), errors=errors)
+
+
 @strawberry.type
 class IdentityQuery:
     @guarded("Staff users ordered by login.")
@@ -206,9 +239,11 @@ class IdentityQuery:
     ) -> Connection[StaffUser]:
         size = page_size(first)
         after_login = decode_cursor(after, "staff")
-        users = await info.context.use_cases.list_staff(after_login=after_login, limit=size + 1)
+        standings = await info.context.use_cases.list_staff.standings(
+            after_login=after_login, limit=size + 1
+        )
         return connection(
-            [StaffUser.of(u) for u in users],
+            [StaffUser.of(s) for s in standings],
             size,
             lambda u, _i: encode_cursor("staff", u.login),
             has_previous=after_login is not None,
@@ -292,13 +327,13 @@ class IdentityMutation:
     async def block_staff_user(self, info: Info, login: str) -> StaffPayload:
         call = info.context.use_cases.block_staff_user
         user, errors = await attempt(lambda: call(login))
-        return StaffPayload(staff_user=StaffUser.of(user) if user else None, errors=errors)
+        return _staff_payload(info, user, errors)
 
     @guarded_mutation("Lift ratel's block of a staff user (a directory block stays).")
     async def unblock_staff_user(self, info: Info, login: str) -> StaffPayload:
         call = info.context.use_cases.unblock_staff_user
         user, errors = await attempt(lambda: call(login))
-        return StaffPayload(staff_user=StaffUser.of(user) if user else None, errors=errors)
+        return _staff_payload(info, user, errors)
 
     @guarded_mutation("End every session of a staff user; how many tokens were revoked.")
     async def revoke_staff_tokens(self, info: Info, login: str) -> TokensRevokedPayload:

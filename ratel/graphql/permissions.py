@@ -145,8 +145,7 @@ MATRIX: Mapping[str, Rule] = MappingProxyType(
         # -- subscriptions (graphql-transport-ws): staff, CRM and the holder
         "Subscription.accountBalance": _own_account(P.USAGE_READ, "accountId", P.SELF_READ),
         "Subscription.accountQuotas": _own_account(P.USAGE_READ, "accountId", P.SELF_READ),
-        # -- staff and the directory sync (ratel.graphql.directory)
-        "Query.staffUsers": Rule(P.STAFF_READ),
+        # -- the directory sync (ratel.graphql.directory)
         "Query.directorySyncRuns": Rule(P.STAFF_MANAGE),
         "Mutation.syncDirectory": Rule(P.STAFF_MANAGE),
         # -- network: the RADIUS NAS registry and CHAP secrets (administrators)

@@ -15,7 +15,7 @@ from ratel.application.radius import ManageNas, RadiusSessions, SetChapSecret
 from ratel.domain import nas as nas_domain
 from ratel.domain.errors import DomainError
 from ratel.graphql.permissions import Guard
-from ratel.graphql.types import Info, UserError
+from ratel.graphql.types import Connection, Info, UserError, slice_connection
 
 
 @strawberry.enum
@@ -150,16 +150,22 @@ def _set_chap_secret(info: Info) -> SetChapSecret:
 @strawberry.type
 class RadiusQuery:
     @strawberry.field(description="Every NAS, by name.", extensions=[Guard()])
-    async def nas_list(self, info: Info) -> list[Nas]:
-        return [Nas.of(n) for n in await _manage_nas(info).list()]
+    async def nas_list(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Nas]:
+        # a registry of routers: short enough to page in memory
+        nas = await _manage_nas(info).list()
+        return slice_connection([Nas.of(n) for n in nas], first, after)
 
     @strawberry.field(
         description="An account's open broadband sessions, with their last CoA outcome.",
         extensions=[Guard()],
     )
-    async def radius_sessions(self, info: Info, account_id: str) -> list[RadiusSession]:
+    async def radius_sessions(
+        self, info: Info, account_id: str, first: int | None = None, after: str | None = None
+    ) -> Connection[RadiusSession]:
         sessions = await _radius_sessions(info).open_for_account(account_id)
-        return [RadiusSession.of(s) for s in sessions]
+        return slice_connection([RadiusSession.of(s) for s in sessions], first, after)
 
 
 @strawberry.type

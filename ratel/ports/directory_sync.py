@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from ratel.domain.directory_sync import DirectorySyncRun
@@ -20,6 +21,9 @@ class DirectorySyncLog(Protocol):
         """Record how a started run ended (its counts, its error)."""
         ...
 
-    async def recent(self, limit: int = 20) -> list[DirectorySyncRun]:
-        """The latest runs, newest first."""
+    async def recent(
+        self, limit: int = 20, *, before: tuple[datetime, str] | None = None
+    ) -> list[DirectorySyncRun]:
+        """The latest runs, newest first (by start, then id); with ``before``
+        (a run's ``started_at`` and ``id``), only the runs older than that one."""
         ...

@@ -211,11 +211,12 @@ async def test_service_policies_and_an_accounts_effective_policy(
         ),
     )
     policies = await gql.data(
-        "{ servicePolicies { code policy { name downloadKbps dpiPolicyName pakid apnIds"
-        " freeRatingGroups uploadKbps } } }",
+        "{ servicePolicies { pageInfo { hasNextPage } nodes { code policy { name downloadKbps"
+        " dpiPolicyName pakid apnIds freeRatingGroups uploadKbps } } } }",
         token="crm_read",
     )
-    assert policies["servicePolicies"] == [
+    assert not policies["servicePolicies"]["pageInfo"]["hasNextPage"]
+    assert policies["servicePolicies"]["nodes"] == [
         {
             "code": "DPI-GOLD",
             "policy": {

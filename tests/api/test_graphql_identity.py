@@ -107,6 +107,67 @@ async def test_a_staff_login_gives_a_bearer_token_that_expires(api: GraphQLClien
     assert nodes[0]["lastLoginAt"] is not None
 
 
+STAFF_PAGE = """
+query ($first: Int, $after: String) { staff(first: $first, after: $after) {
+  edges { cursor node { login status blockedInRatel disabledInDirectory expiresAt expired
+    source directoryManaged } }
+  pageInfo { hasNextPage hasPreviousPage endCursor }
+} }
+"""
+
+
+async def test_the_staff_list_judges_expiry_by_ratels_clock_and_pages_by_login(
+    real: Container, api: GraphQLClient, clock: MovableClock
+) -> None:
+    admin = await admin_token(api)
+    expires_at = datetime.now(UTC) + timedelta(hours=1)
+    await real.create_local_staff_user()(
+        "temp", "Temp Worker", "temp-password-1", ["helpdesk"], expires_at=expires_at
+    )
+
+    async def staff(**variables: Any) -> dict[str, Any]:
+        page: dict[str, Any] = (await api.data(STAFF_PAGE, variables, token=admin))["staff"]
+        return page
+
+    now = await staff()
+    nodes = {e["node"]["login"]: e["node"] for e in now["edges"]}
+    assert list(nodes) == ["admin", "helpdesk", "temp"]
+    assert nodes["temp"] == {
+        "login": "temp",
+        "status": "ACTIVE",
+        "blockedInRatel": False,
+        "disabledInDirectory": False,
+        "expiresAt": expires_at.isoformat(),
+        "expired": False,
+        "source": "LOCAL",
+        "directoryManaged": False,
+    }
+
+    # ratel's clock, not the machine's, says the date has passed
+    clock.offset = timedelta(hours=2)
+    later = {e["node"]["login"]: e["node"] for e in (await staff())["edges"]}
+    assert later["temp"]["expired"] and later["temp"]["status"] == "ACTIVE"
+    assert not later["admin"]["expired"]
+
+    blocked = await api.data(
+        'mutation { blockStaffUser(login: "temp") { staffUser { status blockedInRatel expired }'
+        " errors { code } } }",
+        token=admin,
+    )
+    assert blocked["blockStaffUser"]["staffUser"] == {
+        "status": "BLOCKED",
+        "blockedInRatel": True,
+        "expired": True,
+    }
+
+    first = await staff(first=2)
+    assert [e["node"]["login"] for e in first["edges"]] == ["admin", "helpdesk"]
+    assert first["pageInfo"]["hasNextPage"] and not first["pageInfo"]["hasPreviousPage"]
+    rest = await staff(first=2, after=first["pageInfo"]["endCursor"])
+    assert [e["node"]["login"] for e in rest["edges"]] == ["temp"]
+    assert not rest["pageInfo"]["hasNextPage"] and rest["pageInfo"]["hasPreviousPage"]
+
+
 async def test_unknown_login_and_wrong_password_are_told_the_same(api: GraphQLClient) -> None:
     unknown = await staff_login(api, "nobody", "ratel-admin-demo")
     wrong = await staff_login(api, "admin", "not-the-password")
@@ -138,7 +199,7 @@ async def test_a_blocked_staff_user_is_refused_and_loses_their_sessions(
         'mutation { blockStaffUser(login: "helpdesk") { staffUser { status } errors { code } } }',
         token=admin,
     )
-    assert blocked["blockStaffUser"] == {"staffUser": {"status": "blocked"}, "errors": []}
+    assert blocked["blockStaffUser"] == {"staffUser": {"status": "BLOCKED"}, "errors": []}
     # the open session ends at once: the client is told to log in again
     assert (await api.post("{ staff { edges { cursor } } }", token=helpdesk)).status_code == 401
     refused = await staff_login(api, "helpdesk", "ratel-helpdesk-demo")

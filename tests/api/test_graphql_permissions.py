@@ -144,7 +144,7 @@ CALLS: Mapping[str, str] = {
     ),
     "Mutation.revokeApiKey": 'mutation { revokeApiKey(id: "key_x") { errors { code } } }',
     "Query.vouchers": "query { vouchers { edges { node { id status } } } }",
-    "Query.servicePolicies": "query { servicePolicies { code } }",
+    "Query.servicePolicies": "query { servicePolicies { nodes { code } } }",
     "Query.customerByZendeskOrganization": (
         'query { customerByZendeskOrganization(organizationId: "360001") { id } }'
     ),
@@ -155,12 +155,12 @@ CALLS: Mapping[str, str] = {
     "Mutation.unlinkZendeskOrganization": (
         'mutation { unlinkZendeskOrganization(customerId: "cus_demo_bob") { errors { code } } }'
     ),
-    "Query.staffUsers": "query { staffUsers { users { login } lastSync { id } } }",
-    "Query.directorySyncRuns": "query { directorySyncRuns { id } }",
+    "Query.directorySyncRuns": "query { directorySyncRuns(first: 1) { nodes { id } } }",
     "Mutation.syncDirectory": "mutation { syncDirectory { errors { code } } }",
-    "Query.nasList": "{ nasList { id name address vendor } }",
+    "Query.nasList": "{ nasList { edges { cursor node { id name address vendor } } } }",
     "Query.radiusSessions": (
-        'query { radiusSessions(accountId: "acc_demo_alice") { acctSessionId lastDae } }'
+        'query { radiusSessions(accountId: "acc_demo_alice")'
+        " { edges { node { acctSessionId lastDae } } } }"
     ),
     "Mutation.registerNas": (
         'mutation { registerNas(input: {name: "bras-9", address: "192.0.2.9", secret: "s3cret",'
@@ -202,7 +202,7 @@ GRANTED: Mapping[str, set[str]] = {
         "Query.products", "Query.tariffs", "Query.tariff", "Query.destinationGroups",
         "Query.quotas", "Query.xdrs", "Query.transactions", "Query.events", "Query.staff",
         "Query.vouchers", "Query.servicePolicies", "Query.customerByZendeskOrganization",
-        *SUBSCRIPTIONS, "Query.staffUsers",
+        *SUBSCRIPTIONS,
     },
     "alice": PUBLIC | OWNED | SUBSCRIPTIONS | {
         "Query.me", "Mutation.buyAddOn", "Mutation.redeemVoucher", "Mutation.liftLocationBlock",

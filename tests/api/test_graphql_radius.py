@@ -61,10 +61,13 @@ async def test_register_list_change_and_remove_a_nas(gql: GraphQLClient) -> None
     )
     assert asr["data"]["registerNas"]["errors"][0]["code"] == "invalid_nas"
 
-    listed = await gql.run("{ nasList { id name } }", token="administrator")
+    listed = await gql.run(
+        "{ nasList { nodes { id name } pageInfo { hasNextPage } } }", token="administrator"
+    )
     # by name: the new BRAS, then the demo's own (127.0.0.1, for the README's tour)
-    [ours, demo_bras] = listed["data"]["nasList"]
+    [ours, demo_bras] = listed["data"]["nasList"]["nodes"]
     assert ours == {"id": nas["id"], "name": "bras-lon-1"} and demo_bras["name"] == "demo-bras"
+    assert listed["data"]["nasList"]["pageInfo"] == {"hasNextPage": False}
     assert "secret" not in str(listed)
 
     changed = await gql.run(
@@ -92,8 +95,8 @@ async def test_register_list_change_and_remove_a_nas(gql: GraphQLClient) -> None
         token="administrator",
     )
     assert removed["data"]["removeNas"] == {"done": True, "errors": []}
-    remaining = (await gql.run("{ nasList { id } }", token="administrator"))["data"]["nasList"]
-    assert remaining == [{"id": demo_bras["id"]}]
+    remaining = await gql.run("{ nasList { nodes { id } } }", token="administrator")
+    assert remaining["data"]["nasList"] == {"nodes": [{"id": demo_bras["id"]}]}
 
 
 async def test_open_sessions_show_their_last_coa_outcome(
@@ -120,11 +123,11 @@ async def test_open_sessions_show_their_last_coa_outcome(
         )
         await work.commit()
     body = await gql.run(
-        '{ radiusSessions(accountId: "acc_demo_alice") { acctSessionId outputOctets restricted'
-        " lastDae } }",
+        '{ radiusSessions(accountId: "acc_demo_alice") { edges { node { acctSessionId'
+        " outputOctets restricted lastDae } } } }",
         token="administrator",
     )
-    assert body["data"]["radiusSessions"] == [
+    assert [e["node"] for e in body["data"]["radiusSessions"]["edges"]] == [
         {
             "acctSessionId": "s-9",
             "outputOctets": str(5 * 2**32),
@@ -132,3 +135,36 @@ async def test_open_sessions_show_their_last_coa_outcome(
             "lastDae": "coa hotline: NAK Error-Cause=Session-Context-Not-Found",
         }
     ]
+
+
+NAS_PAGE = """
+query ($after: String) { nasList(first: 2, after: $after) {
+  edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage endCursor }
+} }
+"""
+
+
+async def test_the_nas_list_is_paged_by_cursor(gql: GraphQLClient) -> None:
+    for n in (3, 1, 2):
+        made = await gql.run(
+            REGISTER,
+            {"input": {"name": f"bras-{n}", "address": f"192.0.2.{30 + n}", "secret": "x"}},
+            token="administrator",
+        )
+        assert made["data"]["registerNas"]["errors"] == []
+
+    first = (await gql.run(NAS_PAGE, token="administrator"))["data"]["nasList"]
+    assert [e["node"]["name"] for e in first["edges"]] == ["bras-1", "bras-2"]
+    assert first["pageInfo"]["hasNextPage"] and not first["pageInfo"]["hasPreviousPage"]
+    assert first["pageInfo"]["endCursor"] == first["edges"][-1]["cursor"]
+
+    after = first["pageInfo"]["endCursor"]
+    second = (await gql.run(NAS_PAGE, {"after": after}, token="administrator"))["data"]
+    page = second["nasList"]
+    # then the demo's own BRAS (127.0.0.1, for the README's tour)
+    assert [e["node"]["name"] for e in page["edges"]] == ["bras-3", "demo-bras"]
+    assert page["pageInfo"] == {
+        "hasNextPage": False,
+        "hasPreviousPage": True,
+        "endCursor": page["edges"][-1]["cursor"],
+    }

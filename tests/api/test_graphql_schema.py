@@ -181,9 +181,12 @@ async def test_a_page_of_customers_costs_a_constant_number_of_statements(
 def test_graphql_enums_mirror_the_domain() -> None:
     from ratel.domain.account import AccountStatus
     from ratel.domain.customer import CustomerStatus
-    from ratel.graphql import types
+    from ratel.domain.staff import StaffSource, StaffStatus
+    from ratel.graphql import identity, types
     from ratel.ports.store import IdentifierKind
 
     assert {s.value for s in types.CustomerStatus} == {s.value for s in CustomerStatus}
     assert {s.value for s in types.AccountStatus} == {s.value for s in AccountStatus}
     assert {s.value for s in types.IdentifierKind} == {s.value for s in IdentifierKind}
+    assert {s.value for s in identity.StaffStatus} == {s.value for s in StaffStatus}
+    assert {s.value for s in identity.StaffSource} == {s.value for s in StaffSource}

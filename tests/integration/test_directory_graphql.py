@@ -1,6 +1,7 @@
 """GraphQL with staff who logged in through the real directory (Samba AD DC):
 the bearer token a directory login gives, the role its groups map to, the
-staff list with directory fields and sync status, and the sync runs."""
+staff list with directory fields, and the sync runs (the first one is the
+sync status)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,26 @@ from ratel.container import Container, dispose
 __all__ = ["samba"]  # session fixture
 
 STAFF = """
-query { staffUsers {
-  users { login name email country company roles status source directoryManaged expired }
-  lastSync { id created error succeeded finishedAt }
+query { staff(first: 100) {
+  nodes { login name email country company roles status source directoryManaged expired }
 } }
 """
-RUNS = "query { directorySyncRuns(first: 5) { id created updated blocked deleted error } }"
+#: the users list with its sync status, as an administrator's screen asks for it
+STAFF_AND_LAST_SYNC = """
+query {
+  staff(first: 100) {
+    nodes { login name email country company roles status source directoryManaged expired
+      blockedInRatel disabledInDirectory }
+  }
+  directorySyncRuns(first: 1) { nodes { id created error succeeded finishedAt } }
+}
+"""
+RUNS = """
+query { directorySyncRuns(first: 5) {
+  edges { cursor node { id created updated blocked deleted error } }
+  pageInfo { hasNextPage }
+} }
+"""
 SYNC = "mutation { syncDirectory { run { id created blocked } errors { code message } } }"
 
 
@@ -64,10 +79,10 @@ async def test_an_administrator_from_the_directory_sees_and_runs_the_sync(
 ) -> None:
     token = (await container.staff_login()("alice", PASSWORD)).token
 
-    before = await ask(http, STAFF, token)
+    before = await ask(http, STAFF_AND_LAST_SYNC, token)
     assert "errors" not in before, before
-    assert before["data"]["staffUsers"]["lastSync"] is None
-    [alice] = before["data"]["staffUsers"]["users"]
+    assert before["data"]["directorySyncRuns"]["nodes"] == []
+    [alice] = before["data"]["staff"]["nodes"]
     assert alice == {
         "login": "alice",
         "name": "Alice Admin",
@@ -79,6 +94,8 @@ async def test_an_administrator_from_the_directory_sees_and_runs_the_sync(
         "source": "DIRECTORY",
         "directoryManaged": True,
         "expired": False,
+        "blockedInRatel": False,
+        "disabledInDirectory": False,
     }
 
     synced = await ask(http, SYNC, token)
@@ -86,16 +103,20 @@ async def test_an_administrator_from_the_directory_sees_and_runs_the_sync(
     payload = synced["data"]["syncDirectory"]
     assert payload["errors"] == [] and payload["run"]["created"] >= 3  # harry, dave, eve, ...
 
-    after = (await ask(http, STAFF, token))["data"]["staffUsers"]
-    users = {u["login"]: u for u in after["users"]}
+    after = (await ask(http, STAFF_AND_LAST_SYNC, token))["data"]
+    users = {u["login"]: u for u in after["staff"]["nodes"]}
     assert {"alice", "harry", "dave", "eve"} <= set(users)
     assert "nora" not in users  # in no mapped group
     assert users["dave"]["status"] == "BLOCKED" and users["eve"]["expired"]
+    # disabled in the directory, not blocked by ratel: enabling it there lets dave in again
+    assert users["dave"]["disabledInDirectory"] and not users["dave"]["blockedInRatel"]
     assert users["harry"]["roles"] == ["helpdesk"]
-    assert after["lastSync"]["id"] == payload["run"]["id"] and after["lastSync"]["succeeded"]
+    [last_sync] = after["directorySyncRuns"]["nodes"]
+    assert last_sync["id"] == payload["run"]["id"] and last_sync["succeeded"]
 
     runs = (await ask(http, RUNS, token))["data"]["directorySyncRuns"]
-    assert [r["id"] for r in runs] == [payload["run"]["id"]]
+    assert [e["node"]["id"] for e in runs["edges"]] == [payload["run"]["id"]]
+    assert not runs["pageInfo"]["hasNextPage"]
 
 
 async def test_helpdesk_from_the_directory_reads_staff_but_may_not_sync(

@@ -7,6 +7,7 @@ and its end is recorded whatever became of the users' transactions.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,11 +68,22 @@ class SqlDirectorySyncLog:
                 .values(**values)
             )
 
-    async def recent(self, limit: int = 20) -> list[DirectorySyncRun]:
+    async def recent(
+        self, limit: int = 20, *, before: tuple[datetime, str] | None = None
+    ) -> list[DirectorySyncRun]:
         c = directory_sync_runs.c
         statement = (
             sa.select(directory_sync_runs).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
         )
+        if before is not None:
+            started_at, run_id = before
+            # keyset: stable while new runs start at the head of the list
+            statement = statement.where(
+                sa.or_(
+                    c.started_at < started_at,
+                    sa.and_(c.started_at == started_at, c.id < run_id),
+                )
+            )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         return [_run(row) for row in rows]
