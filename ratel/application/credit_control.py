@@ -307,7 +307,8 @@ class CreditControl(UseCase):
         async with self.deps.uow() as uow:
             account = await self._account(uow, subscriber)
             customer = await self._customer(uow, account.customer_id)
-            return price_enquiry(await self._context(uow, account, customer), request)
+            ctx = await self._context(uow, account, customer)
+            return price_enquiry(ctx, request, self.deps.clock.now())
 
     async def can_afford(self, subscriber: Subscriber, request: UsageRequest) -> bool:
         """CHECK_BALANCE: whether quota or funds cover the units, changing nothing."""

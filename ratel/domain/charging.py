@@ -17,13 +17,20 @@ free seconds and interval rounding apply once per session, whatever the
 number of interim reports. Rounding to the currency happens only on the xDR,
 and the balance is adjusted by the same rounding so that the money debited
 always equals the xDR's charge.
+
+When a destination's rate changes at a time of day (peak / off-peak), a grant
+whose validity spans the change carries ``tariff_change_at`` (RFC 4006
+Tariff-Time-Change), and the usage the network reports as after the change
+(``used_after_change``) is rated at the new rate, the rest at the rate in
+force when the grant was given. Both parts continue the same cumulative
+count, so a session still pays one connection fee.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
@@ -42,7 +49,7 @@ from ratel.domain.errors import (
 from ratel.domain.location import LocationPolicy
 from ratel.domain.money import Money, RoundingRule
 from ratel.domain.quota import QuotaBucket, consumption_order, newly_exhausted_scopes
-from ratel.domain.rating import DialingPlan, RatedDestination, Tariff
+from ratel.domain.rating import DialingPlan, Rate, RatedDestination, Tariff
 
 _MIB = 1024 * 1024
 
@@ -83,7 +90,9 @@ class UsageRequest:
     """One stream of a request: a rating group of a data session, a call, an
     SMS, a USSD dialogue. ``used`` is the units consumed since the last
     report; ``requested`` the units wanted next (None: the default grant;
-    0: none)."""
+    0: none). ``used_after_change`` is the part of ``used`` consumed after
+    the tariff change the last grant announced (Tariff-Change-Usage); the
+    rest was consumed before it."""
 
     service: Service
     unit: Unit
@@ -94,10 +103,17 @@ class UsageRequest:
     requested: int | None = None
     used: int = 0
     final: bool = False
+    used_after_change: int = 0
 
     def __post_init__(self) -> None:
         if self.used < 0 or (self.requested is not None and self.requested < 0):
             raise DomainError("used and requested units are zero or positive")
+        if not 0 <= self.used_after_change <= self.used:
+            raise DomainError("units used after a tariff change are part of the used units")
+
+    @property
+    def used_before_change(self) -> int:
+        return self.used - self.used_after_change
 
     @property
     def key(self) -> str:
@@ -126,6 +142,8 @@ class Grant:
     threshold: int
     final: FinalUnitIndication | None = None
     free: bool = False
+    # when the stream's rate changes within the grant's validity (Tariff-Time-Change)
+    tariff_change_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +278,10 @@ class Hold:
     money_units: int
     money_buckets: list[tuple[str, Decimal]]
     money: Money  # held in the customer's wallet
+    # usage of this grant is rated at the rate in force at ``granted_at``,
+    # what is reported as after the change at the rate from ``tariff_change_at``
+    granted_at: datetime | None = None
+    tariff_change_at: datetime | None = None
 
     @property
     def bucket_units(self) -> int:
@@ -411,7 +433,7 @@ class CreditControlSession:
         else:
             for request in requests:
                 stream = self._stream(ctx, request)
-                self._commit(ctx, stream, request.used, now)
+                self._commit(ctx, stream, request.used, now, request.used_after_change)
                 if ending or request.final:
                     # the hold was settled by the commit; a stream ends with its last sub-session
                     stream.closed = ending and not self._others_active(sub_session)
@@ -469,16 +491,45 @@ class CreditControlSession:
             ctx.buckets, r.service, self._group(stream), r.rating_group, now, unit
         )
 
-    def _money_cost(self, stream: Stream, more: int) -> Money:
+    def _money_cost(
+        self,
+        stream: Stream,
+        more: int,
+        hold: Hold | None = None,
+        now: datetime | None = None,
+        after_change: int = 0,
+    ) -> Money:
+        """What ``more`` money units cost: the units before the tariff change
+        at the rate of the grant's start, the last ``after_change`` of them at
+        the rate after it, both continuing the stream's cumulative count."""
         if stream.free or more == 0:
             return Money.zero(self.currency)
-        if stream.rated is None:
+        rated = stream.rated
+        if rated is None:
             raise RatingFailed(f"no rate for {stream.request.access_code}")
-        return stream.rated.rate.increment(stream.money_units, more)
+        if not rated.periods or now is None:
+            return rated.rate.increment(stream.money_units, more)
+        start = hold.granted_at if hold is not None and hold.granted_at is not None else now
+        change = hold.tariff_change_at if hold is not None else None
+        after = min(after_change, more)
+        before = more - after
+        cost = rated.rate_at(start).increment(stream.money_units, before)
+        if after:
+            later = rated.rate_at(change if change is not None else now)
+            cost = cost + later.increment(stream.money_units + before, after)
+        return cost
 
-    def _commit(self, ctx: ChargingContext, stream: Stream, used: int, now: datetime) -> None:
+    def _commit(
+        self,
+        ctx: ChargingContext,
+        stream: Stream,
+        used: int,
+        now: datetime,
+        after_change: int = 0,
+    ) -> None:
         """Consume ``used`` units: from the held buckets, then from buckets with
-        free units, then money (held first); release whatever is left held."""
+        free units, then money (held first); release whatever is left held.
+        The last ``after_change`` of them came after the grant's tariff change."""
         hold = stream.hold
         stream.hold = None
         if stream.free:
@@ -507,7 +558,13 @@ class CreditControlSession:
                 if remaining <= 0:
                     break
         money_units = int(remaining)
-        cost = self._money_cost(stream, money_units) if money_units else Money.zero(self.currency)
+        # quota is drawn in time order, so money pays for the latest units:
+        # those after the tariff change first
+        cost = (
+            self._money_cost(stream, money_units, hold, now, after_change)
+            if money_units
+            else Money.zero(self.currency)
+        )
         self._pay(ctx, stream, hold, cost, now)
         stream.money_units += money_units
         stream.used_units += used
@@ -628,6 +685,11 @@ class CreditControlSession:
             return self._deny(request, error)
         wanted = ctx.config.grant_size(request.unit, request.requested)
         validity = ctx.config.validity_seconds
+        change_at = (
+            stream.rated.next_change(now, now + timedelta(seconds=validity))
+            if stream.rated is not None and not stream.free
+            else None
+        )
         if stream.free:
             return Grant(
                 request.key,
@@ -665,10 +727,8 @@ class CreditControlSession:
                 sum((b.free for b in wallets), Decimal(0)), self.currency
             )
             funds = funds.max(Money.zero(self.currency))
-            rate = stream.rated.rate
-            money_units = rate.units_affordable(stream.money_units, funds, int(remaining))
-            cost = rate.increment(stream.money_units, money_units).stored()
-            left = cost
+            money_units, cost = self._affordable(stream, funds, int(remaining), now, change_at)
+            left = cost.stored()
             for bucket in wallets:
                 if not left.is_positive():
                     break
@@ -680,7 +740,9 @@ class CreditControlSession:
             money = left
             remaining -= money_units
         granted = wanted - int(remaining)
-        stream.hold = Hold(held, money_units, money_buckets, money)
+        stream.hold = Hold(
+            held, money_units, money_buckets, money, self._banded_start(stream, now), change_at
+        )
         if (
             remaining == 0
             and granted > 0
@@ -709,7 +771,28 @@ class CreditControlSession:
             validity,
             self._threshold(ctx, granted),
             final_units,
+            tariff_change_at=change_at if granted and change_at is not None else None,
         )
+
+    @staticmethod
+    def _banded_start(stream: Stream, now: datetime) -> datetime | None:
+        """When the grant starts, kept only where the rate changes with the time of day."""
+        return now if stream.rated is not None and stream.rated.periods else None
+
+    @staticmethod
+    def _affordable(
+        stream: Stream, funds: Money, wanted: int, now: datetime, change_at: datetime | None
+    ) -> tuple[int, Money]:
+        """The money units ``funds`` pay for and what they cost. The network
+        may use them on either side of a tariff change: grant what the dearer
+        side affords, and hold what they cost on the dearer side."""
+        assert stream.rated is not None
+        rates: tuple[Rate, ...] = (stream.rated.rate_at(now),)
+        if change_at is not None:
+            rates += (stream.rated.rate_at(change_at),)
+        units = min(rate.units_affordable(stream.money_units, funds, wanted) for rate in rates)
+        costs = [rate.increment(stream.money_units, units) for rate in rates]
+        return units, max(costs, key=lambda m: m.amount)
 
     def _more_available(
         self, ctx: ChargingContext, stream: Stream, charge_beyond: bool, now: datetime
@@ -725,7 +808,8 @@ class CreditControlSession:
         funds = ctx.customer.wallet.available() + Money(
             sum((b.free for b in wallets), Decimal(0)), self.currency
         )
-        return funds.is_positive() and stream.rated.rate.units_affordable(after, funds, 1) == 1
+        rate = stream.rated.rate_at(now)
+        return funds.is_positive() and rate.units_affordable(after, funds, 1) == 1
 
     def _has_quota(self, ctx: ChargingContext, stream: Stream) -> bool:
         r = stream.request
@@ -764,7 +848,7 @@ class CreditControlSession:
         if money_units and not stream.free:
             if stream.rated is None:
                 return self._deny(request, RatingFailed(f"no rate for {request.access_code}"))
-            cost = stream.rated.rate.increment(stream.money_units, money_units)
+            cost = stream.rated.rate_at(now).increment(stream.money_units, money_units)
             if not ctx.customer.wallet.can_reserve(cost):
                 return self._deny(
                     request, InsufficientFunds("not enough funds for this event"), self._final(ctx)
@@ -867,12 +951,16 @@ class CreditControlSession:
         return total
 
 
-def price_enquiry(ctx: ChargingContext, request: UsageRequest) -> Money:
+def price_enquiry(
+    ctx: ChargingContext, request: UsageRequest, now: datetime | None = None
+) -> Money:
     """What ``request.requested`` units would cost at the tariff (no quota, no
-    change): Diameter PRICE_ENQUIRY."""
+    change): Diameter PRICE_ENQUIRY. ``now``: the rate in force then (by
+    default the destination's rate outside any time-of-day period)."""
     rated = ctx.rater.rate(request)
     units = request.requested if request.requested is not None else 1
-    return rated.rate.cost(units)
+    rate = rated.rate if now is None else rated.rate_at(now)
+    return rate.cost(units)
 
 
 def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) -> bool:
@@ -899,4 +987,4 @@ def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) ->
         return True
     if rated is None:
         return False
-    return ctx.customer.wallet.can_reserve(rated.rate.cost(int(units - covered)))
+    return ctx.customer.wallet.can_reserve(rated.rate_at(now).cost(int(units - covered)))

@@ -5,7 +5,10 @@ numbers (a ``PrefixTrie``) and exact custom destinations such as USSD codes
 (``*101#``), CAMEL access codes (``OUTGOING.SI120``) or data rating-group keys
 (``DATA``). A ``Rate`` prices a session in units (seconds, bytes or events)
 with a first interval, a next interval, an optional connection fee and free
-units. ``DialingPlan`` translates dialed numbers before rating.
+units. A destination may have time-of-day ``RatePeriod``s (peak, off-peak):
+the rate then changes at known instants of the tariff's local time, which
+credit control announces as a Tariff-Time-Change. ``DialingPlan`` translates
+dialed numbers before rating.
 
 Rating never rounds: costs keep full Decimal precision and are rounded only
 where a record is written (``Money.for_record``).
@@ -13,10 +16,12 @@ where a record is written (``Money.for_record``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ratel.domain.errors import CurrencyMismatch, InvalidCatalogue, InvalidMoney, RatingFailed
 from ratel.domain.money import Money
@@ -284,13 +289,94 @@ class PrefixTrie(Generic[V]):
 
 
 @dataclass(frozen=True, slots=True)
+class RatePeriod:
+    """A rate in force every day from ``start`` (included) to ``end``
+    (excluded), in the tariff's local time; an ``end`` at or before ``start``
+    runs past midnight (22:00 to 07:00 is the night)."""
+
+    start: time
+    end: time
+    rate: Rate
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rate, Rate):
+            raise InvalidCatalogue(f"a rate period needs a Rate, not {self.rate!r}")
+        for moment in (self.start, self.end):
+            if not isinstance(moment, time) or moment.tzinfo is not None:
+                raise InvalidCatalogue(f"a rate period is in local time, not {moment!r}")
+        if self.start == self.end:
+            # a period of the whole day is the destination's rate itself
+            raise InvalidCatalogue(f"a rate period needs start != end ({self.start})")
+
+    def covers(self, moment: time) -> bool:
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+def _check_periods(periods: Sequence[RatePeriod]) -> None:
+    for index, period in enumerate(periods):
+        for other in periods[index + 1 :]:
+            # two daily arcs overlap exactly when one starts inside the other
+            if other.covers(period.start) or period.covers(other.start):
+                raise InvalidCatalogue(
+                    f"rate periods {period.start}-{period.end} and "
+                    f"{other.start}-{other.end} overlap"
+                )
+
+
+# How far ahead a tariff change is looked for: a grant's validity is hours at most.
+_CHANGE_HORIZON = timedelta(days=2)
+
+
+@dataclass(frozen=True, slots=True)
 class RatedDestination:
     """The rate that applies to a destination, and the destination as matched:
-    the prefix for a number, the code itself for a custom destination."""
+    the prefix for a number, the code itself for a custom destination.
+
+    ``rate`` is in force outside the ``periods``; within a period (in the
+    local time of ``time_zone``) that period's rate is. Without periods the
+    rate never changes.
+    """
 
     destination: str
     rate: Rate
     group: DestinationGroup | None
+    periods: tuple[RatePeriod, ...] = ()
+    time_zone: str = "UTC"
+
+    def rate_at(self, moment: datetime) -> Rate:
+        """The rate in force at ``moment`` (an aware datetime)."""
+        if not self.periods:
+            return self.rate
+        local = moment.astimezone(ZoneInfo(self.time_zone)).time().replace(tzinfo=None)
+        for period in self.periods:
+            if period.covers(local):
+                return period.rate
+        return self.rate
+
+    def next_change(self, after: datetime, until: datetime) -> datetime | None:
+        """The first instant in ``(after, until]`` at which the rate in force
+        differs from the one at ``after`` (RFC 4006 Tariff-Time-Change), or
+        None when it stays the same."""
+        if not self.periods or until <= after:
+            return None
+        zone = ZoneInfo(self.time_zone)
+        current = self.rate_at(after)
+        until = min(until, after + _CHANGE_HORIZON)
+        first_day = after.astimezone(zone).date() - timedelta(days=1)
+        last_day = until.astimezone(zone).date() + timedelta(days=1)
+        boundaries: set[datetime] = set()
+        day = first_day
+        while day <= last_day:
+            for period in self.periods:
+                for edge in (period.start, period.end):
+                    boundaries.add(datetime.combine(day, edge, zone))
+            day += timedelta(days=1)
+        for boundary in sorted(b for b in boundaries if after < b <= until):
+            if self.rate_at(boundary) != current:
+                return boundary.astimezone(after.tzinfo)
+        return None
 
 
 # Characters people and switches put in numbers that are not part of them.
@@ -313,15 +399,20 @@ class Tariff:
     (USSD codes, access codes, data keys) and E.164 number prefixes, matched
     longest first."""
 
-    __slots__ = ("_code", "_currency", "_custom", "_name", "_prefixes")
+    __slots__ = ("_code", "_currency", "_custom", "_name", "_prefixes", "_time_zone")
 
-    def __init__(self, code: str, currency: str, name: str = "") -> None:
+    def __init__(self, code: str, currency: str, name: str = "", time_zone: str = "UTC") -> None:
         if not code:
             raise InvalidCatalogue("a tariff needs a code")
         try:
             Money.zero(currency)
         except InvalidMoney as exc:
             raise InvalidCatalogue(f"tariff {code}: {exc}") from exc
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidCatalogue(f"tariff {code}: unknown time zone {time_zone!r}") from exc
+        self._time_zone = time_zone
         self._code = code
         self._currency = currency
         self._name = name
@@ -340,35 +431,61 @@ class Tariff:
     def name(self) -> str:
         return self._name
 
-    def _check_rate(self, destination: str, rate: Rate) -> None:
-        if rate.currency != self._currency:
-            raise InvalidCatalogue(
-                f"tariff {self._code} is in {self._currency}, "
-                f"the rate for {destination!r} in {rate.currency}"
-            )
+    @property
+    def time_zone(self) -> str:
+        """The IANA zone the rate periods' times of day are in."""
+        return self._time_zone
 
-    def add_prefix(self, prefix: str, rate: Rate, group: DestinationGroup | None = None) -> None:
+    def _check_rate(
+        self, destination: str, rate: Rate, periods: Sequence[RatePeriod] = ()
+    ) -> tuple[RatePeriod, ...]:
+        for each in (rate, *(p.rate for p in periods)):
+            if each.currency != self._currency:
+                raise InvalidCatalogue(
+                    f"tariff {self._code} is in {self._currency}, "
+                    f"a rate for {destination!r} in {each.currency}"
+                )
+        _check_periods(periods)
+        return tuple(periods)
+
+    def add_prefix(
+        self,
+        prefix: str,
+        rate: Rate,
+        group: DestinationGroup | None = None,
+        periods: Sequence[RatePeriod] = (),
+    ) -> None:
         """Rate numbers starting with ``prefix`` (E.164 digits; a leading '+'
-        is dropped). A prefix is defined once per tariff."""
+        is dropped), at ``rate`` outside the ``periods``. A prefix is defined
+        once per tariff."""
         digits = prefix.removeprefix("+")
         if not _is_digits(digits):
             raise InvalidCatalogue(f"a prefix is digits only, not {prefix!r}")
-        self._check_rate(prefix, rate)
+        bands = self._check_rate(prefix, rate, periods)
         if digits in self._prefixes:
             raise InvalidCatalogue(f"prefix {digits} is already in tariff {self._code}")
-        self._prefixes.insert(digits, RatedDestination(digits, rate, group))
+        self._prefixes.insert(
+            digits, RatedDestination(digits, rate, group, bands, self._time_zone)
+        )
 
     def add_custom(
-        self, destination: str, rate: Rate, group: DestinationGroup | None = None
+        self,
+        destination: str,
+        rate: Rate,
+        group: DestinationGroup | None = None,
+        periods: Sequence[RatePeriod] = (),
     ) -> None:
         """Rate exactly ``destination``: a USSD code ("*101#"), an access code
-        ("OUTGOING.SI120") or a data key ("DATA"). Defined once per tariff."""
+        ("OUTGOING.SI120") or a data key ("DATA"), at ``rate`` outside the
+        ``periods``. Defined once per tariff."""
         if not destination or destination != destination.strip():
             raise InvalidCatalogue(f"not a custom destination: {destination!r}")
-        self._check_rate(destination, rate)
+        bands = self._check_rate(destination, rate, periods)
         if destination in self._custom:
             raise InvalidCatalogue(f"destination {destination!r} is already in tariff {self._code}")
-        self._custom[destination] = RatedDestination(destination, rate, group)
+        self._custom[destination] = RatedDestination(
+            destination, rate, group, bands, self._time_zone
+        )
 
     def rate_for(self, destination: str) -> RatedDestination:
         """The custom destination equal to ``destination``, else the longest

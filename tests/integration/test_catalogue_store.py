@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import time
 
 import pytest
 from sqlalchemy import event
@@ -17,7 +18,7 @@ from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.domain.catalogue import ServicePolicy
 from ratel.domain.errors import InvalidCatalogue
-from ratel.domain.rating import DestinationGroup, DialingRule, Rate, Tariff
+from ratel.domain.rating import DestinationGroup, DialingRule, Rate, RatePeriod, Tariff
 
 
 @contextmanager
@@ -204,3 +205,32 @@ async def test_a_large_tariff_is_stored_and_loaded_once(
             async with uow() as work:
                 assert await work.catalogue.get_tariff("WORLD") is loaded
     assert not [s for s in seen if "rates" in s]
+
+
+async def test_time_of_day_periods_and_the_time_zone_round_trip(
+    uow: SqlUnitOfWorkFactory,
+) -> None:
+    night = Rate.per_interval(usd("0.04"), 60)
+    lunch = Rate.per_interval(usd("0.07"), 60, connection_fee=usd("0.01"))
+    banded = Tariff("VOICE-TOD", "USD", "peak and off-peak", "Europe/Paris")
+    banded.add_prefix(
+        "1",
+        Rate.per_interval(usd("0.10"), 60),
+        LOCAL,
+        periods=[RatePeriod(time(20), time(8), night), RatePeriod(time(12), time(13), lunch)],
+    )
+    banded.add_prefix("44", Rate.per_interval(usd("0.30"), 60), INTL)  # no periods
+    free_at_night = RatePeriod(time(0, 30), time(6, 15, 30), Rate.per_interval(usd("0"), 1024))
+    banded.add_custom("DATA", Rate.per_interval(usd("0.01"), 1024), periods=[free_at_night])
+    async with uow() as work:
+        await work.catalogue.add_tariff(banded)
+        await work.catalogue.add_tariff(Tariff("FLAT", "USD"))
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.catalogue.get_tariff("VOICE-TOD")
+        plain = await work.catalogue.get_tariff("FLAT")
+    same_tariff(loaded, banded)
+    assert loaded is not None and loaded.time_zone == "Europe/Paris"
+    assert loaded.rate_for("12025550100").periods[1].rate == lunch
+    assert loaded.rate_for("447700900123").periods == ()
+    assert plain is not None and plain.time_zone == "UTC"  # defined without a zone

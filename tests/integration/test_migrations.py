@@ -137,6 +137,7 @@ MIGRATIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("0004", "0003", frozenset({"radius_nas", "radius_sessions", "radius_chap_secrets"})),
     ("0005", "0004", frozenset({"diameter_sessions"})),
     ("0006", "0005", frozenset({"directory_sync_runs"})),
+    ("0007", "0006", frozenset()),
 )
 
 
@@ -154,5 +155,51 @@ async def test_each_migration_adds_its_tables_and_takes_them_away(
             assert await table_names(engine) == before | tables
             downgrade(url, down_to)
             assert await table_names(engine) == before
+        finally:
+            await engine.dispose()
+
+
+#: Migrations that add columns to existing tables: revision, the one before, (table, column)s.
+COLUMN_MIGRATIONS: tuple[tuple[str, str, frozenset[tuple[str, str]]], ...] = (
+    ("0007", "0006", frozenset({("tariffs", "time_zone"), ("rates", "periods")})),
+)
+
+
+async def column_names(engine: AsyncEngine) -> set[tuple[str, str]]:
+    async with engine.connect() as connection:
+
+        def columns(sync_connection: sa.Connection) -> set[tuple[str, str]]:
+            inspector = sa.inspect(sync_connection)
+            return {
+                (table, column["name"])
+                for table in inspector.get_table_names()
+                for column in inspector.get_columns(table)
+            }
+
+        return await connection.run_sync(columns)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize(("revision", "down_to", "columns"), COLUMN_MIGRATIONS)
+async def test_each_column_migration_adds_its_columns_and_keeps_the_rows(
+    kind: str, revision: str, down_to: str, columns: frozenset[tuple[str, str]], tmp_path: Path
+) -> None:
+    async with fresh_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(url, down_to)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text("INSERT INTO tariffs (code, name, currency) VALUES ('T', 'T', 'USD')")
+                )
+            before = await column_names(engine)
+            assert not before & columns
+            upgrade(url, revision)
+            assert await column_names(engine) == before | columns
+            downgrade(url, down_to)
+            assert await column_names(engine) == before
+            async with engine.connect() as connection:
+                kept = await connection.execute(sa.text("SELECT code FROM tariffs"))
+                assert kept.scalars().all() == ["T"]
         finally:
             await engine.dispose()

@@ -4,10 +4,10 @@ continued by another node answers exactly as one kept in memory."""
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
-from store_builders import MIB, NOW, account, bucket, customer, main_product, tariffs
+from store_builders import MIB, NOW, account, bucket, customer, main_product, tariffs, usd
 
 from ratel.adapters.db.codec import ANSWERS_KEPT_PER_SUB_SESSION
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -27,6 +27,7 @@ from ratel.domain.customer import Customer
 from ratel.domain.errors import ConcurrentChange, SessionExists
 from ratel.domain.location import LocationPolicy
 from ratel.domain.quota import QuotaBucket
+from ratel.domain.rating import Rate, RatePeriod, Tariff
 
 
 def voice(used: int = 0, requested: int | None = 120, dest: str = "447700900123") -> UsageRequest:
@@ -231,3 +232,35 @@ async def test_open_and_idle_sessions(uow: SqlUnitOfWorkFactory) -> None:
         # a top-up concerns the sessions of every account of the customer
         assert await work.sessions.open_for_customer(sub.customer.id) == ["s-0", "s-1", "s-x"]
         assert await work.sessions.open_for_customer("cus_nobody") == []
+
+
+async def test_a_grant_across_a_tariff_change_is_stored_with_its_change(
+    uow: SqlUnitOfWorkFactory,
+) -> None:
+    """The time-banded rate, the grant's start and its Tariff-Time-Change
+    survive the store, so another node rates the split usage the same."""
+    night = Rate.per_interval(usd("0.04"), 60)
+    banded = Tariff("VOICE-STD", "USD", "peak and off-peak", "Europe/Paris")
+    banded.add_prefix(
+        "44", Rate.per_interval(usd("0.10"), 60), periods=[RatePeriod(time(20), time(8), night)]
+    )
+    sub = Subscriber()
+    sub.rater = Rater([main_product()], {banded.code: banded})
+    await store_subscriber(uow, sub)
+    start = NOW.replace(hour=18, minute=58)  # 19:58 in Paris
+    session = CreditControlSession.open(SESSION, sub.account, sub.customer, start)
+    grant = session.reserve(sub.context(), 0, [voice(requested=300)], start).results[0]
+    assert isinstance(grant, Grant) and grant.tariff_change_at == start.replace(hour=19, minute=0)
+    async with uow() as work:
+        await work.sessions.add(session)
+        await work.commit()
+    async with uow() as work:
+        loaded = await work.sessions.get(SESSION)
+    assert loaded == session
+    assert loaded is not None and loaded.stored_answer(0) == session.stored_answer(0)
+    split = UsageRequest(
+        Service.VOICE, Unit.SECONDS, "VOICE", "447700900123", used=300, used_after_change=180
+    )
+    answer = loaded.terminate(sub.context(), 1, [split], start + timedelta(minutes=5))
+    # 2 minutes at 0.10, then 3 at 0.04
+    assert answer.xdr is not None and answer.xdr.charge == usd("0.32")

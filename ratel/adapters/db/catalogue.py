@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ratel.adapters.db.codec import periods_from_json, periods_to_json
 from ratel.adapters.db.statements import Repository
 from ratel.adapters.db.tables import (
     catalogue_version,
@@ -50,7 +51,14 @@ from ratel.domain.catalogue import (
     UsageCharge,
 )
 from ratel.domain.money import Money
-from ratel.domain.rating import DestinationGroup, DialingPlan, DialingRule, Rate, Tariff
+from ratel.domain.rating import (
+    DestinationGroup,
+    DialingPlan,
+    DialingRule,
+    Rate,
+    RatePeriod,
+    Tariff,
+)
 
 _VERSION_ROW = 1
 _VERSION = sa.select(catalogue_version.c.version).where(catalogue_version.c.id == _VERSION_ROW)
@@ -215,6 +223,7 @@ def _rate_row(
     destination: str,
     entry_rate: Rate,
     group: DestinationGroup | None,
+    periods: Sequence[RatePeriod] = (),
 ) -> dict[str, Any]:
     return {
         "tariff_code": tariff_code,
@@ -228,6 +237,7 @@ def _rate_row(
         "connection_fee": entry_rate.connection_fee.amount,
         "free_units": entry_rate.free_units,
         "group_code": group.code if group else None,
+        "periods": periods_to_json(periods) if periods else None,
     }
 
 
@@ -381,7 +391,12 @@ class SqlCatalogueRepository(Repository):
         await self._bump()
         await self._execute(sa.delete(tariffs).where(tariffs.c.code == tariff.code))
         await self._execute(
-            sa.insert(tariffs).values(code=tariff.code, name=tariff.name, currency=tariff.currency)
+            sa.insert(tariffs).values(
+                code=tariff.code,
+                name=tariff.name,
+                currency=tariff.currency,
+                time_zone=tariff.time_zone,
+            )
         )
         groups = {
             entry.group.code: entry.group for entry in tariff.entries() if entry.group is not None
@@ -397,11 +412,21 @@ class SqlCatalogueRepository(Repository):
                 ],
             )
         rows = [
-            _rate_row(tariff.code, "custom", position, entry.destination, entry.rate, entry.group)
+            _rate_row(
+                tariff.code,
+                "custom",
+                position,
+                entry.destination,
+                entry.rate,
+                entry.group,
+                entry.periods,
+            )
             for position, entry in enumerate(tariff.custom_entries())
         ]
         rows += [
-            _rate_row(tariff.code, "prefix", 0, entry.destination, entry.rate, entry.group)
+            _rate_row(
+                tariff.code, "prefix", 0, entry.destination, entry.rate, entry.group, entry.periods
+            )
             for entry in tariff.prefix_entries()
         ]
         if rows:
@@ -424,7 +449,7 @@ class SqlCatalogueRepository(Repository):
         )
         if head is None:
             return None
-        tariff = Tariff(head["code"], head["currency"], head["name"])
+        tariff = Tariff(head["code"], head["currency"], head["name"], head["time_zone"])
         currency = head["currency"]
         groups = await self._groups()
         r = rates.c
@@ -433,6 +458,7 @@ class SqlCatalogueRepository(Repository):
                 r.kind,
                 r.destination,
                 r.group_code,
+                r.periods,
                 r.price_first,
                 r.first_interval,
                 r.next_interval,
@@ -446,7 +472,7 @@ class SqlCatalogueRepository(Repository):
         # A tariff of 50,000 prefixes has a few dozen distinct prices: build
         # each Rate once (it is frozen, so destinations may share it).
         distinct: dict[tuple[Any, ...], Rate] = {}
-        for kind, destination, group_code, *price in result.tuples().all():
+        for kind, destination, group_code, periods_json, *price in result.tuples().all():
             key = tuple(price)
             rate = distinct.get(key)
             if rate is None:
@@ -460,10 +486,11 @@ class SqlCatalogueRepository(Repository):
                     free_units=free_units,
                 )
             group = groups.get(group_code) if group_code else None
+            periods = periods_from_json(periods_json) if periods_json else ()
             if kind == "custom":
-                tariff.add_custom(destination, rate, group)
+                tariff.add_custom(destination, rate, group, periods)
             else:
-                tariff.add_prefix(destination, rate, group)
+                tariff.add_prefix(destination, rate, group, periods)
         return tariff
 
     async def tariff_codes(self) -> list[str]:

@@ -10,7 +10,7 @@ ordered is a list (PostgreSQL JSONB does not keep object key order). Every
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any, Final
 
@@ -31,7 +31,7 @@ from ratel.domain.charging import (
 )
 from ratel.domain.customer import require_aware
 from ratel.domain.money import Money
-from ratel.domain.rating import DestinationGroup, Rate, RatedDestination
+from ratel.domain.rating import DestinationGroup, Rate, RatedDestination, RatePeriod
 
 Json = dict[str, Any]
 
@@ -124,21 +124,42 @@ def rate_from_json(data: Json) -> Rate:
     )
 
 
+def periods_to_json(periods: Sequence[RatePeriod]) -> list[Any]:
+    """Time-of-day periods as ``[start, end, rate]`` lists, in order."""
+    return [[p.start.isoformat(), p.end.isoformat(), rate_to_json(p.rate)] for p in periods]
+
+
+def periods_from_json(items: list[Any] | None) -> tuple[RatePeriod, ...]:
+    return tuple(
+        RatePeriod(time.fromisoformat(start), time.fromisoformat(end), rate_from_json(rate))
+        for start, end, rate in items or ()
+    )
+
+
 def rated_to_json(rated: RatedDestination | None) -> Json | None:
     if rated is None:
         return None
-    return {
+    data: Json = {
         "destination": rated.destination,
         "rate": rate_to_json(rated.rate),
         "group": group_to_json(rated.group),
     }
+    if rated.periods:
+        # only time-banded destinations carry these: stored sessions stay small
+        data["periods"] = periods_to_json(rated.periods)
+        data["time_zone"] = rated.time_zone
+    return data
 
 
 def rated_from_json(data: Json | None) -> RatedDestination | None:
     if data is None:
         return None
     return RatedDestination(
-        data["destination"], rate_from_json(data["rate"]), group_from_json(data["group"])
+        data["destination"],
+        rate_from_json(data["rate"]),
+        group_from_json(data["group"]),
+        periods_from_json(data.get("periods")),
+        data.get("time_zone", "UTC"),
     )
 
 
@@ -146,7 +167,7 @@ def rated_from_json(data: Json | None) -> RatedDestination | None:
 
 
 def request_to_json(request: UsageRequest) -> Json:
-    return {
+    data: Json = {
         "service": request.service.value,
         "unit": request.unit.value,
         "access_code": request.access_code,
@@ -157,6 +178,9 @@ def request_to_json(request: UsageRequest) -> Json:
         "used": request.used,
         "final": request.final,
     }
+    if request.used_after_change:
+        data["used_after_change"] = request.used_after_change
+    return data
 
 
 def request_from_json(data: Json) -> UsageRequest:
@@ -170,6 +194,7 @@ def request_from_json(data: Json) -> UsageRequest:
         requested=data["requested"],
         used=data["used"],
         final=data["final"],
+        used_after_change=data.get("used_after_change", 0),
     )
 
 
@@ -197,7 +222,7 @@ def _final_from_json(data: Json | None) -> FinalUnitIndication | None:
 
 def _result_to_json(result: Grant | Denial) -> Json:
     if isinstance(result, Grant):
-        return {
+        grant: Json = {
             "type": "grant",
             "key": result.key,
             "rating_group": result.rating_group,
@@ -209,6 +234,9 @@ def _result_to_json(result: Grant | Denial) -> Json:
             "final": _final_to_json(result.final),
             "free": result.free,
         }
+        if result.tariff_change_at is not None:
+            grant["tariff_change_at"] = time_to_json(result.tariff_change_at)
+        return grant
     return {
         "type": "denial",
         "key": result.key,
@@ -232,6 +260,7 @@ def _result_from_json(data: Json) -> Grant | Denial:
             threshold=data["threshold"],
             final=_final_from_json(data["final"]),
             free=data["free"],
+            tariff_change_at=time_from_json(data.get("tariff_change_at")),
         )
     return Denial(
         key=data["key"],
@@ -336,12 +365,17 @@ def xdr_from_json(data: Json) -> Xdr:
 def _hold_to_json(hold: Hold | None) -> Json | None:
     if hold is None:
         return None
-    return {
+    data: Json = {
         "buckets": _pairs_to_json(hold.buckets),
         "money_units": hold.money_units,
         "money_buckets": _pairs_to_json(hold.money_buckets),
         "money": money_to_json(hold.money),
     }
+    if hold.granted_at is not None:
+        data["granted_at"] = time_to_json(hold.granted_at)
+    if hold.tariff_change_at is not None:
+        data["tariff_change_at"] = time_to_json(hold.tariff_change_at)
+    return data
 
 
 def _hold_from_json(data: Json | None) -> Hold | None:
@@ -352,6 +386,8 @@ def _hold_from_json(data: Json | None) -> Hold | None:
         money_units=data["money_units"],
         money_buckets=_pairs_from_json(data["money_buckets"]),
         money=_money(data["money"]),
+        granted_at=time_from_json(data.get("granted_at")),
+        tariff_change_at=time_from_json(data.get("tariff_change_at")),
     )
 
 

@@ -226,6 +226,8 @@ tariffs = sa.Table(
     sa.Column("code", sa.String, primary_key=True),
     sa.Column("name", sa.String, nullable=False),
     _currency(),
+    # the IANA zone the rates' time-of-day periods are in (migration 0007)
+    sa.Column("time_zone", sa.String, nullable=False, server_default="UTC"),
 )
 
 rates = sa.Table(
@@ -251,6 +253,9 @@ rates = sa.Table(
     sa.Column("free_units", sa.BigInteger, nullable=False),
     sa.Column("group_code", sa.String, sa.ForeignKey("destination_groups.code"), nullable=True),
     sa.CheckConstraint("kind IN ('prefix', 'custom')", name="kind"),
+    # time-of-day periods with their own rate, [[start, end, rate], ...] in the
+    # tariff's local time; NULL: the rate never changes (migration 0007)
+    sa.Column("periods", JSON_DOCUMENT, nullable=True),
 )
 
 dialing_rules = sa.Table(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from diameter.message import Message
 from diameter.message.avp import Avp
@@ -49,6 +50,12 @@ log = logging.getLogger("ratel.diameter")
 _VOICE_CONTEXTS = ("32260", "32275", "32276")
 _SMS_CONTEXTS = ("32274",)
 _FINAL_REPORT = 2  # 3GPP Reporting-Reason FINAL
+# Usage rated at the rate the grant started at: reported before the tariff
+# change, without Tariff-Change-Usage, or UNIT_INDETERMINATE (the client could
+# not tell: RFC 4006 8.27 leaves it to the server)
+_BEFORE_TARIFF_CHANGE = frozenset(
+    {None, codec.UNIT_BEFORE_TARIFF_CHANGE, codec.UNIT_INDETERMINATE}
+)
 _TOO_BUSY = 3004
 
 #: Denial reasons (DomainError codes) and the Diameter result code they give.
@@ -206,8 +213,17 @@ def _usage(
         wanted = codec.units(requested_avp)
         requested = None if wanted.empty else _amount(wanted, unit)
     used = 0
+    after_change = 0
     for used_avp in codec.find_all(holder, codec.USED_SERVICE_UNIT):
-        used += _amount(codec.units(used_avp), unit) or 0
+        reported = codec.units(used_avp)
+        amount = _amount(reported, unit) or 0
+        used += amount
+        if reported.tariff_change_usage == codec.UNIT_AFTER_TARIFF_CHANGE:
+            after_change += amount
+        elif reported.tariff_change_usage not in _BEFORE_TARIFF_CHANGE:
+            tcu = codec.find(codec.group(used_avp), codec.TARIFF_CHANGE_USAGE)
+            assert tcu is not None  # a value was read from it
+            raise MalformedAvp(tcu, f"Tariff-Change-Usage {reported.tariff_change_usage}")
     reasons = [
         codec.value(a) for a in codec.find_all(holder, 872, codec.TGPP)  # Reporting-Reason
     ]
@@ -228,6 +244,7 @@ def _usage(
             requested=requested,
             used=used,
             final=_FINAL_REPORT in reasons,
+            used_after_change=after_change,
         )
     except DomainError as error:  # negative units
         raise AnswerWithError(codec.INVALID_AVP_VALUE, message=str(error)) from None
@@ -285,14 +302,20 @@ def parse(request: Message, options: CreditControlOptions) -> CreditControlReque
 # -- the answer ------------------------------------------------------------------------
 
 
-def _service_unit(code: int, unit: Unit, amount: int) -> Avp:
+def _service_unit(
+    code: int, unit: Unit, amount: int, tariff_change_at: datetime | None = None
+) -> Avp:
     if unit is Unit.BYTES:
         inner = codec.new(codec.CC_TOTAL_OCTETS, amount)
     elif unit is Unit.SECONDS:
         inner = codec.new(codec.CC_TIME, amount)
     else:
         inner = codec.new(codec.CC_SERVICE_SPECIFIC_UNITS, amount)
-    return codec.new(code, [inner])
+    if tariff_change_at is None:
+        return codec.new(code, [inner])
+    # RFC 4006 8.17: the rate changes at this instant within the grant; the
+    # client then reports the units before and after it apart (8.18, 8.20)
+    return codec.new(code, [codec.new(codec.TARIFF_TIME_CHANGE, tariff_change_at), inner])
 
 
 def _final_unit(final: FinalUnitIndication) -> Avp:
@@ -327,7 +350,11 @@ def _result_avps(result: Grant | Denial, validity: int) -> tuple[int, list[Avp]]
         return code, body
     body = [*ids]
     if result.units or result.validity_seconds:
-        body.append(_service_unit(codec.GRANTED_SERVICE_UNIT, result.unit, result.units))
+        body.append(
+            _service_unit(
+                codec.GRANTED_SERVICE_UNIT, result.unit, result.units, result.tariff_change_at
+            )
+        )
     if result.validity_seconds:
         body.append(codec.new(codec.VALIDITY_TIME, result.validity_seconds))
     if result.threshold and not result.free:
@@ -565,5 +592,6 @@ def _with_requested(request: UsageRequest, units: int) -> UsageRequest:
         requested=units,
         used=request.used,
         final=request.final,
+        used_after_change=request.used_after_change,
     )
 
