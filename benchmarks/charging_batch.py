@@ -139,8 +139,7 @@ async def bench(
         batched = ChargingBatcher(pool, one_by_one)
         await pool.start()
         print(
-            f"charging_batch.{backend}: {accounts} accounts, {running} workers, "
-            f"batch {batch_size}"
+            f"charging_batch.{backend}: {accounts} accounts, {running} workers, batch {batch_size}"
         )
         try:
             for c in concurrencies:

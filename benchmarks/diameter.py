@@ -259,8 +259,11 @@ async def run(args: argparse.Namespace) -> None:
         for backend in args.backends.split(","):
             for sessions, figures in await charged(folder, backend, runs):
                 print(
-                    line(f"diameter.charged[{backend}, {sessions} sessions]", figures,
-                         bases[sessions])
+                    line(
+                        f"diameter.charged[{backend}, {sessions} sessions]",
+                        figures,
+                        bases[sessions],
+                    )
                 )
 
 
@@ -278,4 +281,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -196,8 +196,7 @@ async def baseline_rate(sessions: int, interims: int, parallel: int) -> float:
 
 async def run(args: argparse.Namespace) -> None:
     print(
-        f"{args.sessions} sessions x {args.interims} Interim-Updates, "
-        f"radclient -p {args.parallel}"
+        f"{args.sessions} sessions x {args.interims} Interim-Updates, radclient -p {args.parallel}"
     )
     baseline = await baseline_rate(args.sessions, args.interims, args.parallel)
     print(f"  {'baseline (do-nothing pyrad responder)':40} {baseline:8.0f} /s")

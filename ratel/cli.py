@@ -231,8 +231,7 @@ def demo_load(
         f"secret {nas.secret}; CoA/Disconnect port {nas.dae_port} off (nothing listens there)"
     )
     _plain(
-        f"PPPoE login ({pppoe.account_id}): User-Name {pppoe.user_name}, "
-        f"password {pppoe.password}"
+        f"PPPoE login ({pppoe.account_id}): User-Name {pppoe.user_name}, password {pppoe.password}"
     )
     if report.ussd_api_key:
         _plain(f"USSD gateway API key (shown this once): {report.ussd_api_key}")

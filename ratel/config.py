@@ -262,6 +262,8 @@ def _page_url(value: object) -> str | None:
     except (KeyError, IndexError, ValueError):
         raise ValueError(f"only {{customer_id}} may be in braces, got {url!r}") from None
     return url
+
+
 def _boolean(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -328,6 +330,8 @@ def _secret_text(value: object) -> str:
 def _receive_timeout(value: object) -> int:
     # ldap3 sets SO_RCVTIMEO from a whole number of seconds.
     return _positive_integer(value)
+
+
 def _diameter_peers(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """``gw1.example.net=10.0.0.1;10.0.0.2, gw2.example.net``: Origin-Hosts,
     each with the addresses it may connect from (none: any)."""

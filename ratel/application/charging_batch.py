@@ -369,9 +369,7 @@ class ChargingBatch(UseCase):
         subscriber = _subscriber(call)
         account = loaded.by_subscriber.get(subscriber)
         if account is None:
-            return UnknownSubscriber(
-                f"no account has {subscriber.kind.value} {subscriber.value}"
-            )
+            return UnknownSubscriber(f"no account has {subscriber.kind.value} {subscriber.value}")
         customer = loaded.customers.get(account.customer_id)
         if customer is None:
             return NotFound(f"customer {account.customer_id} does not exist")

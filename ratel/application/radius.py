@@ -219,9 +219,7 @@ async def account_policy(uow: UnitOfWork, account: Account, now: datetime) -> Se
 
 def data_request(used: int = 0, *, requested: int | None = None) -> UsageRequest:
     """The one stream of a broadband session: data, counted in octets."""
-    return UsageRequest(
-        Service.DATA, Unit.BYTES, DATA_ACCESS_CODE, used=used, requested=requested
-    )
+    return UsageRequest(Service.DATA, Unit.BYTES, DATA_ACCESS_CODE, used=used, requested=requested)
 
 
 class AuthorizeLogin(RadiusUseCase):

@@ -75,9 +75,7 @@ class Nas:
             raise InvalidNas("a NAS shared secret has 1 to 128 octets")
         if not 0 < self.dae_port < 65536:
             raise InvalidNas(f"the dynamic authorization port {self.dae_port} is not a UDP port")
-        if self.vendor is NasVendor.CISCO_ASR5700 and (
-            self.accepts_coa or self.accepts_disconnect
-        ):
+        if self.vendor is NasVendor.CISCO_ASR5700 and (self.accepts_coa or self.accepts_disconnect):
             raise InvalidNas("a Cisco ASR 5700 accepts neither CoA nor Disconnect")
 
     def changed(self, **fields: object) -> Nas:

@@ -464,9 +464,7 @@ class Tariff:
         bands = self._check_rate(prefix, rate, periods)
         if digits in self._prefixes:
             raise InvalidCatalogue(f"prefix {digits} is already in tariff {self._code}")
-        self._prefixes.insert(
-            digits, RatedDestination(digits, rate, group, bands, self._time_zone)
-        )
+        self._prefixes.insert(digits, RatedDestination(digits, rate, group, bands, self._time_zone))
 
     def add_custom(
         self,

@@ -109,9 +109,7 @@ class CrmMutation:
         return _link_payload(customer, organization_id.strip() if customer else None, errors)
 
     @guarded_mutation("Zendesk app: remove a customer's link to its Zendesk organization.")
-    async def unlink_zendesk_organization(
-        self, info: Info, customer_id: str
-    ) -> ZendeskLinkPayload:
+    async def unlink_zendesk_organization(self, info: Info, customer_id: str) -> ZendeskLinkPayload:
         use_cases = info.context.use_cases
 
         async def call() -> CustomerDomain | None:

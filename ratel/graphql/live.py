@@ -153,9 +153,7 @@ async def _still_allowed(info: Info, key: str, account_id: str) -> None:
 
 
 def _refused_unknown(account_id: str) -> GraphQLError:
-    return GraphQLError(
-        f"account {account_id} does not exist", extensions={"code": "NOT_FOUND"}
-    )
+    return GraphQLError(f"account {account_id} does not exist", extensions={"code": "NOT_FOUND"})
 
 
 @strawberry.type

@@ -276,9 +276,7 @@ class ServicePolicy:
             raise_mscc_result_code=policy.raise_mscc_result_code,
             push_events=policy.push_events,
             free_rating_groups=(
-                sorted(policy.free_rating_groups)
-                if policy.free_rating_groups is not None
-                else None
+                sorted(policy.free_rating_groups) if policy.free_rating_groups is not None else None
             ),
         )
 

@@ -122,5 +122,3 @@ class RadiusStoreFactory(Protocol):
     def __call__(self) -> RadiusStore:
         """A new, not yet started transaction."""
         ...
-
-

@@ -150,7 +150,7 @@ async def test_the_salesforce_tab(demo: Container, gql: GraphQLClient) -> None:
 
     until = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     added = await gql.data(
-        "mutation ($until: DateTime!) { addAddOn(accountId: \"acc_demo_grace\","
+        'mutation ($until: DateTime!) { addAddOn(accountId: "acc_demo_grace",'
         ' productCode: "SMS50", effectiveTo: $until) { addOn { productCode effectiveTo }'
         " errors { code } } }",
         {"until": until.isoformat()},
@@ -161,9 +161,7 @@ async def test_the_salesforce_tab(demo: Container, gql: GraphQLClient) -> None:
     assert datetime.fromisoformat(add_on["addOn"]["effectiveTo"]) == until
 
 
-async def test_vouchers_are_listed_without_their_codes(
-    demo: Container, gql: GraphQLClient
-) -> None:
+async def test_vouchers_are_listed_without_their_codes(demo: Container, gql: GraphQLClient) -> None:
     made = await gql.data(
         'mutation { createVouchers(count: 3, value: {amount: "5", currency: "USD"},'
         ' batch: "CAMPAIGN-7") { codes errors { code } } }',
@@ -184,9 +182,7 @@ async def test_vouchers_are_listed_without_their_codes(
     page = first.json()["data"]["vouchers"]
     assert len(page["edges"]) == 2 and page["pageInfo"]["hasNextPage"] is True
     rest = await gql.data(query, {"after": page["pageInfo"]["endCursor"]}, token="helpdesk")
-    nodes = [e["node"] for e in page["edges"]] + [
-        e["node"] for e in rest["vouchers"]["edges"]
-    ]
+    nodes = [e["node"] for e in page["edges"]] + [e["node"] for e in rest["vouchers"]["edges"]]
     assert len({n["id"] for n in nodes}) == 3
     assert {n["batch"] for n in nodes} == {"CAMPAIGN-7"}
     assert {n["value"]["amount"] for n in nodes} == {"5"}
@@ -233,7 +229,7 @@ async def test_service_policies_and_an_accounts_effective_policy(
 
     effective = await gql.data(
         '{ alice: account(id: "acc_demo_alice") { effectivePolicy { name downloadKbps'
-        " throttleDownloadKbps } } bob: account(id: \"acc_demo_bob_fibre\") {"
+        ' throttleDownloadKbps } } bob: account(id: "acc_demo_bob_fibre") {'
         " effectivePolicy { name ontPortType } } }",
         token="helpdesk",
     )

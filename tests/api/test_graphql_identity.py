@@ -334,9 +334,7 @@ async def test_an_api_key_secret_is_shown_once_and_revocation_is_immediate(
     assert payload["errors"] == [] and secret.startswith(f"rk_{key['prefix']}_")
     assert key["scopes"] == ["ussd"] and key["display"] == f"rk_{key['prefix']}_..."
 
-    balance = await api.data(
-        '{ ussdBalance(msisdn: "12055550100") { text } }', token=secret
-    )
+    balance = await api.data('{ ussdBalance(msisdn: "12055550100") { text } }', token=secret)
     assert balance["ussdBalance"]["text"] == "Your current balance is 43.25 USD"
 
     listed = await api.post("{ apiKeys { edges { node { id prefix display } } } }", token=admin)

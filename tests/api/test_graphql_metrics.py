@@ -26,7 +26,7 @@ async def test_operations_are_counted_with_their_outcome(gql: GraphQLClient) -> 
     await gql.data(BALANCE, token="ussd")
     await gql.run(BALANCE)  # anonymous: refused by the matrix
     await gql.run("{ noSuchField4711 }", token="ussd")
-    await gql.data('mutation { logout { loggedOut } }')
+    await gql.data("mutation { logout { loggedOut } }")
 
     metrics = (await gql.http.get("/metrics")).text
     graphql = {"protocol": "graphql"}

@@ -135,9 +135,7 @@ CALLS: Mapping[str, str] = {
     "Mutation.unblockStaffUser": (
         'mutation { unblockStaffUser(login: "helpdesk") { errors { code } } }'
     ),
-    "Mutation.revokeStaffTokens": (
-        'mutation { revokeStaffTokens(login: "helpdesk") { revoked } }'
-    ),
+    "Mutation.revokeStaffTokens": ('mutation { revokeStaffTokens(login: "helpdesk") { revoked } }'),
     "Query.apiKeys": "query { apiKeys { edges { node { prefix } } } }",
     "Mutation.createApiKey": (
         'mutation { createApiKey(name: "gw", scopes: ["ussd"]) { errors { code } } }'

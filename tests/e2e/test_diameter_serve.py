@@ -44,7 +44,12 @@ STARTUP_SECONDS = 60
 def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ratel.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -93,7 +98,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
     assert loaded.returncode == 0, loaded.stderr
     process = subprocess.Popen(
         [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     events = Events(process.stderr)
     try:
@@ -155,9 +164,16 @@ async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up
     try:
         session = pgw.new_session()
         gib = units(codec.REQUESTED_SERVICE_UNIT, total=GIB)  # the largest grant there is
-        initial = await pgw.send(pgw.ccr(
-            session, codec.INITIAL, 0, *subscription(ALICE), mscc(1), mscc(10, requested=gib),
-        ))
+        initial = await pgw.send(
+            pgw.ccr(
+                session,
+                codec.INITIAL,
+                0,
+                *subscription(ALICE),
+                mscc(1),
+                mscc(10, requested=gib),
+            )
+        )
         assert result_code(initial) == codec.SUCCESS
         groups = by_rating_group(initial)
         assert granted(groups[1]) == {"total": 10 * 1024**2}  # the free self-care portal
@@ -175,12 +191,19 @@ async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up
         number, reports, final = 0, [], None
         while final is None and number < 12:
             number += 1
-            answer = await pgw.send(pgw.ccr(
-                session, codec.UPDATE, number,
-                mscc(1, used=units(codec.USED_SERVICE_UNIT, total=1024**2)),
-                mscc(10, requested=gib,
-                     used=units(codec.USED_SERVICE_UNIT, input=GIB // 2, output=GIB // 2)),
-            ))
+            answer = await pgw.send(
+                pgw.ccr(
+                    session,
+                    codec.UPDATE,
+                    number,
+                    mscc(1, used=units(codec.USED_SERVICE_UNIT, total=1024**2)),
+                    mscc(
+                        10,
+                        requested=gib,
+                        used=units(codec.USED_SERVICE_UNIT, input=GIB // 2, output=GIB // 2),
+                    ),
+                )
+            )
             paid = by_rating_group(answer)[10]
             assert codec.integer(paid, codec.RESULT_CODE) == codec.SUCCESS
             assert granted(paid) == {"total": GIB}
@@ -205,10 +228,14 @@ async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up
         assert codec.text(rar.avps, codec.SESSION_ID) == session
         assert codec.text(rar.avps, codec.DESTINATION_HOST) == "pgw1.e2e.test"
 
-        end = await pgw.send(pgw.ccr(
-            session, codec.TERMINATE, number + 1,
-            mscc(10, requested=None, used=units(codec.USED_SERVICE_UNIT, total=GIB)),
-        ))
+        end = await pgw.send(
+            pgw.ccr(
+                session,
+                codec.TERMINATE,
+                number + 1,
+                mscc(10, requested=None, used=units(codec.USED_SERVICE_UNIT, total=GIB)),
+            )
+        )
         assert result_code(end) == codec.SUCCESS
     finally:
         await asyncio.to_thread(pgw.stop)

@@ -87,9 +87,7 @@ async def prepare(url: str) -> tuple[Subscriber, str]:
     try:
         await define_catalogue(container)
         alice = await subscriber(container, "alice@isp", balance="0.05")
-        await container.create_local_staff_user()(
-            "root", "Root", ADMIN_PASSWORD, ["administrator"]
-        )
+        await container.create_local_staff_user()("root", "Root", ADMIN_PASSWORD, ["administrator"])
         token = (await container.staff_login()("root", ADMIN_PASSWORD)).token
     finally:
         await dispose(container)

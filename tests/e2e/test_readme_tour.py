@@ -58,7 +58,12 @@ def free_port(kind: int) -> int:
 def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ratel.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -129,7 +134,11 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tour]:
     assert loaded.returncode == 0, loaded.stderr
     process = subprocess.Popen(
         [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     events = Events(process.stderr)
     try:
@@ -156,7 +165,11 @@ def radclient(port: int, kind: str, packets: str, *options: str) -> str:
     assert binary, "radclient is installed by scripts/services (freeradius-utils)"
     done = subprocess.run(
         [binary, *options, f"127.0.0.1:{port}", kind, DEMO_NAS.secret],
-        input=packets, capture_output=True, text=True, timeout=60, check=False,
+        input=packets,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return done.stdout + done.stderr
 
@@ -164,7 +177,10 @@ def radclient(port: int, kind: str, packets: str, *options: str) -> str:
 def ccr(tour: Tour, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "ccr"), "--port", str(tour.diameter_port), *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -206,8 +222,17 @@ QUOTAS = '{ quotas(accountId: "acc_demo_alice") { quotaCode used reserved } }'
 
 def test_the_diameter_exchange_of_the_tour_uses_the_turbo_quota(tour: Tour) -> None:
     before = {q["quotaCode"]: q for q in tour.graphql(QUOTAS)["quotas"]}
-    done = ccr(tour, "--msisdn", "12055550100", "--rating-group", "10",
-               "--request", str(MIB), "--use", str(5 * MIB))
+    done = ccr(
+        tour,
+        "--msisdn",
+        "12055550100",
+        "--rating-group",
+        "10",
+        "--request",
+        str(MIB),
+        "--use",
+        str(5 * MIB),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("CER/CEA: connected to ocs.ratel.local")
@@ -225,8 +250,7 @@ def test_the_diameter_exchange_of_the_tour_uses_the_turbo_quota(tour: Tour) -> N
 def test_the_diameter_exchange_charges_the_iot_sim_past_its_quota(tour: Tour) -> None:
     query = '{ customer(id: "cus_demo_dave") { balance { amount currency } } }'
     before = Decimal(tour.graphql(query)["customer"]["balance"]["amount"])
-    done = ccr(tour, "--msisdn", "12055550104", "--request", str(10 * MIB),
-               "--use", str(15 * MIB))
+    done = ccr(tour, "--msisdn", "12055550104", "--request", str(10 * MIB), "--use", str(15 * MIB))
     assert done.returncode == 0, done.stdout + done.stderr
     after = Decimal(tour.graphql(query)["customer"]["balance"]["amount"])
     # 30 MiB used: the 10 MiB quota, then 20 MiB at 0.01 USD per MiB

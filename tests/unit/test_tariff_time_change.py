@@ -290,9 +290,7 @@ def test_usage_after_the_change_is_part_of_the_used_units() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    reports=st.lists(
-        st.tuples(st.integers(0, 200), st.integers(0, 200)), min_size=1, max_size=8
-    ),
+    reports=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 200)), min_size=1, max_size=8),
     start_minute=st.integers(50, 59),
 )
 def test_money_is_conserved_whatever_the_split(

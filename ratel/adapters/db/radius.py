@@ -147,9 +147,7 @@ class SqlRadiusSessionRepository(Repository):
 
     async def add(self, session: RadiusSession) -> None:
         statement = (
-            self._insert(radius_sessions)
-            .values(**_session_row(session))
-            .on_conflict_do_nothing()
+            self._insert(radius_sessions).values(**_session_row(session)).on_conflict_do_nothing()
         )
         if (await self._execute(statement)).rowcount == 0:
             raise DuplicateRadiusSession(

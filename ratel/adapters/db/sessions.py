@@ -234,9 +234,7 @@ class SqlSessionRepository(Repository):
                     self._found(found, row, row["version"])
         return found
 
-    def _found(
-        self, found: dict[str, CreditControlSession], row: Any, version: int
-    ) -> None:
+    def _found(self, found: dict[str, CreditControlSession], row: Any, version: int) -> None:
         session = _session_from_row(row)
         self._seen[id(session)] = (session, version)
         found[session.id] = session

@@ -157,6 +157,4 @@ class SqlUnitOfWorkFactory:
         self._sessions = session_cache_for(engine)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(
-            self.engine, catalogue_cache=self._cache, session_cache=self._sessions
-        )
+        return SqlUnitOfWork(self.engine, catalogue_cache=self._cache, session_cache=self._sessions)

@@ -228,9 +228,7 @@ class Units:
 
     @property
     def empty(self) -> bool:
-        return (
-            self.time is None and self.octets is None and self.service_specific is None
-        )
+        return self.time is None and self.octets is None and self.service_specific is None
 
 
 def units(avp: Avp) -> Units:

@@ -53,9 +53,7 @@ _FINAL_REPORT = 2  # 3GPP Reporting-Reason FINAL
 # Usage rated at the rate the grant started at: reported before the tariff
 # change, without Tariff-Change-Usage, or UNIT_INDETERMINATE (the client could
 # not tell: RFC 4006 8.27 leaves it to the server)
-_BEFORE_TARIFF_CHANGE = frozenset(
-    {None, codec.UNIT_BEFORE_TARIFF_CHANGE, codec.UNIT_INDETERMINATE}
-)
+_BEFORE_TARIFF_CHANGE = frozenset({None, codec.UNIT_BEFORE_TARIFF_CHANGE, codec.UNIT_INDETERMINATE})
 _TOO_BUSY = 3004
 
 #: Denial reasons (DomainError codes) and the Diameter result code they give.
@@ -225,7 +223,8 @@ def _usage(
             assert tcu is not None  # a value was read from it
             raise MalformedAvp(tcu, f"Tariff-Change-Usage {reported.tariff_change_usage}")
     reasons = [
-        codec.value(a) for a in codec.find_all(holder, 872, codec.TGPP)  # Reporting-Reason
+        codec.value(a)
+        for a in codec.find_all(holder, 872, codec.TGPP)  # Reporting-Reason
     ]
     if ussd:
         if identifier is None:
@@ -289,8 +288,7 @@ def parse(request: Message, options: CreditControlOptions) -> CreditControlReque
     mscc = codec.find_all(avps, codec.MULTIPLE_SERVICES_CREDIT_CONTROL)
     if mscc:
         parsed.streams = [
-            _usage(codec.group(m), service, unit, destination, ussd, top_identifier)
-            for m in mscc
+            _usage(codec.group(m), service, unit, destination, ussd, top_identifier) for m in mscc
         ]
     else:
         # one service: the units are at the top level (Ro voice, SMS, USSD)
@@ -544,9 +542,7 @@ class CreditControlAnswers:
         if action == codec.DIRECT_DEBITING:
             if stream.requested is None or stream.requested == 0:
                 stream = _with_requested(stream, 1)  # one message, one USSD step
-            answer = await self._cc.debit(
-                ccr.session_id, ccr.subscriber, stream, number=ccr.number
-            )
+            answer = await self._cc.debit(ccr.session_id, ccr.subscriber, stream, number=ccr.number)
             if answer.xdr is not None:
                 await self._peers.remember(
                     ccr.session_id,
@@ -594,4 +590,3 @@ def _with_requested(request: UsageRequest, units: int) -> UsageRequest:
         final=request.final,
         used_after_change=request.used_after_change,
     )
-

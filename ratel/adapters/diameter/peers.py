@@ -31,9 +31,7 @@ class SessionPeers:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     async def remember(
         self,

@@ -299,9 +299,7 @@ class DiameterServer:
                 str(result),
             )
             return result
-        log.warning(
-            "diameter: no answer to %s", operation, extra={"session_id": session_id}
-        )
+        log.warning("diameter: no answer to %s", operation, extra={"session_id": session_id})
         self._telemetry.record(PROTOCOL, operation, ERROR, 0.0, "no_answer")
         return None
 
@@ -328,7 +326,6 @@ class DiameterServer:
             return
         for session_id in await self._sessions_of(entry):
             self._spawn(self.abort(session_id))
-
 
     async def _ended(self, entry: OutboxEntry) -> None:
         await self._peers.forget(entry.aggregate_id)

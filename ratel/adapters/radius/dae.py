@@ -81,9 +81,7 @@ class DynamicAuthorization:
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         server.after_accounting.append(self.after_accounting)
         relay.subscribe(self._on_event, *self.RESTORE_ON)
-        relay.subscribe(
-            self._on_event, *self.DISCONNECT_ACCOUNT_ON, *self.DISCONNECT_CUSTOMER_ON
-        )
+        relay.subscribe(self._on_event, *self.DISCONNECT_ACCOUNT_ON, *self.DISCONNECT_CUSTOMER_ON)
 
     async def start(self) -> None:
         """Nothing to bind: sockets open per NAS on first use."""

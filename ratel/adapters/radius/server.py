@@ -360,9 +360,7 @@ class RadiusServer:
         self._telemetry.record(PROTOCOL, "status_server", "ok", 0.0)
         return received.packet.CreateReply().ReplyPacket(), None
 
-    async def _access(
-        self, received: Received
-    ) -> Handled:
+    async def _access(self, received: Received) -> Handled:
         request = received.packet
         user_name = _text(request, "User-Name")
         credentials = _credentials(request)
@@ -397,9 +395,7 @@ class RadiusServer:
             )
             return reply.ReplyPacket(), None
 
-    async def _accounting_request(
-        self, received: Received
-    ) -> Handled:
+    async def _accounting_request(self, received: Received) -> Handled:
         request = received.packet
         status = _value(request, "Acct-Status-Type")
         operation = {

@@ -23,9 +23,22 @@ def build(folder: Path) -> Path:
     """Compile the extension (as the issue says: gcc -shared -fPIC ... -lfdcore -lfdproto)."""
     target = folder / "ratel_gw.fdx"
     subprocess.run(
-        ["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(target), str(SOURCE),
-         "-lfdcore", "-lfdproto", "-lpthread"],
-        check=True, capture_output=True, text=True,
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(target),
+            str(SOURCE),
+            "-lfdcore",
+            "-lfdproto",
+            "-lpthread",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return target
 
@@ -36,9 +49,24 @@ def certificate(folder: Path, identity: str = IDENTITY) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     if not cert.exists():
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={identity}"],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-subj",
+                f"/CN={identity}",
+            ],
+            check=True,
+            capture_output=True,
         )
     return cert, key
 
@@ -65,15 +93,17 @@ NoRelay;
 AppServThreads = 4;
 TLS_Cred = "{cert}", "{key}";
 TLS_CA = "{cert}";
-LoadExtension = "{EXTENSIONS / 'dict_nasreq.fdx'}";
-LoadExtension = "{EXTENSIONS / 'dict_dcca.fdx'}";
-LoadExtension = "{EXTENSIONS / 'dict_dcca_3gpp.fdx'}";
+LoadExtension = "{EXTENSIONS / "dict_nasreq.fdx"}";
+LoadExtension = "{EXTENSIONS / "dict_dcca.fdx"}";
+LoadExtension = "{EXTENSIONS / "dict_dcca_3gpp.fdx"}";
 LoadExtension = "{extension}" : "{parameters} out={self.log}";
 ConnectPeer = "ocs.ratel.local" {{ ConnectTo = "127.0.0.1"; Port = {ocs_port}; No_TLS; }};
 """)
         self.stdout = (folder / "freeDiameterd.out").open("w")
         self.process = subprocess.Popen(
-            ["freeDiameterd", "-c", str(conf)], stdout=self.stdout, stderr=subprocess.STDOUT,
+            ["freeDiameterd", "-c", str(conf)],
+            stdout=self.stdout,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
 

@@ -30,9 +30,15 @@ def avp(code: int, value: Any, vendor: int = 0) -> Avp:
     return Avp.new(code, vendor, value=value)
 
 
-def units(code: int, *, total: int | None = None, time: int | None = None,
-          input: int | None = None, output: int | None = None,
-          specific: int | None = None) -> Avp:
+def units(
+    code: int,
+    *,
+    total: int | None = None,
+    time: int | None = None,
+    input: int | None = None,
+    output: int | None = None,
+    specific: int | None = None,
+) -> Avp:
     inner = []
     if total is not None:
         inner.append(avp(codec.CC_TOTAL_OCTETS, total))
@@ -74,23 +80,43 @@ def mscc(
 def subscription(msisdn: str | None = None, imsi: str | None = None) -> list[Avp]:
     found = []
     if msisdn is not None:
-        found.append(avp(codec.SUBSCRIPTION_ID, [
-            avp(codec.SUBSCRIPTION_ID_TYPE, codec.END_USER_E164),
-            avp(codec.SUBSCRIPTION_ID_DATA, msisdn),
-        ]))
+        found.append(
+            avp(
+                codec.SUBSCRIPTION_ID,
+                [
+                    avp(codec.SUBSCRIPTION_ID_TYPE, codec.END_USER_E164),
+                    avp(codec.SUBSCRIPTION_ID_DATA, msisdn),
+                ],
+            )
+        )
     if imsi is not None:
-        found.append(avp(codec.SUBSCRIPTION_ID, [
-            avp(codec.SUBSCRIPTION_ID_TYPE, codec.END_USER_IMSI),
-            avp(codec.SUBSCRIPTION_ID_DATA, imsi),
-        ]))
+        found.append(
+            avp(
+                codec.SUBSCRIPTION_ID,
+                [
+                    avp(codec.SUBSCRIPTION_ID_TYPE, codec.END_USER_IMSI),
+                    avp(codec.SUBSCRIPTION_ID_DATA, imsi),
+                ],
+            )
+        )
     return found
 
 
 def ims(calling: str, called: str) -> Avp:
-    return avp(codec.SERVICE_INFORMATION, [avp(codec.IMS_INFORMATION, [
-        avp(codec.CALLING_PARTY_ADDRESS, f"tel:+{calling}", codec.TGPP),
-        avp(codec.CALLED_PARTY_ADDRESS, f"tel:+{called}", codec.TGPP),
-    ], codec.TGPP)], codec.TGPP)
+    return avp(
+        codec.SERVICE_INFORMATION,
+        [
+            avp(
+                codec.IMS_INFORMATION,
+                [
+                    avp(codec.CALLING_PARTY_ADDRESS, f"tel:+{calling}", codec.TGPP),
+                    avp(codec.CALLED_PARTY_ADDRESS, f"tel:+{called}", codec.TGPP),
+                ],
+                codec.TGPP,
+            )
+        ],
+        codec.TGPP,
+    )
 
 
 def find(avps: Sequence[Avp], code: int, vendor: int = 0) -> Avp | None:
@@ -114,8 +140,11 @@ def granted(holder: Sequence[Avp]) -> dict[str, int]:
     gsu = codec.find(holder, codec.GRANTED_SERVICE_UNIT)
     if gsu is None:
         return {}
-    names = {codec.CC_TOTAL_OCTETS: "total", codec.CC_TIME: "time",
-             codec.CC_SERVICE_SPECIFIC_UNITS: "specific"}
+    names = {
+        codec.CC_TOTAL_OCTETS: "total",
+        codec.CC_TIME: "time",
+        codec.CC_SERVICE_SPECIFIC_UNITS: "specific",
+    }
     return {names.get(a.code, str(a.code)): a.value for a in codec.group(gsu)}
 
 
@@ -132,8 +161,14 @@ def top_flags(encoded: bytes) -> dict[int, int]:
 class Gateway:
     """One gateway connected to ratel."""
 
-    def __init__(self, origin_host: str, port: int, realm: str = "gw.test",
-                 ocs_host: str = "ocs.ratel.local", ocs_realm: str = "ratel.local") -> None:
+    def __init__(
+        self,
+        origin_host: str,
+        port: int,
+        realm: str = "gw.test",
+        ocs_host: str = "ocs.ratel.local",
+        ocs_realm: str = "ratel.local",
+    ) -> None:
         self.origin_host = origin_host
         self.realm = realm
         self.ocs_realm = ocs_realm
@@ -143,11 +178,15 @@ class Gateway:
         self.node.wakeup_interval = 1
         self.node.idle_timeout = 2  # DWR soon: the watchdog is exercised
         self.peer = self.node.add_peer(
-            f"aaa://{ocs_host}:{port};transport=tcp", ocs_realm, ["127.0.0.1"],
-            is_persistent=True, is_default=True,
+            f"aaa://{ocs_host}:{port};transport=tcp",
+            ocs_realm,
+            ["127.0.0.1"],
+            is_persistent=True,
+            is_default=True,
         )
         self.app = SimpleThreadingApplication(
-            codec.CREDIT_CONTROL_APPLICATION, is_auth_application=True,
+            codec.CREDIT_CONTROL_APPLICATION,
+            is_auth_application=True,
             request_handler=self._server_request,
         )
         # plain Messages have no destination_realm attribute: the library then
@@ -170,8 +209,9 @@ class Gateway:
     def new_session(self) -> str:
         return f"{self.origin_host};{next(_ids)};{socket.gethostname()}"
 
-    def ccr(self, session_id: str, request_type: int, number: int, *avps: Avp,
-            context: str = DATA) -> Message:
+    def ccr(
+        self, session_id: str, request_type: int, number: int, *avps: Avp, context: str = DATA
+    ) -> Message:
         body = [
             avp(codec.SESSION_ID, session_id),
             avp(codec.ORIGIN_HOST, self.origin_host.encode()),

@@ -27,8 +27,9 @@ def answers(raise_code: bool) -> CreditControlAnswers:
 
 
 def request(in_mscc: bool = True) -> CreditControlRequest:
-    return CreditControlRequest("s", codec.UPDATE, 1, "32251@3gpp.org", "gw", "gw.test",
-                                None, None, in_mscc=in_mscc)
+    return CreditControlRequest(
+        "s", codec.UPDATE, 1, "32251@3gpp.org", "gw", "gw.test", None, None, in_mscc=in_mscc
+    )
 
 
 GRANT = Grant("k10", 10, None, Unit.BYTES, 1000, 600, 200)

@@ -49,8 +49,9 @@ async def new_subscriber(ocs: Container, product: str, funds: str) -> str:
     msisdn = f"1205566{n:04d}"
     customer = await ocs.open_customer()(f"Test {n}", "USD")
     await ocs.create_account()(
-        customer.id, product, identifiers=Identifiers(msisdn=Msisdn(msisdn),
-                                                      imsi=Imsi(f"00101990{n:07d}"))
+        customer.id,
+        product,
+        identifiers=Identifiers(msisdn=Msisdn(msisdn), imsi=Imsi(f"00101990{n:07d}")),
     )
     if Decimal(funds):
         await ocs.top_up()(customer.id, Money.of(funds, "USD"))
@@ -69,10 +70,16 @@ async def test_data_session_with_a_free_and_a_paid_rating_group(
     ocs: Container, gw1: Gateway
 ) -> None:
     session = gw1.new_session()
-    initial = await gw1.send(gw1.ccr(
-        session, codec.INITIAL, 0, *subscription(ALICE),
-        mscc(1), mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT, total=50 * MIB)),
-    ))
+    initial = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.INITIAL,
+            0,
+            *subscription(ALICE),
+            mscc(1),
+            mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT, total=50 * MIB)),
+        )
+    )
     assert result_code(initial) == codec.SUCCESS
     assert ids(initial) == (session, codec.INITIAL, 0)
     assert codec.integer(initial.avps, codec.AUTH_APPLICATION_ID) == 4
@@ -89,19 +96,27 @@ async def test_data_session_with_a_free_and_a_paid_rating_group(
     assert find(paid, codec.FINAL_UNIT_INDICATION) is None
 
     # usage reported as input + output octets: CC-Output-Octets is counted
-    update = await gw1.send(gw1.ccr(
-        session, codec.UPDATE, 1,
-        mscc(1, used=units(codec.USED_SERVICE_UNIT, input=3 * MIB, output=5 * MIB)),
-        mscc(10, used=units(codec.USED_SERVICE_UNIT, input=10 * MIB, output=30 * MIB)),
-    ))
+    update = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.UPDATE,
+            1,
+            mscc(1, used=units(codec.USED_SERVICE_UNIT, input=3 * MIB, output=5 * MIB)),
+            mscc(10, used=units(codec.USED_SERVICE_UNIT, input=10 * MIB, output=30 * MIB)),
+        )
+    )
     assert result_code(update) == codec.SUCCESS
     assert ids(update) == (session, codec.UPDATE, 1)
     assert set(by_rating_group(update)) == {1, 10}
 
-    end = await gw1.send(gw1.ccr(
-        session, codec.TERMINATE, 2,
-        mscc(10, requested=None, used=units(codec.USED_SERVICE_UNIT, total=2 * MIB)),
-    ))
+    end = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.TERMINATE,
+            2,
+            mscc(10, requested=None, used=units(codec.USED_SERVICE_UNIT, total=2 * MIB)),
+        )
+    )
     assert result_code(end) == codec.SUCCESS
     assert msccs(end) == []  # nothing granted at the end
     xdrs = await ocs.account_xdrs()("acc_demo_alice")
@@ -115,19 +130,22 @@ async def test_data_session_with_a_free_and_a_paid_rating_group(
 
 async def test_imsi_finds_the_account(gw1: Gateway) -> None:
     session = gw1.new_session()
-    answer = await gw1.send(gw1.ccr(session, codec.INITIAL, 0, *subscription(imsi=ALICE_IMSI),
-                                    mscc(10)))
+    answer = await gw1.send(
+        gw1.ccr(session, codec.INITIAL, 0, *subscription(imsi=ALICE_IMSI), mscc(10))
+    )
     assert result_code(answer) == codec.SUCCESS
     await gw1.send(gw1.ccr(session, codec.TERMINATE, 1, mscc(10, requested=None)))
 
 
 async def test_unknown_blocked_and_suspended_users(gw1: Gateway) -> None:
-    unknown = await gw1.send(gw1.ccr(gw1.new_session(), codec.INITIAL, 0,
-                                     *subscription("19999999999"), mscc(10)))
+    unknown = await gw1.send(
+        gw1.ccr(gw1.new_session(), codec.INITIAL, 0, *subscription("19999999999"), mscc(10))
+    )
     assert result_code(unknown) == codec.USER_UNKNOWN
     for msisdn in ("12055550105", "12055550106"):  # Eve suspended, Frank blocked
-        answer = await gw1.send(gw1.ccr(gw1.new_session(), codec.INITIAL, 0,
-                                        *subscription(msisdn), mscc(10)))
+        answer = await gw1.send(
+            gw1.ccr(gw1.new_session(), codec.INITIAL, 0, *subscription(msisdn), mscc(10))
+        )
         assert result_code(answer) == codec.END_USER_SERVICE_DENIED
         assert [codec.integer(m, codec.RESULT_CODE) for m in msccs(answer)] == [4010]
 
@@ -137,10 +155,15 @@ async def test_no_funds_gives_4012_and_the_last_quota_redirects_to_the_hotline(
 ) -> None:
     msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "0")
     session = gw1.new_session()
-    initial = await gw1.send(gw1.ccr(
-        session, codec.INITIAL, 0, *subscription(msisdn),
-        mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT, total=2 * GIB)),
-    ))
+    initial = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.INITIAL,
+            0,
+            *subscription(msisdn),
+            mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT, total=2 * GIB)),
+        )
+    )
     paid = by_rating_group(initial)[10]
     assert codec.integer(paid, codec.RESULT_CODE) == codec.SUCCESS
     assert granted(paid) == {"total": GIB}  # the 1 GB quota, and nothing more
@@ -150,9 +173,14 @@ async def test_no_funds_gives_4012_and_the_last_quota_redirects_to_the_hotline(
     assert codec.integer(server, codec.REDIRECT_ADDRESS_TYPE) == codec.REDIRECT_URL
     assert codec.text(server, codec.REDIRECT_SERVER_ADDRESS) == "https://topup.ratel.example/"
 
-    again = await gw1.send(gw1.ccr(
-        session, codec.UPDATE, 1, mscc(10, used=units(codec.USED_SERVICE_UNIT, total=GIB)),
-    ))
+    again = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.UPDATE,
+            1,
+            mscc(10, used=units(codec.USED_SERVICE_UNIT, total=GIB)),
+        )
+    )
     assert result_code(again) == codec.CREDIT_LIMIT_REACHED  # every stream failed
     denied = by_rating_group(again)[10]
     assert codec.integer(denied, codec.RESULT_CODE) == codec.CREDIT_LIMIT_REACHED
@@ -163,11 +191,18 @@ async def test_no_funds_gives_4012_and_the_last_quota_redirects_to_the_hotline(
 
     broke = await new_subscriber(ocs, "IOT_M2M", "0")  # terminate policy, no quota left
     iot = gw1.new_session()
-    await gw1.send(gw1.ccr(iot, codec.INITIAL, 0, *subscription(broke),
-                           mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT,
-                                                    total=10 * MIB))))
-    last = await gw1.send(gw1.ccr(iot, codec.UPDATE, 1, mscc(
-        10, used=units(codec.USED_SERVICE_UNIT, total=10 * MIB))))
+    await gw1.send(
+        gw1.ccr(
+            iot,
+            codec.INITIAL,
+            0,
+            *subscription(broke),
+            mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT, total=10 * MIB)),
+        )
+    )
+    last = await gw1.send(
+        gw1.ccr(iot, codec.UPDATE, 1, mscc(10, used=units(codec.USED_SERVICE_UNIT, total=10 * MIB)))
+    )
     assert result_code(last) == codec.CREDIT_LIMIT_REACHED
     assert find(by_rating_group(last)[10], codec.FINAL_UNIT_INDICATION) is None
 
@@ -176,12 +211,16 @@ async def test_unknown_session_and_rating_failure(gw1: Gateway) -> None:
     unknown = await gw1.send(gw1.ccr("gw1.test;never;started", codec.UPDATE, 1, mscc(10)))
     assert result_code(unknown) == codec.UNKNOWN_SESSION_ID
     # USSD service 999 has no tariff
-    answer = await gw1.send(gw1.ccr(
-        gw1.new_session(), codec.INITIAL, 0, *subscription(ALICE),
-        mscc(service_identifier=999,
-             requested=units(codec.REQUESTED_SERVICE_UNIT, time=20)),
-        context=USSD_CONTEXT,
-    ))
+    answer = await gw1.send(
+        gw1.ccr(
+            gw1.new_session(),
+            codec.INITIAL,
+            0,
+            *subscription(ALICE),
+            mscc(service_identifier=999, requested=units(codec.REQUESTED_SERVICE_UNIT, time=20)),
+            context=USSD_CONTEXT,
+        )
+    )
     assert result_code(answer) == codec.RATING_FAILED
     assert codec.integer(msccs(answer)[0], codec.SERVICE_IDENTIFIER) == 999
 
@@ -191,14 +230,24 @@ async def test_a_retransmitted_update_gets_the_stored_answer_and_charges_nothing
 ) -> None:
     msisdn = await new_subscriber(ocs, "IOT_M2M", "10")
     session = gw1.new_session()
-    await gw1.send(gw1.ccr(session, codec.INITIAL, 0, *subscription(msisdn),
-                           mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT,
-                                                    total=20 * MIB))))
-    first = await gw1.send(gw1.ccr(session, codec.UPDATE, 1, mscc(
-        10, used=units(codec.USED_SERVICE_UNIT, total=20 * MIB))))
+    await gw1.send(
+        gw1.ccr(
+            session,
+            codec.INITIAL,
+            0,
+            *subscription(msisdn),
+            mscc(10, requested=units(codec.REQUESTED_SERVICE_UNIT, total=20 * MIB)),
+        )
+    )
+    first = await gw1.send(
+        gw1.ccr(
+            session, codec.UPDATE, 1, mscc(10, used=units(codec.USED_SERVICE_UNIT, total=20 * MIB))
+        )
+    )
     after_first = await balance(ocs, msisdn)
-    again = gw1.ccr(session, codec.UPDATE, 1, mscc(
-        10, used=units(codec.USED_SERVICE_UNIT, total=20 * MIB)))
+    again = gw1.ccr(
+        session, codec.UPDATE, 1, mscc(10, used=units(codec.USED_SERVICE_UNIT, total=20 * MIB))
+    )
     again.header.is_retransmit = True
     second = await gw1.send(again)
     assert result_code(second) == result_code(first) == codec.SUCCESS
@@ -210,11 +259,17 @@ async def test_a_retransmitted_update_gets_the_stored_answer_and_charges_nothing
 async def test_ro_voice_call_with_number_translation(ocs: Container, gw1: Gateway) -> None:
     msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "5")
     session = gw1.new_session()
-    initial = await gw1.send(gw1.ccr(
-        session, codec.INITIAL, 0, *subscription(msisdn), ims(msisdn, "411"),
-        avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_TIME, 60)]),
-        context=VOICE,
-    ))
+    initial = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.INITIAL,
+            0,
+            *subscription(msisdn),
+            ims(msisdn, "411"),
+            avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_TIME, 60)]),
+            context=VOICE,
+        )
+    )
     assert result_code(initial) == codec.SUCCESS
     assert granted(initial.avps) == {"time": 60}
     assert codec.integer(initial.avps, codec.TIME_QUOTA_THRESHOLD, codec.TGPP) == 12
@@ -222,18 +277,28 @@ async def test_ro_voice_call_with_number_translation(ocs: Container, gw1: Gatewa
     ims_answer = codec.group(find(information, codec.IMS_INFORMATION, codec.TGPP))
     called = codec.text(ims_answer, codec.CALLED_PARTY_ADDRESS, codec.TGPP)
     assert called == "tel:+12055576061"
-    update = await gw1.send(gw1.ccr(
-        session, codec.UPDATE, 1, ims(msisdn, "411"),
-        avp(codec.USED_SERVICE_UNIT, [avp(codec.CC_TIME, 60)]),
-        avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_TIME, 60)]),
-        context=VOICE,
-    ))
+    update = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.UPDATE,
+            1,
+            ims(msisdn, "411"),
+            avp(codec.USED_SERVICE_UNIT, [avp(codec.CC_TIME, 60)]),
+            avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_TIME, 60)]),
+            context=VOICE,
+        )
+    )
     assert granted(update.avps) == {"time": 60}
-    end = await gw1.send(gw1.ccr(
-        session, codec.TERMINATE, 2, ims(msisdn, "411"),
-        avp(codec.USED_SERVICE_UNIT, [avp(codec.CC_TIME, 65)]),
-        context=VOICE,
-    ))
+    end = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.TERMINATE,
+            2,
+            ims(msisdn, "411"),
+            avp(codec.USED_SERVICE_UNIT, [avp(codec.CC_TIME, 65)]),
+            context=VOICE,
+        )
+    )
     assert result_code(end) == codec.SUCCESS
     # 125 s local: 0.05 connection + 3 started minutes at 0.10
     assert await balance(ocs, msisdn) == Decimal("4.65")
@@ -241,22 +306,51 @@ async def test_ro_voice_call_with_number_translation(ocs: Container, gw1: Gatewa
 
 async def test_sms_events(ocs: Container, gw1: Gateway) -> None:
     msisdn = await new_subscriber(ocs, "IOT_M2M", "1")  # no SMS quota: money pays
-    recipient = avp(codec.SERVICE_INFORMATION, [avp(codec.SMS_INFORMATION, [
-        avp(codec.RECIPIENT_INFO, [avp(codec.RECIPIENT_ADDRESS, [
-            avp(codec.ADDRESS_DATA, "12055550199", codec.TGPP)], codec.TGPP)], codec.TGPP),
-    ], codec.TGPP)], codec.TGPP)
+    recipient = avp(
+        codec.SERVICE_INFORMATION,
+        [
+            avp(
+                codec.SMS_INFORMATION,
+                [
+                    avp(
+                        codec.RECIPIENT_INFO,
+                        [
+                            avp(
+                                codec.RECIPIENT_ADDRESS,
+                                [avp(codec.ADDRESS_DATA, "12055550199", codec.TGPP)],
+                                codec.TGPP,
+                            )
+                        ],
+                        codec.TGPP,
+                    ),
+                ],
+                codec.TGPP,
+            )
+        ],
+        codec.TGPP,
+    )
     one = avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_SERVICE_SPECIFIC_UNITS, 1)])
 
     def event(session: str, action: int) -> Message:
-        return gw1.ccr(session, codec.EVENT, 0, *subscription(msisdn), recipient, one,
-                       avp(codec.REQUESTED_ACTION, action), context=SMS)
+        return gw1.ccr(
+            session,
+            codec.EVENT,
+            0,
+            *subscription(msisdn),
+            recipient,
+            one,
+            avp(codec.REQUESTED_ACTION, action),
+            context=SMS,
+        )
 
     price = await gw1.send(event(gw1.new_session(), codec.PRICE_ENQUIRY))
     assert result_code(price) == codec.SUCCESS
     cost = codec.group(find(price.avps, codec.COST_INFORMATION))
     value = codec.group(find(cost, codec.UNIT_VALUE))
     assert (codec.integer(value, codec.VALUE_DIGITS), codec.integer(value, codec.EXPONENT)) == (
-        5, -2)
+        5,
+        -2,
+    )
     assert codec.integer(cost, codec.CURRENCY_CODE) == 840
     check = await gw1.send(event(gw1.new_session(), codec.CHECK_BALANCE))
     assert codec.integer(check.avps, codec.CHECK_BALANCE_RESULT) == codec.ENOUGH_CREDIT
@@ -277,18 +371,28 @@ async def test_sms_events(ocs: Container, gw1: Gateway) -> None:
 async def test_ussd_through_a_camel_gateway(ocs: Container, gw1: Gateway) -> None:
     msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "2")
     session = gw1.new_session()
-    initial = await gw1.send(gw1.ccr(
-        session, codec.INITIAL, 0, *subscription(msisdn),
-        mscc(service_identifier=120, requested=units(codec.REQUESTED_SERVICE_UNIT, time=60)),
-        context=USSD_CONTEXT,
-    ))
+    initial = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.INITIAL,
+            0,
+            *subscription(msisdn),
+            mscc(service_identifier=120, requested=units(codec.REQUESTED_SERVICE_UNIT, time=60)),
+            context=USSD_CONTEXT,
+        )
+    )
     assert result_code(initial) == codec.SUCCESS
     assert codec.integer(msccs(initial)[0], codec.SERVICE_IDENTIFIER) == 120
-    end = await gw1.send(gw1.ccr(
-        session, codec.TERMINATE, 1,
-        mscc(service_identifier=120, requested=None,
-             used=units(codec.USED_SERVICE_UNIT, time=45)),
-        context=USSD_CONTEXT,
-    ))
+    end = await gw1.send(
+        gw1.ccr(
+            session,
+            codec.TERMINATE,
+            1,
+            mscc(
+                service_identifier=120, requested=None, used=units(codec.USED_SERVICE_UNIT, time=45)
+            ),
+            context=USSD_CONTEXT,
+        )
+    )
     assert result_code(end) == codec.SUCCESS
     assert await balance(ocs, msisdn) == Decimal("1.40")  # 45 s = 3 x 0.2

@@ -37,7 +37,9 @@ def capture(tmp_path: Path, port: int):
     pcap = tmp_path / "diameter.pcap"
     process = subprocess.Popen(
         ["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w", str(pcap), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # dumpcap says "Capturing on" once it listens
     assert process.stderr is not None
@@ -75,9 +77,22 @@ async def test_freediameter_gateway_charges_and_answers_a_rar(
     await asyncio.sleep(0.5)
     decode = ["tshark", "-r", str(capture), "-d", f"tcp.port=={port},diameter"]
     fields = subprocess.run(
-        [*decode, "-Y", f"diameter && tcp.srcport=={port}", "-T", "fields",
-         "-e", "diameter.cmd.code", "-e", "diameter.flags.request", "-e", "diameter.Result-Code"],
-        capture_output=True, text=True, check=True,
+        [
+            *decode,
+            "-Y",
+            f"diameter && tcp.srcport=={port}",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.cmd.code",
+            "-e",
+            "diameter.flags.request",
+            "-e",
+            "diameter.Result-Code",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     sent = [line.split("\t") for line in fields if line]
     commands = {(int(c), r in ("1", "True")) for c, r, *_ in sent}
@@ -86,14 +101,25 @@ async def test_freediameter_gateway_charges_and_answers_a_rar(
     # items, like the RST that closes a connection, are not about Diameter)
     expert = subprocess.run(
         [*decode, "-q", "-z", f"expert,warn,diameter && tcp.srcport=={port}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     items = [line for line in expert.splitlines() if "Diameter" in line or "Malformed" in line]
     assert items == [], expert
     # the RAA came back from freeDiameter, decoded
     answers = subprocess.run(
-        [*decode, "-Y", "diameter.cmd.code == 258 && diameter.flags.request == 0",
-         "-T", "fields", "-e", "diameter.Result-Code"],
-        capture_output=True, text=True, check=True,
+        [
+            *decode,
+            "-Y",
+            "diameter.cmd.code == 258 && diameter.flags.request == 0",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.Result-Code",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert answers == ["2001"]

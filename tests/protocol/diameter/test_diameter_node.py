@@ -18,14 +18,18 @@ from ratel.container import Container
 
 
 def cer(origin_host: str) -> bytes:
-    message = codec.request_message(257, 0, [
-        avp(codec.ORIGIN_HOST, origin_host.encode()),
-        avp(codec.ORIGIN_REALM, b"gw.test"),
-        avp(257, "127.0.0.1"),  # Host-IP-Address
-        avp(266, 99999),  # Vendor-Id
-        avp(269, "test gateway"),  # Product-Name
-        avp(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
-    ])
+    message = codec.request_message(
+        257,
+        0,
+        [
+            avp(codec.ORIGIN_HOST, origin_host.encode()),
+            avp(codec.ORIGIN_REALM, b"gw.test"),
+            avp(257, "127.0.0.1"),  # Host-IP-Address
+            avp(266, 99999),  # Vendor-Id
+            avp(269, "test gateway"),  # Product-Name
+            avp(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
+        ],
+    )
     message.header.hop_by_hop_identifier = 1
     message.header.end_to_end_identifier = 1
     return message.as_bytes()
@@ -56,14 +60,24 @@ def test_a_registered_peer_from_another_address_is_refused(port: int) -> None:
 
 
 def test_watchdog_and_disconnect(port: int) -> None:
-    dwr = codec.request_message(280, 0, [
-        avp(codec.ORIGIN_HOST, b"gw2.test"), avp(codec.ORIGIN_REALM, b"gw.test"),
-    ])
+    dwr = codec.request_message(
+        280,
+        0,
+        [
+            avp(codec.ORIGIN_HOST, b"gw2.test"),
+            avp(codec.ORIGIN_REALM, b"gw.test"),
+        ],
+    )
     dwr.header.hop_by_hop_identifier, dwr.header.end_to_end_identifier = 2, 2
-    dpr = codec.request_message(282, 0, [
-        avp(codec.ORIGIN_HOST, b"gw2.test"), avp(codec.ORIGIN_REALM, b"gw.test"),
-        avp(273, 0),  # Disconnect-Cause REBOOTING
-    ])
+    dpr = codec.request_message(
+        282,
+        0,
+        [
+            avp(codec.ORIGIN_HOST, b"gw2.test"),
+            avp(codec.ORIGIN_REALM, b"gw.test"),
+            avp(273, 0),  # Disconnect-Cause REBOOTING
+        ],
+    )
     dpr.header.hop_by_hop_identifier, dpr.header.end_to_end_identifier = 3, 3
     answers = raw_exchange(port, [cer("gw2.test"), dwr.as_bytes(), dpr.as_bytes()])
     dwa, dpa = (Message.from_bytes(a) for a in answers[1:])
@@ -75,13 +89,20 @@ def test_watchdog_and_disconnect(port: int) -> None:
 async def test_malformed_and_unsupported_requests_get_errors_and_the_node_goes_on(
     port: int,
 ) -> None:
-    ccr = codec.request_message(codec.CREDIT_CONTROL, 4, [
-        avp(codec.SESSION_ID, "gw2.test;bad;1"),
-        avp(codec.ORIGIN_HOST, b"gw2.test"), avp(codec.ORIGIN_REALM, b"gw.test"),
-        avp(codec.DESTINATION_REALM, b"ratel.local"),
-        avp(codec.AUTH_APPLICATION_ID, 4), avp(codec.SERVICE_CONTEXT_ID, "32251@3gpp.org"),
-        avp(codec.CC_REQUEST_TYPE, 1), avp(codec.CC_REQUEST_NUMBER, 0),
-    ])
+    ccr = codec.request_message(
+        codec.CREDIT_CONTROL,
+        4,
+        [
+            avp(codec.SESSION_ID, "gw2.test;bad;1"),
+            avp(codec.ORIGIN_HOST, b"gw2.test"),
+            avp(codec.ORIGIN_REALM, b"gw.test"),
+            avp(codec.DESTINATION_REALM, b"ratel.local"),
+            avp(codec.AUTH_APPLICATION_ID, 4),
+            avp(codec.SERVICE_CONTEXT_ID, "32251@3gpp.org"),
+            avp(codec.CC_REQUEST_TYPE, 1),
+            avp(codec.CC_REQUEST_NUMBER, 0),
+        ],
+    )
     ccr.header.hop_by_hop_identifier, ccr.header.end_to_end_identifier = 10, 10
     good = ccr.as_bytes()
     # an AVP whose length runs past the message: the framing is broken
@@ -94,9 +115,17 @@ async def test_malformed_and_unsupported_requests_get_errors_and_the_node_goes_o
     unknown_command.header.hop_by_hop_identifier = 12
     unknown_command.header.end_to_end_identifier = 12
     # the CCR is answered on the server's loop: exchange from a thread
-    answers = await asyncio.to_thread(raw_exchange, port, [
-        cer("gw2.test"), bytes(broken), good, unknown_app.as_bytes(), unknown_command.as_bytes(),
-    ])
+    answers = await asyncio.to_thread(
+        raw_exchange,
+        port,
+        [
+            cer("gw2.test"),
+            bytes(broken),
+            good,
+            unknown_app.as_bytes(),
+            unknown_command.as_bytes(),
+        ],
+    )
     malformed, missing, app, command = (Message.from_bytes(a) for a in answers[1:])
     assert result_code(malformed) == codec.INVALID_AVP_LENGTH
     assert result_code(missing) == codec.MISSING_AVP
@@ -114,11 +143,14 @@ async def test_two_peers_at_once_each_get_their_answers(ocs: Container, port: in
         await asyncio.to_thread(gateway.start)
     try:
         from gateway import mscc, subscription
+
         sessions = [g.new_session() for g in gateways]
-        answers = await asyncio.gather(*(
-            g.send(g.ccr(s, codec.INITIAL, 0, *subscription("12055550100"), mscc(10)))
-            for g, s in zip(gateways, sessions, strict=True)
-        ))
+        answers = await asyncio.gather(
+            *(
+                g.send(g.ccr(s, codec.INITIAL, 0, *subscription("12055550100"), mscc(10)))
+                for g, s in zip(gateways, sessions, strict=True)
+            )
+        )
         for answer, session in zip(answers, sessions, strict=True):
             assert result_code(answer) == codec.SUCCESS
             assert codec.text(answer.avps, codec.SESSION_ID) == session
@@ -149,8 +181,12 @@ async def test_overload_is_answered_3004_at_once(ocs: Container) -> None:
         await asyncio.to_thread(gateway.start)
         try:
             from gateway import mscc, subscription
-            answer = await gateway.send(gateway.ccr(
-                gateway.new_session(), codec.INITIAL, 0, *subscription("12055550100"), mscc(10)))
+
+            answer = await gateway.send(
+                gateway.ccr(
+                    gateway.new_session(), codec.INITIAL, 0, *subscription("12055550100"), mscc(10)
+                )
+            )
             assert result_code(answer) == 3004 and answer.header.is_error
         finally:
             await asyncio.to_thread(gateway.stop)

@@ -33,8 +33,9 @@ async def open_session(ocs: Container, gateway: Gateway) -> tuple[str, str, str]
     """A fresh subscriber with a data session on ``gateway``: msisdn, customer, session."""
     msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "1")
     session = gateway.new_session()
-    answer = await gateway.send(gateway.ccr(session, codec.INITIAL, 0, *subscription(msisdn),
-                                            mscc(10)))
+    answer = await gateway.send(
+        gateway.ccr(session, codec.INITIAL, 0, *subscription(msisdn), mscc(10))
+    )
     assert result_code(answer) == codec.SUCCESS
     view = await ocs.balance_enquiry()(IdentifierKind.MSISDN, msisdn)
     # the relay hands on the opening top-up's event too: let it pass first
@@ -86,11 +87,15 @@ async def test_a_new_add_on_and_a_block_send_rars(ocs: Container, gw1: Gateway) 
     await ocs.add_add_on()(account, "TURBO")
     added = await next_request(gw1)
     assert (added.header.command_code, codec.text(added.avps, codec.SESSION_ID)) == (
-        codec.RE_AUTH, session)
+        codec.RE_AUTH,
+        session,
+    )
     await ocs.block_account()(account, "fraud check")
     blocked = await next_request(gw1)
     assert (blocked.header.command_code, codec.text(blocked.avps, codec.SESSION_ID)) == (
-        codec.RE_AUTH, session)
+        codec.RE_AUTH,
+        session,
+    )
     # the gateway asks again: the blocked account gets 4010
     update = await gw1.send(gw1.ccr(session, codec.UPDATE, 1, mscc(10)))
     assert result_code(update) == codec.END_USER_SERVICE_DENIED
@@ -119,8 +124,9 @@ async def test_tcc_supervision_releases_a_silent_diameter_session(
     ocs: Container, gw1: Gateway
 ) -> None:
     account, _, session = await open_session(ocs, gw1)
-    await gw1.send(gw1.ccr(session, codec.UPDATE, 1, mscc(
-        10, used=units(codec.USED_SERVICE_UNIT, total=1024))))
+    await gw1.send(
+        gw1.ccr(session, codec.UPDATE, 1, mscc(10, used=units(codec.USED_SERVICE_UNIT, total=1024)))
+    )
     # validity (600 s) plus the Tcc grace (60 s) later, the gateway said nothing
     later = Housekeeping(replace(ocs.deps(), clock=Later(600 + 61)))
     assert await later.release_idle_sessions() >= 1

@@ -64,17 +64,21 @@ class RawGateway:
         return f"{self.origin_host};ttc;{next(_ids)}"
 
     def ccr(self, session_id: str, request_type: int, number: int, *avps: Avp) -> Message:
-        message = codec.request_message(codec.CREDIT_CONTROL, codec.CREDIT_CONTROL_APPLICATION, [
-            avp(codec.SESSION_ID, session_id),
-            avp(codec.ORIGIN_HOST, self.origin_host.encode()),
-            avp(codec.ORIGIN_REALM, b"gw.test"),
-            avp(codec.DESTINATION_REALM, b"ratel.local"),
-            avp(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
-            avp(codec.SERVICE_CONTEXT_ID, "32251@3gpp.org"),
-            avp(codec.CC_REQUEST_TYPE, request_type),
-            avp(codec.CC_REQUEST_NUMBER, number),
-            *avps,
-        ])
+        message = codec.request_message(
+            codec.CREDIT_CONTROL,
+            codec.CREDIT_CONTROL_APPLICATION,
+            [
+                avp(codec.SESSION_ID, session_id),
+                avp(codec.ORIGIN_HOST, self.origin_host.encode()),
+                avp(codec.ORIGIN_REALM, b"gw.test"),
+                avp(codec.DESTINATION_REALM, b"ratel.local"),
+                avp(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
+                avp(codec.SERVICE_CONTEXT_ID, "32251@3gpp.org"),
+                avp(codec.CC_REQUEST_TYPE, request_type),
+                avp(codec.CC_REQUEST_NUMBER, number),
+                *avps,
+            ],
+        )
         message.header.hop_by_hop_identifier = next(_ids)
         message.header.end_to_end_identifier = next(_ids)
         return message
@@ -226,23 +230,27 @@ async def test_a_grant_across_the_change_carries_it_and_the_split_is_charged_at_
     assert tariff_time_change(initial, 10) == CHANGE
 
     clock.at = AFTER
-    update = await gateway.send(gateway.ccr(
-        session, codec.UPDATE, 1,
-        with_used(
-            10,
-            used(3 * MIB, codec.UNIT_BEFORE_TARIFF_CHANGE),
-            used(5 * MIB, codec.UNIT_AFTER_TARIFF_CHANGE),
-        ),
-    ))
+    update = await gateway.send(
+        gateway.ccr(
+            session,
+            codec.UPDATE,
+            1,
+            with_used(
+                10,
+                used(3 * MIB, codec.UNIT_BEFORE_TARIFF_CHANGE),
+                used(5 * MIB, codec.UNIT_AFTER_TARIFF_CHANGE),
+            ),
+        )
+    )
     assert result_code(update) == codec.SUCCESS
     # 3 MiB at 0.01 and 5 MiB at the night's 0.002
     assert await balance(ocs, msisdn) == Decimal("5") - Decimal("0.04")
     # granted at 19:05: the next change (08:00 in Paris) is beyond this grant
     assert tariff_time_change(update, 10) is None
 
-    end = await gateway.send(gateway.ccr(
-        session, codec.TERMINATE, 2, with_used(10, used(10 * MIB), requested=False)
-    ))
+    end = await gateway.send(
+        gateway.ccr(session, codec.TERMINATE, 2, with_used(10, used(10 * MIB), requested=False))
+    )
     assert result_code(end) == codec.SUCCESS
     xdr = next(x for x in await ocs.customer_xdrs()(customer_id) if x.session_id == session)
     # + 10 MiB all at night: 0.02; the balance paid exactly the xDR
@@ -259,10 +267,14 @@ async def test_usage_the_client_could_not_place_is_charged_at_the_grants_rate(
     session = gateway.new_session()
     await gateway.send(gateway.ccr(session, codec.INITIAL, 0, *subscription(msisdn), mscc(10)))
     clock.at = AFTER
-    update = await gateway.send(gateway.ccr(
-        session, codec.TERMINATE, 1,
-        with_used(10, used(4 * MIB, codec.UNIT_INDETERMINATE), requested=False),
-    ))
+    update = await gateway.send(
+        gateway.ccr(
+            session,
+            codec.TERMINATE,
+            1,
+            with_used(10, used(4 * MIB, codec.UNIT_INDETERMINATE), requested=False),
+        )
+    )
     assert result_code(update) == codec.SUCCESS
     assert await balance(ocs, msisdn) == Decimal("4.96")  # 4 MiB at the day's 0.01
 
@@ -275,9 +287,14 @@ async def test_an_unknown_tariff_change_usage_is_refused_and_charges_nothing(
     clock.at = BEFORE
     session = gateway.new_session()
     await gateway.send(gateway.ccr(session, codec.INITIAL, 0, *subscription(msisdn), mscc(10)))
-    answer = await gateway.send(gateway.ccr(
-        session, codec.UPDATE, 1, with_used(10, used(4 * MIB, 7)),
-    ))
+    answer = await gateway.send(
+        gateway.ccr(
+            session,
+            codec.UPDATE,
+            1,
+            with_used(10, used(4 * MIB, 7)),
+        )
+    )
     assert result_code(answer) == codec.INVALID_AVP_VALUE
     failed = find(answer.avps, codec.FAILED_AVP)
     assert failed is not None

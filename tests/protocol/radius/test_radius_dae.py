@@ -174,9 +174,7 @@ async def test_throttle_products_get_the_lower_rates_and_silence_is_retried(
         throttle_upload_kbps=64,
         on_exhaustion=ExhaustionAction.THROTTLE,
     )
-    await container.define_product()(
-        replace(broadband, policy=throttled), replace=True
-    )
+    await container.define_product()(replace(broadband, policy=throttled), replace=True)
     nas_listener, port = listener
     nas_listener.silent = True
     await register_nas(container, NasVendor.JUNIPER, accepts_coa=True, dae_port=port)

@@ -237,11 +237,9 @@ async def test_accounting_on_closes_the_open_sessions_of_the_nas(
     sub = await subscriber(container, "alice@isp", balance="5.00")
     acct_port = ports(server)[1]
     await radclient(acct_port, "acct", acct("Start", "on-1"))
-    await radclient(
-        acct_port, "acct", acct("Interim-Update", "on-1", Acct_Output_Octets=3 * MIB)
-    )
+    await radclient(acct_port, "acct", acct("Interim-Update", "on-1", Acct_Output_Octets=3 * MIB))
     await radclient(acct_port, "acct", acct("Start", "on-2"))
-    reply = await radclient(acct_port, "acct", 'Acct-Status-Type = Accounting-On')
+    reply = await radclient(acct_port, "acct", "Acct-Status-Type = Accounting-On")
     assert reply.code == "Accounting-Response"
     xdrs = await container.account_xdrs()(sub.account_id)
     assert len(xdrs) == 2
@@ -283,7 +281,7 @@ async def test_a_wrong_secret_and_an_unknown_nas_are_never_answered(
     assert reply.code == "timeout"
     assert dropped(container, "bad_authenticator") == 1
     # an Access-Request with a Message-Authenticator made with the wrong secret
-    signed = pap("alice@isp") + ', Message-Authenticator = 0x00'
+    signed = pap("alice@isp") + ", Message-Authenticator = 0x00"
     reply = await radclient(auth, "auth", signed, secret="wrong", timeout=0.5)
     assert reply.code == "timeout"
     assert dropped(container, "bad_message_authenticator") == 1
@@ -396,8 +394,8 @@ async def test_status_server_is_answered_on_both_ports(
 ) -> None:
     await register_nas(container)
     auth, acct_port = ports(server)
-    alive = await radclient(auth, "status", 'Message-Authenticator = 0x00')
+    alive = await radclient(auth, "status", "Message-Authenticator = 0x00")
     assert alive.code == "Access-Accept", alive.output
     assert "Message-Authenticator" in alive.attributes
-    alive = await radclient(acct_port, "status", 'Message-Authenticator = 0x00')
+    alive = await radclient(acct_port, "status", "Message-Authenticator = 0x00")
     assert alive.code == "Accounting-Response", alive.output
