@@ -71,6 +71,7 @@ from ratel.graphql.types import (
     offset_connection,
     page_size,
     plain,
+    slice_connection,
 )
 from ratel.ports.store import IdentifierKind as StoreIdentifierKind
 
@@ -281,10 +282,16 @@ class Query(IdentityQuery, CrmQuery, DirectoryQuery, RadiusQuery):
         account = await info.context.use_cases.find_account(StoreIdentifierKind(kind.value), value)
         return Account.of(account) if account else None
 
-    @guarded("Every product; add-ons only when asked.")
-    async def products(self, info: Info, add_ons_only: bool = False) -> list[Product]:
+    @guarded("Every product, by code; add-ons only when asked.")
+    async def products(
+        self,
+        info: Info,
+        add_ons_only: bool = False,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Product]:
         products = await info.context.use_cases.list_products(add_ons_only=add_ons_only)
-        return [Product.of(p) for p in products]
+        return slice_connection([Product.of(p) for p in products], first, after)
 
     @guarded("Tariffs ordered by code.")
     async def tariffs(
@@ -306,21 +313,28 @@ class Query(IdentityQuery, CrmQuery, DirectoryQuery, RadiusQuery):
         return Tariff.of(tariff) if tariff else None
 
     @guarded("Every destination group.")
-    async def destination_groups(self, info: Info) -> list[DestinationGroup]:
+    async def destination_groups(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[DestinationGroup]:
         groups = await info.context.use_cases.list_destination_groups()
-        return [DestinationGroup.of(g) for g in groups]
+        return slice_connection([DestinationGroup.of(g) for g in groups], first, after)
 
     @guarded("An account's quota buckets.")
     async def quotas(
-        self, info: Info, account_id: str, include_expired: bool = False
-    ) -> list[Quota]:
+        self,
+        info: Info,
+        account_id: str,
+        include_expired: bool = False,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Quota]:
         try:
             views = await info.context.use_cases.quota_enquiry(
                 account_id, include_expired=include_expired
             )
         except NotFound:
-            return []
-        return [Quota.of(v) for v in views]
+            views = []
+        return slice_connection([Quota.of(v) for v in views], first, after)
 
     @guarded("An account's xDRs, newest first.")
     async def xdrs(

@@ -33,11 +33,11 @@ CALLS: Mapping[str, str] = {
     "Query.accountByIdentifier": (
         'query { accountByIdentifier(kind: MSISDN, value: "12055550100") { id } }'
     ),
-    "Query.products": "query { products { code } }",
+    "Query.products": "query { products { nodes { code } } }",
     "Query.tariffs": "query { tariffs { edges { node { code } } } }",
     "Query.tariff": 'query { tariff(code: "VOICE") { code } }',
-    "Query.destinationGroups": "query { destinationGroups { code } }",
-    "Query.quotas": 'query { quotas(accountId: "{own}") { quotaCode } }',
+    "Query.destinationGroups": "query { destinationGroups { nodes { code } } }",
+    "Query.quotas": 'query { quotas(accountId: "{own}") { nodes { quotaCode } } }',
     "Query.xdrs": 'query { xdrs(accountId: "{own}") { edges { cursor } } }',
     "Query.transactions": (
         'query { transactions(customerId: "{own_customer}") { edges { cursor } } }'

@@ -83,20 +83,20 @@ async def test_account_by_id_and_identifier(gql: GraphQLClient) -> None:
 async def test_catalogue(gql: GraphQLClient) -> None:
     query = """
     query {
-      products { code isAddOn price { amount } }
-      addOns: products(addOnsOnly: true) { code }
+      products { nodes { code isAddOn price { amount } } }
+      addOns: products(addOnsOnly: true) { nodes { code } }
       tariffs(first: 2) { edges { node { code } } pageInfo { hasNextPage endCursor } }
       voice: tariff(code: "VOICE") {
         currency entriesCount
         rates(first: 2) { edges { node { destination isPrefix destinationGroup
           priceFirst { amount } connectionFee { amount } } } pageInfo { hasNextPage } }
       }
-      destinationGroups { code ledgerCode }
+      destinationGroups { nodes { code ledgerCode } }
     }
     """
     data = await gql.data(query, token="crm_read")
-    assert len(data["products"]) == 8
-    assert [p["code"] for p in data["addOns"]] == ["REGULAR", "SMS50", "TURBO"]
+    assert len(data["products"]["nodes"]) == 8
+    assert [p["code"] for p in data["addOns"]["nodes"]] == ["REGULAR", "SMS50", "TURBO"]
     assert data["tariffs"]["pageInfo"]["hasNextPage"] is True
     voice = data["voice"]
     assert voice["currency"] == "USD"
@@ -104,7 +104,7 @@ async def test_catalogue(gql: GraphQLClient) -> None:
     first = voice["rates"]["edges"][0]["node"]
     assert first["destination"] == "1" and first["isPrefix"] is True
     assert first["connectionFee"]["amount"] == "0.05"
-    assert {"code": "LOCAL", "ledgerCode": "400000001"} in data["destinationGroups"]
+    assert {"code": "LOCAL", "ledgerCode": "400000001"} in data["destinationGroups"]["nodes"]
 
     after = data["tariffs"]["pageInfo"]["endCursor"]
     rest = await gql.data(
@@ -120,7 +120,9 @@ async def test_catalogue(gql: GraphQLClient) -> None:
 async def test_usage_transactions_and_events(gql: GraphQLClient) -> None:
     query = """
     query {
-      quotas(accountId: "acc_demo_alice") { productCode service used remaining expiresAt }
+      quotas(accountId: "acc_demo_alice") {
+        nodes { productCode service used remaining expiresAt }
+      }
       xdrs(accountId: "acc_demo_alice") { edges { node { id } } pageInfo { hasNextPage } }
       transactions(customerId: "cus_demo_alice", first: 1) {
         edges { cursor node { reason amount { amount } balanceAfter { amount } } }
@@ -131,7 +133,7 @@ async def test_usage_transactions_and_events(gql: GraphQLClient) -> None:
     }
     """
     data = await gql.data(query, token="administrator")
-    data_quotas = [q["productCode"] for q in data["quotas"] if q["service"] == "data"]
+    data_quotas = [q["productCode"] for q in data["quotas"]["nodes"] if q["service"] == "data"]
     assert data_quotas == ["TURBO", "REGULAR", "MOBILE_PREPAID"]
     assert data["xdrs"]["edges"] == []
     [top_up] = data["transactions"]["edges"]

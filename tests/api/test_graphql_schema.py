@@ -57,7 +57,7 @@ async def test_no_bearer_token_is_anonymous(gql: GraphQLClient) -> None:
     for header in ("Basic abc", "Bearer", ""):
         response = await gql.http.post(
             "/graphql",
-            json={"query": "{ products { code } }"},
+            json={"query": "{ products { nodes { code } } }"},
             headers={"Authorization": header},
         )
         assert response.status_code == 200
@@ -67,7 +67,7 @@ async def test_no_bearer_token_is_anonymous(gql: GraphQLClient) -> None:
 async def test_a_refused_token_is_401(gql: GraphQLClient) -> None:
     response = await gql.http.post(
         "/graphql",
-        json={"query": "{ products { code } }"},
+        json={"query": "{ products { nodes { code } } }"},
         headers={"Authorization": "Bearer expired-or-unknown"},
     )
     assert response.status_code == 401
@@ -83,14 +83,14 @@ async def test_a_too_deep_query_is_refused(gql: GraphQLClient) -> None:
 
 
 async def test_too_many_aliases_are_refused(gql: GraphQLClient) -> None:
-    aliases = " ".join(f"p{i}: products {{ code }}" for i in range(MAX_ALIASES + 1))
+    aliases = " ".join(f"p{i}: products {{ nodes {{ code }} }}" for i in range(MAX_ALIASES + 1))
     body = await gql.run(f"{{ {aliases} }}", token="administrator")
     assert "aliases" in body["errors"][0]["message"].lower()
 
 
 async def test_too_many_tokens_are_refused(gql: GraphQLClient) -> None:
     fields = " ".join(["code"] * 3000)
-    body = await gql.run(f"{{ products {{ {fields} }} }}", token="administrator")
+    body = await gql.run(f"{{ products {{ nodes {{ {fields} }} }} }}", token="administrator")
     assert "token" in body["errors"][0]["message"].lower()
 
 
@@ -119,8 +119,8 @@ async def test_introspection_and_graphiql_are_off_in_production(production: Grap
     page = await production.http.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 404
     # ordinary queries still work
-    data = await production.data("{ products { code } }", token="administrator")
-    assert len(data["products"]) == 8
+    data = await production.data("{ products { nodes { code } } }", token="administrator")
+    assert len(data["products"]["nodes"]) == 8
 
 
 # -- statement counts ---------------------------------------------------------------

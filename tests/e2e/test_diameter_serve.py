@@ -144,7 +144,7 @@ async def graphql(env: dict[str, str], token: str, query: str, **variables: obje
 
 
 QUOTAS = """query($id: String!) {
-  quotas(accountId: $id) { quotaCode used reserved remaining }
+  quotas(accountId: $id) { nodes { quotaCode used reserved remaining } }
 }"""
 TOP_UP = """mutation($id: String!) {
   topUp(customerId: $id, amount: {amount: "10", currency: "USD"}, reference: "e2e") {
@@ -181,7 +181,7 @@ async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up
 
         async def quotas() -> dict[str, dict[str, str]]:
             found = await graphql(env, token, QUOTAS, id="acc_demo_alice")
-            return {q["quotaCode"]: q for q in found["quotas"]}
+            return {q["quotaCode"]: q for q in found["quotas"]["nodes"]}
 
         # the high-precedence Turbo (2 GB) holds the grant; Regular (medium) is untouched
         held = await quotas()

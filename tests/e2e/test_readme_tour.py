@@ -217,11 +217,11 @@ def test_the_radius_exchange_of_the_tour(tour: Tour) -> None:
     assert Decimal(xdr["charge"]["amount"]) == 0
 
 
-QUOTAS = '{ quotas(accountId: "acc_demo_alice") { quotaCode used reserved } }'
+QUOTAS = '{ quotas(accountId: "acc_demo_alice") { nodes { quotaCode used reserved } } }'
 
 
 def test_the_diameter_exchange_of_the_tour_uses_the_turbo_quota(tour: Tour) -> None:
-    before = {q["quotaCode"]: q for q in tour.graphql(QUOTAS)["quotas"]}
+    before = {q["quotaCode"]: q for q in tour.graphql(QUOTAS)["quotas"]["nodes"]}
     done = ccr(
         tour,
         "--msisdn",
@@ -239,7 +239,7 @@ def test_the_diameter_exchange_of_the_tour_uses_the_turbo_quota(tour: Tour) -> N
     assert done.stdout.count("CCA Result-Code 2001 DIAMETER_SUCCESS") == 3
     assert done.stdout.count(f"rating group 10: 2001 DIAMETER_SUCCESS, granted {MIB} octets") == 2
     assert lines[-1] == "DPR/DPA: disconnected"
-    after = {q["quotaCode"]: q for q in tour.graphql(QUOTAS)["quotas"]}
+    after = {q["quotaCode"]: q for q in tour.graphql(QUOTAS)["quotas"]["nodes"]}
     # the update's and the termination's 5 MiB each, from the high-precedence add-on
     moved = Decimal(after["TURBO_2GB"]["used"]) - Decimal(before["TURBO_2GB"]["used"])
     assert moved == 10 * MIB
