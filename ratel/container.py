@@ -125,6 +125,7 @@ from ratel.application.radius import (
     AuthorizeLogin,
     ChargeAccounting,
     ManageNas,
+    RadiusSessionCache,
     RadiusSessions,
     SetChapSecret,
 )
@@ -464,8 +465,13 @@ class Container(containers.DeclarativeContainer):
     authorize_login = providers.Singleton(
         AuthorizeLogin, deps, radius_store, passwords, credit_control
     )
-    charge_accounting = providers.Singleton(ChargeAccounting, deps, radius_store, charging)
-    radius_sessions = providers.Singleton(RadiusSessions, deps, radius_store, credit_control)
+    radius_session_cache = providers.Singleton(RadiusSessionCache)
+    charge_accounting = providers.Singleton(
+        ChargeAccounting, deps, radius_store, charging, radius_session_cache
+    )
+    radius_sessions = providers.Singleton(
+        RadiusSessions, deps, radius_store, credit_control, radius_session_cache
+    )
     radius_server = providers.Singleton(
         RadiusServer,
         host=settings.provided.radius_host,

@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from sqlalchemy.engine import make_url
 
 from ratel.adapters.health import ListenerRegistry
-from ratel.application.charging_batch import CallKind, ChargingBatch, ChargingCall, Outcome
+from ratel.application.charging_batch import (
+    CallKind,
+    ChargingBatch,
+    ChargingCall,
+    Companion,
+    Outcome,
+)
 from ratel.application.credit_control import CreditControl, Subscriber
 from ratel.domain.charging import Answer, UsageRequest
 from ratel.domain.money import Money
@@ -185,11 +191,18 @@ class ChargingBatcher:
         requests: Sequence[UsageRequest],
         *,
         sub_session: str = "",
+        companion: Companion | None = None,
     ) -> Answer:
-        """UPDATE: commit used units and grant again (``CreditControl.update``)."""
+        """UPDATE: commit used units and grant again (``CreditControl.update``),
+        ``companion`` in the same transaction."""
         return await self._workers.submit(
             ChargingCall(
-                CallKind.UPDATE, session_id, number, tuple(requests), sub_session=sub_session
+                CallKind.UPDATE,
+                session_id,
+                number,
+                tuple(requests),
+                sub_session=sub_session,
+                companion=companion,
             )
         )
 
@@ -201,8 +214,9 @@ class ChargingBatcher:
         *,
         sub_session: str = "",
         cause: str = "normal",
+        companion: Companion | None = None,
     ) -> Answer:
-        """TERMINATE (``CreditControl.terminate``)."""
+        """TERMINATE (``CreditControl.terminate``), ``companion`` in the same transaction."""
         return await self._workers.submit(
             ChargingCall(
                 CallKind.TERMINATE,
@@ -211,6 +225,7 @@ class ChargingBatcher:
                 tuple(requests),
                 sub_session=sub_session,
                 cause=cause,
+                companion=companion,
             )
         )
 

@@ -11,6 +11,13 @@ customer see each other's effects exactly as one-by-one calls would), writes
 everything with one statement per table and commits. Only then are the
 answers handed out: an answer always means "stored".
 
+A call may carry a ``Companion``: what the protocol adapter keeps of it
+beside the charging session (a RADIUS session's cumulative counters). The
+companions of the calls that got an answer are written in the same
+transaction, one statement per writer, so the adapter's record and the
+charge commit or fail together and the adapter needs no transaction of its
+own per request.
+
 The guarantees of ``CreditControl`` hold: rows are locked as there (sessions,
 then customers, then buckets, each in id order, so concurrent batches never
 deadlock one another or a one-by-one call); a retransmission finds its stored
@@ -76,6 +83,26 @@ class ChargingCall:
     subscriber: Subscriber | None = None
     sub_session: str = ""
     cause: str = "normal"
+    companion: Companion | None = None
+
+
+class CompanionWriter(Protocol):
+    """Writes a protocol adapter's records of charged calls inside the
+    transaction that charges them."""
+
+    async def write_companions(self, uow: UnitOfWork, records: Sequence[object]) -> None:
+        """Store ``records`` (each the ``record`` of a ``Companion`` this
+        writer made) in ``uow``'s transaction; do not commit."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """What a protocol adapter keeps of a call beside the charging session,
+    written with the charge once the call has an answer."""
+
+    writer: CompanionWriter
+    record: object
 
 
 #: What a call gives its caller: the answer, or the exception to raise.
@@ -106,8 +133,9 @@ class Charging(Protocol):
         requests: Sequence[UsageRequest],
         *,
         sub_session: str = "",
+        companion: Companion | None = None,
     ) -> Answer:
-        """UPDATE: commit used units and grant again."""
+        """UPDATE: commit used units and grant again (and ``companion`` with them)."""
         ...
 
     async def terminate(
@@ -118,8 +146,10 @@ class Charging(Protocol):
         *,
         sub_session: str = "",
         cause: str = "normal",
+        companion: Companion | None = None,
     ) -> Answer:
-        """TERMINATE: commit the last usage; the last sub-session produces the xDR."""
+        """TERMINATE: commit the last usage; the last sub-session produces the
+        xDR (and ``companion`` is written with it)."""
         ...
 
     async def debit(
@@ -204,9 +234,20 @@ class ChargingBatch(UseCase):
         outcomes: list[Outcome] = []
         for call in calls:
             try:
-                outcomes.append(await self._single(call))
+                answer = await self._single(call)
             except Exception as exc:
                 outcomes.append(exc)
+                continue
+            outcomes.append(answer)
+            if call.companion is not None:
+                # CreditControl commits on its own: the record follows in a
+                # transaction of its own (this path is the rare fallback)
+                try:
+                    async with self.deps.uow() as uow:
+                        await call.companion.writer.write_companions(uow, [call.companion.record])
+                        await uow.commit()
+                except Exception:
+                    log.exception("could not store a charged call's companion record")
         return outcomes
 
     async def _single(self, call: ChargingCall) -> Answer:
@@ -251,6 +292,7 @@ class ChargingBatch(UseCase):
                     left_out[failed.index] = failed.error
                     continue
                 await self._write(uow, loaded)
+                await _write_companions(uow, calls, outcomes)
                 await uow.commit()
                 return outcomes
         raise RuntimeError(f"charging logic failed in {len(left_out)} calls of one batch")
@@ -447,6 +489,20 @@ class ChargingBatch(UseCase):
         await uow.xdrs.add_many(loaded.xdrs)
         await uow.transactions.add_many(loaded.transactions)
         await uow.outbox.add(loaded.events)
+
+
+async def _write_companions(
+    uow: UnitOfWork, calls: Sequence[ChargingCall], outcomes: Sequence[Outcome]
+) -> None:
+    """The companions of the calls that got an answer, one write per writer."""
+    by_writer: dict[int, tuple[CompanionWriter, list[object]]] = {}
+    for call, outcome in zip(calls, outcomes, strict=True):
+        if call.companion is None or isinstance(outcome, Exception):
+            continue
+        writer = call.companion.writer
+        by_writer.setdefault(id(writer), (writer, []))[1].append(call.companion.record)
+    for writer, records in by_writer.values():
+        await writer.write_companions(uow, records)
 
 
 def _subscriber(call: ChargingCall) -> Subscriber:

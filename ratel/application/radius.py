@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
 from ratel.application.base import Dependencies, UseCase, found
-from ratel.application.charging_batch import Charging
+from ratel.application.charging_batch import Charging, Companion
 from ratel.application.credit_control import CreditControl, Subscriber, UnknownSubscriber
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product, Service, ServicePolicy, Unit, effective_policy
@@ -343,21 +344,87 @@ def charging_session_id(report: AccountingReport) -> str:
     return f"radius:{report.nas_address}:{report.acct_session_id}"
 
 
+#: Accounting sessions a process keeps in memory (about 1 kB each).
+SESSION_CACHE_SIZE: Final = 100_000
+
+
+class RadiusSessionCache:
+    """The accounting sessions this process charged lately, as stored.
+
+    Accounting reads a session before each report and writes it with the
+    charge; keeping the last stored state here saves a transaction per
+    report. It is right because a NAS sends a session's accounting to one
+    server, and in this process the session's reports are charged one at a
+    time: only the DAE client changes a session behind accounting's back
+    (``restricted`` and ``last_dae``), and it tells this cache. The oldest
+    sessions are forgotten beyond ``size``; a forgotten one is read again."""
+
+    def __init__(self, size: int = SESSION_CACHE_SIZE) -> None:
+        self._size = size
+        self._sessions: OrderedDict[tuple[str, str], RadiusSession] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, nas_address: str, acct_session_id: str) -> RadiusSession | None:
+        """A copy of the session as last stored, or None."""
+        key = (nas_address, acct_session_id)
+        session = self._sessions.get(key)
+        if session is None:
+            return None
+        self._sessions.move_to_end(key)
+        return replace(session)
+
+    def stored(self, session: RadiusSession) -> None:
+        """Accounting stored ``session``: keep its counters and state, and the
+        DAE outcome already known here (the DAE client may have written it
+        while the report was being charged)."""
+        key = (session.nas_address, session.acct_session_id)
+        known = self._sessions.get(key)
+        kept = replace(session)
+        if known is not None:
+            kept.restricted = known.restricted
+            kept.last_dae = known.last_dae
+        self._sessions[key] = kept
+        self._sessions.move_to_end(key)
+        while len(self._sessions) > self._size:
+            self._sessions.popitem(last=False)
+
+    def dae_outcome(
+        self, nas_address: str, acct_session_id: str, last_dae: str, restricted: bool | None
+    ) -> None:
+        """What the DAE client stored on a session."""
+        known = self._sessions.get((nas_address, acct_session_id))
+        if known is not None:
+            known.last_dae = last_dae
+            if restricted is not None:
+                known.restricted = restricted
+
+    def forget(self, nas_address: str, acct_session_id: str) -> None:
+        """Read the session from the store next time."""
+        self._sessions.pop((nas_address, acct_session_id), None)
+
+
 class ChargeAccounting(RadiusUseCase):
     """Accounting Start, Interim-Update, Stop and Accounting-On/Off charged
-    through the credit-control core, each at most once."""
+    through the credit-control core, each at most once. A report's new
+    counters are written in the transaction that charges it (a ``Companion``
+    of the charging call), so counters and charge never disagree."""
 
     def __init__(
-        self, deps: Dependencies, store: RadiusStoreFactory, credit_control: Charging
+        self,
+        deps: Dependencies,
+        store: RadiusStoreFactory,
+        credit_control: Charging,
+        cache: RadiusSessionCache | None = None,
     ) -> None:
         super().__init__(deps, store)
         self.credit_control = credit_control
+        self.cache = cache if cache is not None else RadiusSessionCache()
         # Reports of one session are charged one at a time in this process, so
         # two different reports never both take the same request number.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_users: dict[tuple[str, str], int] = {}
-        self._unsaved: list[tuple[RadiusSession, asyncio.Future[None]]] = []
-        self._saving: asyncio.Task[None] | None = None
 
     @contextmanager
     def _counting(self, key: tuple[str, str]) -> Iterator[asyncio.Lock]:
@@ -372,35 +439,22 @@ class ChargeAccounting(RadiusUseCase):
                 del self._locks[key]
 
     async def _session(self, report: AccountingReport) -> RadiusSession | None:
+        cached = self.cache.get(report.nas_address, report.acct_session_id)
+        if cached is not None:
+            return cached
         async with self.store() as store:
-            return await store.sessions.get(report.nas_address, report.acct_session_id)
+            session = await store.sessions.get(report.nas_address, report.acct_session_id)
+        if session is not None:
+            self.cache.stored(session)
+        return session
 
-    async def _save(self, session: RadiusSession) -> None:
-        """Write the session's new counters. Reports charged at the same time
-        share one transaction (group commit): each returns once it committed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._unsaved.append((session, done))
-        if self._saving is None or self._saving.done():
-            self._saving = asyncio.create_task(self._save_batches())
-        await done
-
-    async def _save_batches(self) -> None:
-        while self._unsaved:
-            await asyncio.sleep(0)  # the reports answered in this tick join the batch
-            batch, self._unsaved = self._unsaved, []
-            try:
-                async with self.store() as store:
-                    for session, _ in batch:
-                        await store.sessions.save_usage(session)
-                    await store.commit()
-            except Exception as error:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(error)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def write_companions(self, uow: UnitOfWork, records: Sequence[object]) -> None:
+        """The new counters of charged reports, in the charging transaction
+        (``CompanionWriter``)."""
+        sessions = [r for r in records if isinstance(r, RadiusSession)]
+        if len(sessions) != len(records):
+            raise TypeError("RADIUS accounting writes RADIUS sessions only")
+        await self.store.joining(uow).save_usage_many(sessions)
 
     async def start(self, report: AccountingReport) -> AccountingOutcome:
         """Accounting Start: open (or join) the charging session and hold a first grant."""
@@ -452,7 +506,9 @@ class ChargeAccounting(RadiusUseCase):
                     await store.sessions.save(session)
                 await store.commit()
         except DuplicateRadiusSession:
+            self.cache.forget(report.nas_address, report.acct_session_id)
             return AccountingOutcome(await self._session(report), answer, duplicate=True)
+        self.cache.stored(session)
         return AccountingOutcome(session, answer)
 
     async def interim(self, report: AccountingReport) -> AccountingOutcome:
@@ -493,6 +549,16 @@ class ChargeAccounting(RadiusUseCase):
             used = 0  # hotline / throttled traffic is not charged
         number = session.reports + 1
         request = [data_request(used, requested=0 if ending else None)]
+        charged = replace(session, reports=number, updated_at=self.deps.clock.now())
+        if not stale:  # a late Stop ends the session; the counters charged stand
+            charged.input_octets = report.input_octets
+            charged.output_octets = report.output_octets
+            charged.session_time = report.session_time
+        if report.framed_ip:
+            charged.framed_ip = report.framed_ip
+        if ending:
+            charged.state = RadiusSessionState.CLOSED
+        companion = Companion(self, charged)
         if ending:
             answer = await self.credit_control.terminate(
                 session.charging_session_id,
@@ -500,23 +566,18 @@ class ChargeAccounting(RadiusUseCase):
                 request,
                 sub_session=session.sub_session,
                 cause=report.cause,
+                companion=companion,
             )
         else:
             answer = await self.credit_control.update(
-                session.charging_session_id, number, request, sub_session=session.sub_session
+                session.charging_session_id,
+                number,
+                request,
+                sub_session=session.sub_session,
+                companion=companion,
             )
-        if not stale:  # a late Stop ends the session; the counters charged stand
-            session.input_octets = report.input_octets
-            session.output_octets = report.output_octets
-            session.session_time = report.session_time
-        session.reports = number
-        session.updated_at = self.deps.clock.now()
-        if report.framed_ip:
-            session.framed_ip = report.framed_ip
-        if ending:
-            session.state = RadiusSessionState.CLOSED
-        await self._save(session)
-        return AccountingOutcome(session, answer)
+        self.cache.stored(charged)
+        return AccountingOutcome(charged, answer)
 
     async def nas_restarted(self, nas_address: str, cause: str = "nas_reboot") -> int:
         """Accounting-On / Off: the NAS lost every session it had; end them
@@ -549,10 +610,15 @@ class RadiusSessions(RadiusUseCase):
     """Read and annotate accounting sessions (the DAE client's view)."""
 
     def __init__(
-        self, deps: Dependencies, store: RadiusStoreFactory, credit_control: CreditControl
+        self,
+        deps: Dependencies,
+        store: RadiusStoreFactory,
+        credit_control: CreditControl,
+        cache: RadiusSessionCache | None = None,
     ) -> None:
         super().__init__(deps, store)
         self.credit_control = credit_control
+        self.cache = cache  # accounting's, told of what the DAE client stores
 
     async def get(self, nas_address: str, acct_session_id: str) -> RadiusSession | None:
         """One accounting session, or None."""
@@ -589,6 +655,8 @@ class RadiusSessions(RadiusUseCase):
             session.updated_at = self.deps.clock.now()
             await store.sessions.save(session)
             await store.commit()
+        if self.cache is not None:
+            self.cache.dae_outcome(nas_address, acct_session_id, outcome[:500], restricted)
 
     async def policy(self, account_id: str) -> ServicePolicy:
         """The account's effective service policy now (for a restoring CoA)."""

@@ -4,11 +4,13 @@ charged). One ``RadiusStore`` is one transaction, like ``UnitOfWork``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from ratel.domain.nas import Nas, RadiusSession
+from ratel.ports.store import UnitOfWork
 
 
 class NasRepository(Protocol):
@@ -59,6 +61,12 @@ class RadiusSessionRepository(Protocol):
     async def save_usage(self, session: RadiusSession) -> None:
         """Write only what accounting changes (counters, reports, state,
         Framed-IP), never the DAE outcome a CoA may be writing meanwhile."""
+        ...
+
+    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> None:
+        """``save_usage`` for many sessions in one statement; a session whose
+        stored ``reports`` is already at least the new one is left as it is
+        (accounting never takes a session back)."""
         ...
 
     async def open_for_nas(self, nas_address: str) -> list[RadiusSession]:
@@ -121,4 +129,9 @@ class RadiusStoreFactory(Protocol):
 
     def __call__(self) -> RadiusStore:
         """A new, not yet started transaction."""
+        ...
+
+    def joining(self, uow: UnitOfWork) -> RadiusSessionRepository:
+        """The accounting sessions inside ``uow``'s transaction, for records
+        that must commit with a charge."""
         ...

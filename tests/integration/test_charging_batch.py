@@ -15,15 +15,23 @@ from itertools import count
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
+from ratel.adapters.db.tables import customers
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher
 from ratel.application.accounts import CreateAccount
 from ratel.application.base import Dependencies
 from ratel.application.catalogue import DefineDestinationGroups, DefineProduct, DefineTariff
-from ratel.application.charging_batch import CallKind, ChargingBatch, ChargingCall, Outcome
+from ratel.application.charging_batch import (
+    CallKind,
+    ChargingBatch,
+    ChargingCall,
+    Companion,
+    Outcome,
+)
 from ratel.application.credit_control import CreditControl, Subscriber
 from ratel.application.customers import OpenCustomer
 from ratel.application.payments import TopUp
@@ -508,3 +516,97 @@ async def test_calls_outside_the_workers_run_on_their_own(deps: Dependencies) ->
     assert await cc.can_afford(who, call(60))
     with pytest.raises(Exception, match="never started"):
         await cc.update("o2", 1, [call()])
+
+
+# -- companions: a protocol adapter's records, written with the charge ---------------
+
+
+class RecordingWriter:
+    """Keeps what it is asked to write and whether a transaction was open;
+    raises the next of ``failures`` first while there are any."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[object]] = []
+        self.failures: list[Exception] = []
+
+    async def write_companions(self, uow: Any, records: Sequence[object]) -> None:
+        assert uow.connection.in_transaction()
+        if self.failures:
+            raise self.failures.pop(0)
+        self.writes.append(list(records))
+
+
+async def test_companions_of_answered_calls_are_written_once_per_writer(
+    deps: Dependencies,
+) -> None:
+    owner = await line(deps, "12025550100", "10")
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    first, second = RecordingWriter(), RecordingWriter()
+    calls = [
+        ChargingCall(CallKind.START, "c1", 0, (call(60),), who, companion=Companion(first, "a")),
+        ChargingCall(CallKind.UPDATE, "nobody", 1, (call(),), companion=Companion(first, "x")),
+        ChargingCall(CallKind.START, "c2", 0, (call(60),), who, companion=Companion(second, "b")),
+        ChargingCall(
+            CallKind.UPDATE, "c1", 1, (call(60, used=60),), companion=Companion(first, "c")
+        ),
+    ]
+    outcomes = await ChargingBatch(deps)(calls)
+    assert [type(o).__name__ for o in outcomes] == ["Answer", "UnknownSession", "Answer", "Answer"]
+    # the refused call's record is not written; each writer writes once
+    assert first.writes == [["a", "c"]]
+    assert second.writes == [["b"]]
+
+
+async def test_a_companion_is_written_in_the_transaction_of_its_charge(
+    deps: Dependencies, engine: AsyncEngine
+) -> None:
+    owner = await line(deps, "12025550100", "10")
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    writer = RecordingWriter()
+    batch = ChargingBatch(deps)
+    await batch([ChargingCall(CallKind.START, "k1", 0, (call(60),), who)])
+    update = ChargingCall(
+        CallKind.UPDATE, "k1", 1, (call(60, used=60),), companion=Companion(writer, "k1/1")
+    )
+    seen: list[tuple[object, object]] = []
+
+    class Witness(RecordingWriter):
+        """Reads the balance inside the charge's transaction and outside it."""
+
+        async def write_companions(self, uow: Any, records: Sequence[object]) -> None:
+            query = sa.select(customers.c.balance).where(customers.c.id == owner.customer_id)
+            inside = (await uow.connection.execute(query)).scalar_one()
+            async with reader.connect() as other:
+                outside = (await other.execute(query)).scalar_one()
+            seen.append((inside, outside))
+            await super().write_companions(uow, records)
+
+    witness = Witness()
+    witness.failures.append(ConcurrentChange("deadlock detected"))
+    update = replace(update, companion=Companion(witness, "k1/1"))
+    reader = create_async_engine(engine.url)  # SQLite's engine has one connection
+    try:
+        (outcome,) = await batch([update])
+    finally:
+        await reader.dispose()
+    assert isinstance(outcome, Answer) and outcome.granted
+    # the companion ran in the charge's transaction: the charge visible there
+    # and not yet committed; the failed attempt rolled its charge back
+    assert seen == [(usd("9.85").amount, usd("10").amount)] * 2
+    assert await wallet(deps, owner.customer_id) == (usd("9.85"), usd("0.10"))
+    assert witness.writes == [["k1/1"]]
+
+
+async def test_one_by_one_calls_write_their_companions_after_the_charge(
+    deps: Dependencies,
+) -> None:
+    owner = await line(deps, "12025550100", "10")
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    writer = RecordingWriter()
+    calls = [
+        ChargingCall(CallKind.START, "o1", 0, (call(60),), who, companion=Companion(writer, "s")),
+        ChargingCall(CallKind.UPDATE, "nobody", 1, (call(),), companion=Companion(writer, "x")),
+    ]
+    outcomes = await ChargingBatch(deps).one_by_one(calls)
+    assert [type(o).__name__ for o in outcomes] == ["Answer", "UnknownSession"]
+    assert writer.writes == [["s"]]

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import NOW, account, customer
 
 from ratel.adapters.db.radius import SqlRadiusStoreFactory
-from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from ratel.domain.nas import (
     DuplicateNas,
     DuplicateRadiusSession,
@@ -154,3 +154,30 @@ async def test_saving_usage_leaves_the_dae_outcome_alone(store: SqlRadiusStoreFa
     assert final is not None
     assert (final.output_octets, final.reports) == (10 * 2**20, 1)
     assert (final.restricted, final.last_dae) == (True, "coa hotline: ACK")
+
+
+async def test_usage_of_many_sessions_is_written_in_the_unit_of_work_and_never_goes_back(
+    store: SqlRadiusStoreFactory, engine: AsyncEngine
+) -> None:
+    async with store() as work:
+        for name in ("m-1", "m-2", "m-3"):
+            await work.sessions.add(session(name, reports=2))
+        await work.commit()
+    ahead = session("m-1", reports=3, output_octets=300)
+    behind = session("m-2", reports=2, output_octets=999)  # not newer than what is stored
+    closed = session("m-3", reports=3, output_octets=30, state=RadiusSessionState.CLOSED)
+    async with SqlUnitOfWork(engine) as uow:
+        await store.joining(uow).save_usage_many([ahead, behind, closed])
+    async with store() as work:  # the unit of work was not committed: nothing changed
+        rows = [await work.sessions.get("192.0.2.1", name) for name in ("m-1", "m-2", "m-3")]
+    assert [(r.reports, r.output_octets) for r in rows if r] == [(2, 0)] * 3
+    async with SqlUnitOfWork(engine) as uow:
+        await store.joining(uow).save_usage_many([ahead, behind, closed])
+        await uow.commit()
+    async with store() as work:
+        rows = [await work.sessions.get("192.0.2.1", name) for name in ("m-1", "m-2", "m-3")]
+    assert [(r.reports, r.output_octets, r.state) for r in rows if r] == [
+        (3, 300, RadiusSessionState.OPEN),
+        (2, 0, RadiusSessionState.OPEN),
+        (3, 30, RadiusSessionState.CLOSED),
+    ]

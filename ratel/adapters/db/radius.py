@@ -3,6 +3,7 @@ and CHAP secrets, one transaction per ``SqlRadiusStore``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ratel.adapters.db.statements import Repository, lockable, retryable
 from ratel.adapters.db.tables import radius_chap_secrets, radius_nas, radius_sessions
+from ratel.adapters.db.unit_of_work import SqlUnitOfWork
 from ratel.domain.errors import ConcurrentChange
 from ratel.domain.nas import (
     DuplicateNas,
@@ -22,6 +24,7 @@ from ratel.domain.nas import (
     RadiusSession,
     RadiusSessionState,
 )
+from ratel.ports.store import UnitOfWork
 
 
 def _nas_row(nas: Nas) -> dict[str, Any]:
@@ -142,6 +145,26 @@ _USAGE_COLUMNS = (
 )
 
 
+def _usage_update() -> sa.Update:
+    """Accounting's write of one session, run with a list of parameter sets
+    (executemany). It never takes a session back: a row whose ``reports``
+    already reached the new value (written by another process, or by a
+    retransmission's twin) is left alone."""
+    c = radius_sessions.c
+    return (
+        sa.update(radius_sessions)
+        .where(
+            c.nas_address == sa.bindparam("key_nas"),
+            c.acct_session_id == sa.bindparam("key_session"),
+            c.reports < sa.bindparam("reports"),
+        )
+        .values({name: sa.bindparam(name) for name in _USAGE_COLUMNS})
+    )
+
+
+_USAGE_UPDATE = _usage_update()
+
+
 class SqlRadiusSessionRepository(Repository):
     """Accounting sessions in ``radius_sessions``."""
 
@@ -178,6 +201,17 @@ class SqlRadiusSessionRepository(Repository):
         row = _session_row(session)
         usage = {name: row[name] for name in _USAGE_COLUMNS}
         await self._execute(self._update(session).values(**usage))
+
+    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> None:
+        rows = []
+        for session in sessions:
+            row = _session_row(session)
+            usage = {name: row[name] for name in _USAGE_COLUMNS}
+            usage["key_nas"] = session.nas_address
+            usage["key_session"] = session.acct_session_id
+            rows.append(usage)
+        if rows:
+            await self._execute(_USAGE_UPDATE, rows)
 
     async def _open_where(self, *criteria: sa.ColumnElement[bool]) -> list[RadiusSession]:
         c = radius_sessions.c
@@ -286,3 +320,8 @@ class SqlRadiusStoreFactory:
 
     def __call__(self) -> SqlRadiusStore:
         return SqlRadiusStore(self.engine)
+
+    def joining(self, uow: UnitOfWork) -> SqlRadiusSessionRepository:
+        if not isinstance(uow, SqlUnitOfWork):
+            raise TypeError(f"the RADIUS store joins SQL units of work, not {type(uow).__name__}")
+        return SqlRadiusSessionRepository(uow.connection)
