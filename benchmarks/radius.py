@@ -10,7 +10,13 @@ server on SQLite and on PostgreSQL (a fresh database on the server named by
 ``--postgres`` / ``RATEL_TEST_PG_URL``, dropped afterwards). The baseline, in
 the same run, is a do-nothing pyrad responder (decode, check the
 authenticator, answer) on the same loop, driven the same way: the ratio shows
-what charging costs on top of the RADIUS round trip.
+what charging costs on top of the RADIUS round trip. A second reference line,
+"ratel server, answered at once", runs ratel's own RADIUS server and
+accounting use case with a credit-control core that answers every report at
+once without a database: the cost of ratel's RADIUS layer alone. Each line
+also prints this process's CPU time per Interim-Update (the server's share of
+the two cores; PostgreSQL's and radclient's are not counted) and, when
+charged, the calls per group-commit batch.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,9 +44,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.server import RadiusServer
+from ratel.application.charging_batch import Companion
 from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
 from ratel.domain.catalogue import Product, ProductKind, Service, ServicePolicy, UsageCharge
+from ratel.domain.charging import Answer, RequestKind, UsageRequest
 from ratel.domain.identifiers import Identifiers
 from ratel.domain.money import Money
 from ratel.domain.nas import NasVendor
@@ -61,6 +70,46 @@ class NullResponder(asyncio.DatagramProtocol):
         request = rp.AcctPacket(secret=SECRET.encode(), dict=dictionary(), packet=data)
         if request.VerifyAcctRequest():
             self.transport.sendto(request.CreateReply().ReplyPacket(), addr)
+
+
+class AnsweredAtOnce:
+    """A credit-control core for the reference line: Start goes to the real
+    one (the session must exist), every report is answered at once."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    async def start(self, *args: object, **kwargs: object) -> Answer:
+        return await self.real.start(*args, **kwargs)  # type: ignore[attr-defined, no-any-return]
+
+    async def update(
+        self,
+        session_id: str,
+        number: int,
+        requests: list[UsageRequest],
+        *,
+        sub_session: str = "",
+        companion: Companion | None = None,
+        cause: str = "normal",
+    ) -> Answer:
+        return Answer(number, RequestKind.UPDATE, ())
+
+    terminate = update
+
+
+@dataclass(frozen=True)
+class Measured:
+    rate: float  # Interim-Updates answered per second
+    cpu_ms: float  # this process's CPU per Interim-Update
+    per_batch: float = 0.0  # charging calls per group-commit batch
+
+    def line(self, label: str, baseline: float | None = None) -> str:
+        text = f"  {label:40} {self.rate:8.0f} /s  cpu {self.cpu_ms:.3f} ms/request"
+        if self.per_batch:
+            text += f"  {self.per_batch:5.1f} calls/batch"
+        if baseline:
+            text += f"  ratio {self.rate / baseline:.3f}"
+        return text
 
 
 def login(n: int) -> str:
@@ -151,8 +200,11 @@ async def postgres_database(server_url: str) -> AsyncIterator[str]:
         await server.dispose()
 
 
-async def charged_rate(url: str, sessions: int, interims: int, parallel: int) -> float:
-    """Charged Interim-Updates per second on the database at ``url``."""
+async def charged_rate(
+    url: str, sessions: int, interims: int, parallel: int, *, charging: bool = True
+) -> Measured:
+    """Interim-Updates per second on the database at ``url``, charged (or,
+    with ``charging=False``, answered at once by a core without a database)."""
     await asyncio.to_thread(upgrade, url)
     container = build_container(Settings(database_url=url, radius_auth_port=0, radius_acct_port=0))
     try:
@@ -162,22 +214,31 @@ async def charged_rate(url: str, sessions: int, interims: int, parallel: int) ->
         await workers.start()
         server: RadiusServer = container.radius_server()
         await server.start()
+        accounting = container.charge_accounting()
         try:
             port = server.addresses["acct"][1]
             await radclient(port, packets(sessions, "Start"), parallel)
+            if not charging:
+                accounting.credit_control = AnsweredAtOnce(accounting.credit_control)
             requests = "\n".join(
                 packets(sessions, "Interim-Update", k) for k in range(1, interims + 1)
             )
+            batches, calls = workers.batches, workers.calls
+            cpu = time.process_time()
             elapsed, _ = await radclient(port, requests, parallel)
+            cpu = time.process_time() - cpu
+            batches, calls = workers.batches - batches, workers.calls - calls
         finally:
             await server.stop()
             await workers.stop()
-        # every interim charged exactly once: 1 MiB at 0.01 each
-        view = await container.balance_enquiry()(IdentifierKind.ALIAS, login(0))
-        expected = Decimal(1000) - Decimal("0.01") * interims
-        if view.balance.amount != expected:
-            raise SystemExit(f"charging is wrong: {view.balance} instead of {expected}")
-        return sessions * interims / elapsed
+        count = sessions * interims
+        if charging:
+            # every interim charged exactly once: 1 MiB at 0.01 each
+            view = await container.balance_enquiry()(IdentifierKind.ALIAS, login(0))
+            expected = Decimal(1000) - Decimal("0.01") * interims
+            if view.balance.amount != expected:
+                raise SystemExit(f"charging is wrong: {view.balance} instead of {expected}")
+        return Measured(count / elapsed, cpu / count * 1000, calls / batches if batches else 0.0)
     finally:
         await dispose(container)
 
@@ -200,21 +261,26 @@ async def run(args: argparse.Namespace) -> None:
     )
     baseline = await baseline_rate(args.sessions, args.interims, args.parallel)
     print(f"  {'baseline (do-nothing pyrad responder)':40} {baseline:8.0f} /s")
+    shape = (args.sessions, args.interims, args.parallel)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'answered.db'}"
+        answered = await charged_rate(url, *shape, charging=False)
+    print(answered.line("ratel server, answered at once", baseline))
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        sqlite = await charged_rate(url, args.sessions, args.interims, args.parallel)
-    print(f"  {'charged on SQLite':40} {sqlite:8.0f} /s  ratio {sqlite / baseline:.3f}")
+        sqlite = await charged_rate(url, *shape)
+    print(sqlite.line("charged on SQLite", baseline))
     if args.postgres:
         async with postgres_database(args.postgres) as url:
-            pg = await charged_rate(url, args.sessions, args.interims, args.parallel)
-        print(f"  {'charged on PostgreSQL':40} {pg:8.0f} /s  ratio {pg / baseline:.3f}")
+            pg = await charged_rate(url, *shape)
+        print(pg.line("charged on PostgreSQL", baseline))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--interims", type=int, default=5)
-    parser.add_argument("--parallel", type=int, default=32)
+    parser.add_argument("--interims", type=int, default=10)
+    parser.add_argument("--parallel", type=int, default=64)
     parser.add_argument(
         "--postgres",
         default=os.environ.get("RATEL_TEST_PG_URL", DEFAULT_PG_URL),
