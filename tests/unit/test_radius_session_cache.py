@@ -11,20 +11,13 @@ from ratel.domain.nas import RadiusSession, RadiusSessionState
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
+BASE = RadiusSession(
+    "192.0.2.1", "s-1", "radius:192.0.2.1:s-1", "", "acc_1", "cus_1", "alice@isp", NOW, NOW
+)
+
+
 def session(acct_id: str = "s-1", **fields: object) -> RadiusSession:
-    values: dict[str, object] = {
-        "nas_address": "192.0.2.1",
-        "acct_session_id": acct_id,
-        "charging_session_id": f"radius:192.0.2.1:{acct_id}",
-        "sub_session": "",
-        "account_id": "acc_1",
-        "customer_id": "cus_1",
-        "user_name": "alice@isp",
-        "started_at": NOW,
-        "updated_at": NOW,
-    }
-    values.update(fields)
-    return RadiusSession(**values)  # type: ignore[arg-type]
+    return replace(BASE, acct_session_id=acct_id, **fields)  # type: ignore[arg-type]
 
 
 def test_the_cache_hands_out_copies_of_what_was_stored() -> None:
