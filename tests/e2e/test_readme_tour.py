@@ -5,16 +5,11 @@ process, and GraphQL showing what they charged."""
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,9 +19,9 @@ import httpx
 import pytest
 
 from ratel.demo import DEMO_NAS, DEMO_PPPOE
+from tests.serving import LogLines, ratel, ratel_env, serve, stop
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 60
 MIB = 1024 * 1024
 
 # The tour's RADIUS packets, as the README shows them (checked below).
@@ -55,44 +50,6 @@ def free_port(kind: int) -> int:
         return int(probe.getsockname()[1])
 
 
-def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ratel.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-class Events:
-    """The JSON log lines of the server, read in a thread."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: queue.Queue[dict[str, object]] = queue.Queue()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            try:
-                self.lines.put(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-
-    def wait_for(self, message: str) -> dict[str, object]:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                event = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event.get("message") == message:
-                return event
-        raise AssertionError(f"no {message!r} in the log")
-
-
 class Tour:
     """The served demo: ports, the demo load's output, and GraphQL as admin."""
 
@@ -118,29 +75,20 @@ class Tour:
 @pytest.fixture(scope="module")
 def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tour]:
     workdir = tmp_path_factory.mktemp("ratel-tour")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
-    env.update(
-        RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
-        RATEL_HTTP_PORT="0",
+    env = ratel_env(
+        workdir / "ratel.db",
+        # the tour's commands name the ports: fixed for the run, free now
         RATEL_RADIUS_AUTH_PORT=str(free_port(socket.SOCK_DGRAM)),
         RATEL_RADIUS_ACCT_PORT=str(free_port(socket.SOCK_DGRAM)),
         RATEL_DIAMETER_PORT=str(free_port(socket.SOCK_STREAM)),
         RATEL_DIAMETER_PEERS=demo_peers(),
-        RATEL_LOG_FORMAT="json",
     )
     upgraded = ratel(env, workdir, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     loaded = ratel(env, workdir, "demo", "load")
     assert loaded.returncode == 0, loaded.stderr
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    events = Events(process.stderr)
+    process = serve(env, workdir)
+    events = LogLines(process.stderr)
     try:
         events.wait_for("radius listening")
         events.wait_for("diameter listening")
@@ -152,12 +100,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tour]:
         served.token = login["staffLogin"]["token"]
         yield served
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def radclient(port: int, kind: str, packets: str, *options: str) -> str:

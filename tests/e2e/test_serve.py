@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-STARTUP_SECONDS = 30
+from tests.serving import STARTUP_SECONDS, LogLines, ratel, ratel_env, serve
+
 STOP_SECONDS = 10
 
 
@@ -28,30 +25,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(workdir: Path) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
-    values.update(
-        RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
-        RATEL_HTTP_PORT="0",  # a free port, announced in the "listening" log line
-        RATEL_RADIUS_AUTH_PORT="0",  # never 1812/1813: other test runs share the machine
-        RATEL_RADIUS_ACCT_PORT="0",
-        RATEL_DIAMETER_PORT="0",  # likewise: parallel runs never collide on 3868
-        RATEL_HOUSEKEEPING_INTERVAL="0.5",
-        RATEL_LOG_FORMAT="json",
-        COLUMNS="200",  # rich tables: no truncation in a pipe
-    )
-    return values
-
-
-def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ratel.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return ratel_env(workdir / "ratel.db", RATEL_HOUSEKEEPING_INTERVAL="0.5")
 
 
 def customers_in(output: str) -> int:
@@ -111,52 +85,9 @@ def test_housekeeping_prints_its_report(migrated: None, env: dict[str, str], wor
     assert "sessions released: " in done.stdout
 
 
-class Lines:
-    """A process's stderr, read line by line in a thread."""
-
-    def __init__(self, stream: object) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.put(line)
-
-    def wait_for(self, message: str, timeout: float) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("message") == message:
-                return event  # type: ignore[no-any-return]
-        raise AssertionError(f"no {message!r} log line; got:\n{''.join(self.seen)}")
-
-    def drain(self) -> list[str]:
-        self._thread.join(timeout=5)
-        while not self.lines.empty():
-            self.seen.append(self.lines.get())
-        return self.seen
-
-
 @pytest.fixture
 def server(migrated: None, env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve(env, workdir)
     yield process
     if process.poll() is None:
         process.kill()
@@ -164,7 +95,7 @@ def server(migrated: None, env: dict[str, str], workdir: Path) -> Iterator[subpr
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str]) -> None:
-    log = Lines(server.stderr)
+    log = LogLines(server.stderr)
     listening = log.wait_for("listening", STARTUP_SECONDS)
     url = str(listening["url"])
     assert listening["level"] == "info"
@@ -208,7 +139,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(server: subprocess.Popen[str
 
 
 def test_serve_stops_on_sigint_too(server: subprocess.Popen[str]) -> None:
-    log = Lines(server.stderr)
+    log = LogLines(server.stderr)
     log.wait_for("listening", STARTUP_SECONDS)
     server.send_signal(signal.SIGINT)
     assert server.wait(timeout=STOP_SECONDS) == 0

@@ -4,32 +4,18 @@ client, the API key the demo printed."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.test_serve import STARTUP_SECONDS, STOP_SECONDS, Lines
+from tests.e2e.test_serve import STOP_SECONDS
+from tests.serving import LogLines, ratel, ratel_env, serve
 
 BALANCE = '{ ussdBalance(msisdn: "12055550100") { amount currency text } }'
-
-
-def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ratel.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +25,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(workdir: Path) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
-    values.update(
-        RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
-        RATEL_HTTP_PORT="0",
-        RATEL_RADIUS_AUTH_PORT="0",
-        RATEL_RADIUS_ACCT_PORT="0",
-        RATEL_DIAMETER_PORT="0",
-        RATEL_LOG_FORMAT="json",
-        COLUMNS="200",
-    )
-    return values
+    return ratel_env(workdir / "ratel.db")
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +42,10 @@ def ussd_key(env: dict[str, str], workdir: Path) -> str:
 
 @pytest.fixture(scope="module")
 def server_url(ussd_key: str, env: dict[str, str], workdir: Path) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve(env, workdir)
     try:
-        log = Lines(process.stderr)
-        listening = log.wait_for("listening", STARTUP_SECONDS)
+        log = LogLines(process.stderr)
+        listening = log.wait_for("listening")
         yield str(listening["url"])
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=STOP_SECONDS) == 0

@@ -4,15 +4,9 @@ configured by RATEL_DIRECTORY_* variables, against the real Samba AD DC."""
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import shutil
 import signal
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +15,7 @@ import pytest
 from directory_servers import SERVICE_PASSWORD, Samba, closed_port_url, samba
 
 from ratel.adapters.db.migrations import upgrade
+from tests.serving import LogLines, ratel, ratel_env, serve
 
 __all__ = ["samba"]  # session fixture
 
@@ -38,15 +33,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def env(samba: Samba, template: Path, tmp_path: Path) -> dict[str, str]:
     password_file = tmp_path / "service-password"
     password_file.write_text(SERVICE_PASSWORD + "\n")
-    values = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
     roles = ";".join(f"{role}={group}" for group, role in samba.role_groups)
-    values.update(
-        RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'ratel.db'}",
-        RATEL_LOG_FORMAT="json",
-        RATEL_HTTP_PORT="0",
-        RATEL_RADIUS_AUTH_PORT="0",
-        RATEL_RADIUS_ACCT_PORT="0",
-        RATEL_DIAMETER_PORT="0",
+    values = ratel_env(
+        tmp_path / "ratel.db",
         RATEL_DIRECTORY="ldap",
         RATEL_DIRECTORY_URLS=f"{closed_port_url()},{samba.ldaps_url}",
         RATEL_DIRECTORY_BASE_DN=samba.base_dn,
@@ -57,23 +46,9 @@ def env(samba: Samba, template: Path, tmp_path: Path) -> dict[str, str]:
         RATEL_DIRECTORY_TLS_SERVER_NAME=samba.tls_server_name,
         RATEL_DIRECTORY_CONNECT_TIMEOUT="2",
         RATEL_DIRECTORY_RECEIVE_TIMEOUT="1",
-        COLUMNS="200",
     )
     shutil.copyfile(template, tmp_path / "ratel.db")
     return values
-
-
-def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ratel.cli", *args],
-        env=env,
-        cwd=cwd,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_staff_sync_prints_what_it_changed(env: dict[str, str], tmp_path: Path) -> None:
@@ -124,45 +99,9 @@ def test_an_incomplete_directory_setting_stops_ratel(env: dict[str, str], tmp_pa
     assert "RATEL_DIRECTORY_BASE_DN: required with RATEL_DIRECTORY=ldap" in done.stderr
 
 
-class Lines:
-    """A process's JSON log lines, read in a thread."""
-
-    def __init__(self, stream: object) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.put(line)
-
-    def wait_for(self, message: str, timeout: float = 60) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("message") == message:
-                return event  # type: ignore[no-any-return]
-        raise AssertionError(f"no {message!r} log line; got:\n{''.join(self.seen)}")
-
-
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve(env, tmp_path)
     yield process
     if process.poll() is None:
         process.kill()
@@ -172,7 +111,7 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str
 def test_serve_runs_the_sync_at_start_and_reports_it_healthy(
     server: subprocess.Popen[str], env: dict[str, str], tmp_path: Path
 ) -> None:
-    log = Lines(server.stderr)
+    log = LogLines(server.stderr)
     url = str(log.wait_for("listening")["url"])
     done = log.wait_for("directory sync done")
     assert isinstance(done["users_created"], int) and done["users_created"] >= 3
