@@ -24,7 +24,7 @@ import logging
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -450,18 +450,30 @@ class RadiusServer:
         return reply.ReplyPacket(), then
 
 
-def _text(request: rp.Packet, name: str) -> str:
+#: What the helpers below read attributes from: a packet, or its attributes
+#: decoded once (``_decoded``) when many are read.
+Readable = rp.Packet | Mapping[str, list[Any]]
+
+
+def _decoded(request: rp.Packet) -> dict[str, list[Any]]:
+    """The attributes present in ``request``, each decoded once, by name
+    (asking a packet for an absent attribute costs a KeyError each time)."""
+    names = request.keys()  # pyrad's keys() gives names; iterating gives raw codes
+    return {name: request[name] for name in names if isinstance(name, str)}
+
+
+def _text(request: Readable, name: str) -> str:
     values = request.get(name) or []
     value = values[0] if values else ""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def _value(request: rp.Packet, name: str) -> Any:
+def _value(request: Readable, name: str) -> Any:
     values = request.get(name) or []
     return values[0] if values else None
 
 
-def _integer(request: rp.Packet, name: str) -> int:
+def _integer(request: Readable, name: str) -> int:
     value = _value(request, name)
     return value if isinstance(value, int) else 0
 
@@ -475,7 +487,8 @@ def _credentials(request: rp.AuthPacket) -> Credentials:
     return Credentials(pap_password=request.PwDecrypt(encrypted))
 
 
-def _report(nas: Nas, request: rp.Packet) -> AccountingReport:
+def _report(nas: Nas, packet: rp.Packet) -> AccountingReport:
+    request = _decoded(packet)
     correlation = _text(request, "Acct-Multi-Session-Id") or _text(request, "3GPP2-Correlation-Id")
     framed = _value(request, "Framed-IP-Address")
     cause = _value(request, "Acct-Terminate-Cause")
