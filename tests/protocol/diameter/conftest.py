@@ -4,8 +4,9 @@ that connect to it."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,9 @@ def port(ocs: Container) -> int:
 
 
 @pytest.fixture(scope="module")
-def gw1(port: int) -> Iterator[Gateway]:
+async def gw1(port: int) -> AsyncIterator[Gateway]:
+    # the node answers on the test's loop: the gateway's blocking calls in a thread
     gateway = Gateway("gw1.test", port)
-    gateway.start()
+    await asyncio.to_thread(gateway.start)
     yield gateway
-    gateway.stop()
+    await asyncio.to_thread(gateway.stop)
