@@ -1,22 +1,21 @@
-"""The wire side of Diameter credit control: reading CCRs and writing answers.
+"""The wire side of Diameter: reading messages and writing them.
 
-python-diameter parses bytes into AVP objects; we read the received AVP tree
-ourselves (``message.avps`` keeps every AVP as received) rather than its typed
-attributes, because its typed Granted/Requested/Used-Service-Unit drop
-CC-Output-Octets and Tariff-Change-Usage. Answers and requests we send are
-plain ``Message`` objects with AVP lists built here with ``Avp.new``, which
-takes the M-bit from the dictionary: the typed CreditControlAnswer encodes
-Credit-Control-Failure-Handling twice and never Direct-Debiting-Failure-
-Handling, and the typed RAR never encodes Service-Type. ``with_mandatory_origin``
-repairs, at the byte level, the M-bit python-diameter clears on Origin-Host and
-Origin-Realm in the answers it builds itself (CEA, DWA, DPA), which RFC 6733
-forbids.
+python-diameter is the codec: its AVP classes and dictionary. We read the
+received AVP tree ourselves (``message.avps`` keeps every AVP as received)
+rather than its typed attributes, because its typed Granted/Requested/
+Used-Service-Unit drop CC-Output-Octets and Tariff-Change-Usage. Every
+message we send (CCA, CEA, DWA, DPA, RAR, ASR) is a plain ``Message`` with
+AVPs built here by ``new``, which takes the M-bit from the dictionary (so
+Origin-Host and Origin-Realm carry it, as RFC 6733 wants): the library's
+typed CreditControlAnswer encodes Credit-Control-Failure-Handling twice and
+never Direct-Debiting-Failure-Handling, its typed RAR never encodes
+Service-Type, and its typed base answers clear the M-bit of Origin-Host.
 
-``decode`` and ``encode`` are the node's hot path: the library's own
-``Message.from_bytes`` and ``as_bytes`` go through an XDR packer one field at
-a time; these read the header and split the AVPs with ``struct`` straight into
-the library's AVP classes (values decoded when read), and join the encoded
-AVPs once.
+``decode``, ``encode`` and ``new`` are the node's hot path: the library's own
+``Message.from_bytes``, ``as_bytes`` and ``Avp.new`` go through an XDR packer
+one field at a time; these read the header and split the AVPs with
+``struct`` straight into the library's AVP classes (values decoded when
+read), and join encoded AVPs once.
 """
 
 from __future__ import annotations
@@ -130,9 +129,7 @@ _AVP_VENDOR_HEADER = struct.Struct(">III")
 _VENDOR_ID = struct.Struct(">I")
 _FLAG_VENDOR = 0x80
 _FLAG_MANDATORY = 0x40
-_ORIGIN_CODES = frozenset({ORIGIN_HOST, ORIGIN_REALM})
 _REQUEST = 0x80
-_ERROR = 0x20
 
 
 class MalformedAvp(ValueError):
@@ -152,13 +149,38 @@ class MissingAvp(ValueError):
         self.vendor = vendor
 
 
+#: (code, vendor) -> the library's AVP class, name and flags; filled as AVPs are built
+_NEW_SPECS: dict[tuple[int, int], tuple[type[Avp], str, int]] = {}
+
+
 def new(code: int, value: Any, vendor: int = 0) -> Avp:
-    """An AVP with the dictionary's M-bit (and V-bit for vendor AVPs)."""
-    return Avp.new(code, vendor, value=value)
+    """An AVP with the dictionary's M-bit (and V-bit for vendor AVPs), as
+    ``Avp.new`` builds it; a grouped one's members encoded once, here."""
+    spec = _NEW_SPECS.get((code, vendor))
+    if spec is None:
+        entry = get_avp_dictionary_entry(code, vendor)
+        if entry is None:
+            raise ValueError(f"AVP code {code} with vendor {vendor} is unknown")
+        flags = (_FLAG_VENDOR if vendor else 0) | (_FLAG_MANDATORY if entry.get("mandatory") else 0)
+        spec = _NEW_SPECS[(code, vendor)] = (entry["type"], entry["name"], flags)
+    cls, name, flags = spec
+    avp = cls.__new__(cls)
+    avp.code, avp.flags, avp._vendor_id, avp.name = code, flags, vendor, name
+    if cls is AvpGrouped:
+        members = value if isinstance(value, list) else [value]
+        avp._avps = members  # type: ignore[attr-defined]
+        avp.payload = b"".join([_encoded(member) for member in members])
+    else:
+        avp.payload = b""
+        avp.value = value
+    return avp
 
 
 def find(avps: Iterable[Avp], code: int, vendor: int = 0) -> Avp | None:
-    return next((a for a in avps if a.code == code and a.vendor_id == vendor), None)
+    for avp in avps:
+        if avp.code == code and avp.vendor_id == vendor:
+            return avp
+    return None
 
 
 def find_all(avps: Iterable[Avp], code: int, vendor: int = 0) -> list[Avp]:
@@ -291,24 +313,6 @@ def request_message(command_code: int, application_id: int, avps: Sequence[Avp])
         application_id=application_id,
     )
     return Message(header, list(avps))
-
-
-def with_mandatory_origin(encoded: bytes) -> bytes:
-    """``encoded`` with the M-bit set on the top-level Origin-Host and
-    Origin-Realm AVPs (python-diameter's typed messages clear it)."""
-    data = bytearray(encoded)
-    offset = _HEADER
-    end = len(data)
-    while offset + 8 <= end:
-        code, flags_length = struct.unpack_from(">II", data, offset)
-        flags = flags_length >> 24
-        length = flags_length & 0xFFFFFF
-        if length < 8:
-            break  # not ours to repair: send as built
-        if code in _ORIGIN_CODES and not flags & _FLAG_VENDOR:
-            data[offset + 4] = flags | _FLAG_MANDATORY
-        offset += (length + 3) & ~3
-    return bytes(data)
 
 
 def failed_avp(avp: Avp | None = None, *, code: int | None = None, vendor: int = 0) -> Avp:
