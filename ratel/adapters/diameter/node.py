@@ -111,6 +111,7 @@ class PeerConnection(asyncio.Protocol):
         self.in_flight = 0
         self._hop_by_hop = _sequence()
         self.waiting: dict[int, asyncio.Future[Message]] = {}
+        self._outgoing: list[bytes] = []
 
     def __repr__(self) -> str:
         return f"<peer {self.origin_host or '?'} {self.address} {self.state}>"
@@ -161,22 +162,37 @@ class PeerConnection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and self.state != _CLOSED
 
+    @property
+    def local_address(self) -> str | None:
+        local = self._transport.get_extra_info("sockname") if self._transport else None
+        return str(local[0]) if local else None
+
     def send(self, message: Message) -> bool:
-        """Write ``message``; False when the connection has gone."""
+        """Queue ``message`` for this loop pass's write; False when the
+        connection has gone."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return False
-        transport.write(codec.encode(message))
+        if not self._outgoing:
+            # the answers of one group commit leave in one send, not one each
+            self._node.loop.call_soon(self._flush)
+        self._outgoing.append(codec.encode(message))
         return True
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(outgoing))
 
     def next_hop_by_hop(self) -> int:
         self._hop_by_hop = (self._hop_by_hop + 1) & 0xFFFFFFFF or 1
         return self._hop_by_hop
 
     def close(self) -> None:
-        """Close once what is written has gone out."""
+        """Close once what is queued has gone out."""
         if self._transport is not None:
             self.state = _CLOSING
+            self._flush()
             self._transport.close()
 
     def abort(self) -> None:
@@ -243,6 +259,12 @@ class DiameterNode:
             raise RuntimeError("the Diameter node is not started")
         host, port = self._server.sockets[0].getsockname()[:2]
         return str(host), int(port)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the Diameter node is not started")
+        return self._loop
 
     def now(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()
@@ -451,9 +473,7 @@ class DiameterNode:
         connection.close()
 
     def _cea(self, connection: PeerConnection, cer: Message, result: int) -> Message:
-        transport = connection._transport
-        local = transport.get_extra_info("sockname") if transport is not None else None
-        address = str(local[0]) if local else self._host
+        address = connection.local_address or self._host
         answer = codec.answer_to(cer, *self._identity, [], error=3000 <= result < 4000)
         # Result-Code first, as the CEA's grammar has it
         answer.avps = [
