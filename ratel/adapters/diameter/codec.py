@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from diameter.message import Message, MessageHeader
 from diameter.message.avp import Avp, AvpGrouped
 from diameter.message.avp.avp import get_avp_dictionary_entry
+from diameter.message.avp.errors import AvpDecodeError
 
 TGPP = 10415
 
@@ -328,6 +328,28 @@ class Unreadable(ValueError):
     """Bytes that are no Diameter message: the AVP framing is broken (5014)."""
 
 
+class ReceivedGroup(AvpGrouped):
+    """A received grouped AVP: its members are split when first read, by
+    ``_split`` (most of a gateway's groups, User-Equipment-Info or
+    PS-Information, are never read)."""
+
+    @property
+    def value(self) -> list[Avp]:
+        members: list[Avp] | None = self.__dict__.get("_avps")
+        if members is None:
+            try:
+                members = _split(self.payload, 0, len(self.payload))
+            except Unreadable as exc:
+                raise AvpDecodeError(f"{self.name}: {exc}") from None
+            self._avps = members
+        return members
+
+    @value.setter
+    def value(self, new_value: list[Avp]) -> None:
+        self._avps = new_value
+        self.payload = b"".join([_encoded(member) for member in new_value])
+
+
 #: (code, vendor) -> the library's AVP class and name; filled as AVPs arrive
 _AVP_TYPES: dict[tuple[int, int], tuple[type[Avp], str]] = {}
 
@@ -336,13 +358,18 @@ def _avp_type(code: int, vendor: int) -> tuple[type[Avp], str]:
     found = _AVP_TYPES.get((code, vendor))
     if found is None:
         entry = get_avp_dictionary_entry(code, vendor)
-        found = (entry["type"], entry["name"]) if entry is not None else (Avp, "Unknown")
+        if entry is None:
+            found = (Avp, "Unknown")
+        elif entry["type"] is AvpGrouped:
+            found = (ReceivedGroup, entry["name"])
+        else:
+            found = (entry["type"], entry["name"])
         _AVP_TYPES[(code, vendor)] = found
     return found
 
 
 def _split(data: bytes, offset: int, end: int) -> list[Avp]:
-    """The AVPs in ``data[offset:end]``; grouped ones with their members split too."""
+    """The AVPs in ``data[offset:end]`` (a group's members split when read)."""
     avps: list[Avp] = []
     while offset < end:
         if offset + 8 > end:
@@ -363,10 +390,6 @@ def _split(data: bytes, offset: int, end: int) -> list[Avp]:
         avp.code, avp.flags, avp._vendor_id, avp.name = code, flags, vendor, name
         stop = offset + length
         avp.payload = data[start:stop]
-        if cls is AvpGrouped:
-            # a broken group is left to the library: reading its value raises (5004)
-            with suppress(Unreadable):
-                avp._avps = _split(data, start, stop)  # type: ignore[attr-defined]
         avps.append(avp)
         offset = stop + (-length & 3)
     return avps
@@ -374,8 +397,9 @@ def _split(data: bytes, offset: int, end: int) -> list[Avp]:
 
 def decode(data: bytes) -> Message:
     """A received message (its length checked by the framer): the header and
-    every AVP split, as python-diameter's plain ``Message``; ``Unreadable``
-    when the AVP framing is broken."""
+    the top-level AVPs, as python-diameter's plain ``Message``; ``Unreadable``
+    when their framing is broken. Values decode when read, a group's members
+    are split when read (``MalformedAvp`` through ``value``/``group``: 5004)."""
     first, second, application, hop, end_to_end = _HEADER_FORMAT.unpack_from(data)
     header = MessageHeader(
         first >> 24,

@@ -85,7 +85,7 @@ def test_a_grouped_avp_and_a_whole_message_encode_and_decode_as_the_library_does
     assert tree(decoded.avps) == tree(library.avps)
 
 
-def test_broken_framing_is_unreadable_and_a_broken_group_is_left_to_the_library() -> None:
+def test_broken_framing_is_unreadable_and_a_broken_group_fails_when_read() -> None:
     message = codec.request_message(
         codec.CREDIT_CONTROL, 4, [codec.new(codec.SESSION_ID, "s"), mscc(10)]
     )
