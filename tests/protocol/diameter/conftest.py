@@ -14,15 +14,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2] / "integration"))
 
-from gateway import Gateway
+from gateway import USSD_CONTEXT, Gateway
 from store_databases import BACKENDS, fresh_database
 
 from ratel.adapters.db.migrations import upgrade
 from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
 from ratel.demo import load_demo
-
-USSD_CONTEXT = "ussd@camel.test"
 
 PEERS = (
     ("gw1.test", ("127.0.0.1",)),
