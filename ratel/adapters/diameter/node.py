@@ -159,8 +159,9 @@ class PeerConnection(asyncio.Protocol):
     # -- sending ---------------------------------------------------------------------------
 
     @property
-    def is_open(self) -> bool:
-        return self._transport is not None and self.state != _CLOSED
+    def is_ready(self) -> bool:
+        """Capabilities exchanged, and neither side said goodbye."""
+        return self.state == _READY and self._transport is not None
 
     @property
     def local_address(self) -> str | None:
@@ -320,7 +321,7 @@ class DiameterNode:
     def ready_connection(self, origin_host: str) -> PeerConnection | None:
         """The peer's open connection, or None (not connected now)."""
         connection = self._ready.get(origin_host.lower())
-        return connection if connection is not None and connection.is_open else None
+        return connection if connection is not None and connection.is_ready else None
 
     async def _watch(self) -> None:
         """The timers: CER wait, DWR after Tw of silence, DWA wait."""
@@ -445,7 +446,7 @@ class DiameterNode:
             self._refuse_cer(connection, cer, _NO_COMMON_APPLICATION)
             return
         other = self._ready.get(host)
-        if other is not None and other.is_open:
+        if other is not None and other.is_ready:
             # RFC 6733 5.6.4: the higher Origin-Host keeps its connection
             if self.origin_host.lower() > host:
                 log.warning("diameter: %s connected again: the election closes the old one", host)

@@ -269,6 +269,7 @@ async def test_stop_refuses_new_requests_answers_those_in_flight_and_says_dpr(he
     assert answered.header.hop_by_hop_identifier == in_flight.header.hop_by_hop_identifier
     dpr = await gw1.read()
     assert dpr is not None and dpr.header.command_code == 282 and dpr.header.is_request
+    assert node.ready_connection("gw1.test") is None  # no RAR after our goodbye
     gw1.send(codec.answer_to(dpr, "gw1.test", "gw.test", [avp(codec.RESULT_CODE, 2001)]))
     await asyncio.wait_for(stopping, 5)
     assert await gw1.read() is None
