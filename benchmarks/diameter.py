@@ -1,6 +1,7 @@
 """Diameter credit control: charged CCR-UPDATE answers per second, p50/p95.
 
-Run with ``uv run python -m benchmarks.diameter [--updates N] [--backends sqlite,postgresql]``.
+Run with ``uv run python -m benchmarks.diameter [--updates N] [--backends sqlite,postgresql]
+[--profile FILE]``.
 
 The load generator is freeDiameter with our extension in load mode
 (tests/protocol/diameter/freediameter/ratel_gw.c, built here with gcc): C threads, one

@@ -169,7 +169,7 @@ def new(code: int, value: Any, vendor: int = 0) -> Avp:
     if cls is AvpGrouped:
         members = value if isinstance(value, list) else [value]
         avp._avps = members  # type: ignore[attr-defined]
-        avp.payload = b"".join([_encoded(member) for member in members])
+        avp.payload = _joined(members)
     else:
         avp.payload = b""
         avp.value = value
@@ -347,7 +347,7 @@ class ReceivedGroup(AvpGrouped):
     @value.setter
     def value(self, new_value: list[Avp]) -> None:
         self._avps = new_value
-        self.payload = b"".join([_encoded(member) for member in new_value])
+        self.payload = _joined(new_value)
 
 
 #: (code, vendor) -> the library's AVP class and name; filled as AVPs arrive
@@ -426,9 +426,13 @@ def _encoded(avp: Avp) -> bytes:
     return head + payload + b"\0" * (-size & 3)
 
 
+def _joined(avps: Sequence[Avp]) -> bytes:
+    return b"".join([_encoded(avp) for avp in avps])
+
+
 def encode(message: Message) -> bytes:
     """``message`` on the wire (its header's length set), as ``as_bytes`` would."""
-    body = b"".join([_encoded(avp) for avp in message.avps])
+    body = _joined(message.avps)
     header = message.header
     header.length = _HEADER + len(body)
     return (
