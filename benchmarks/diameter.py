@@ -1,6 +1,7 @@
 """Diameter credit control: charged CCR-UPDATE answers per second, p50/p95.
 
-Run with ``uv run python -m benchmarks.diameter [--updates N] [--backends sqlite,postgresql]``.
+Run with ``uv run python -m benchmarks.diameter [--updates N] [--backends sqlite,postgresql]
+[--profile FILE]``.
 
 The load generator is freeDiameter with our extension in load mode
 (tests/protocol/diameter/freediameter/ratel_gw.c, built here with gcc): C threads, one
@@ -10,23 +11,29 @@ server also runs on. Each measurement is S concurrent data sessions (1 and
 
 - baseline: a bare python-diameter node that answers every CCR with a
   constant CCA on its reader thread (the library's own ceiling);
-- bridge: ratel's node answering a constant CCA through the asyncio bridge
-  (run_coroutine_threadsafe there and back), no charging: the bridge's cost;
+- ratel node: ratel's asyncio node (node.py) answering a constant CCA on
+  the loop, no charging: our transport's own ceiling;
 - charged: ``ratel``'s Diameter server on SQLite and on PostgreSQL, every
   CCR-U charged through the CreditControl use case (quota buckets, session,
   journal, outbox in one transaction).
 
 Rates count CCR-U answered per second over the run (CCR-I/T included in the
-time); latencies are of CCR-U only, measured by the generator. Each charged
-figure is printed with its ratio to the baseline of the same concurrency.
+time); latencies are of CCR-U only, measured by the generator. Each figure
+is printed with its ratio to the baseline of the same concurrency.
+
+``--profile FILE`` writes a cProfile of the server side (this process: the
+node, the charging, the database driver) of the charged runs, and prints
+its top functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
 import os
+import pstats
 import secrets
 import sys
 import tempfile
@@ -39,13 +46,12 @@ from pathlib import Path
 from diameter.message import Message
 from diameter.node import Node
 from diameter.node.application import Application
-from diameter.node.peer import PeerConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.diameter import codec
-from ratel.adapters.diameter.node import RatelNode
+from ratel.adapters.diameter.node import DiameterNode
 from ratel.config import Settings
 from ratel.container import build_container, dispose
 from ratel.demo import bulk_identifiers, load_demo
@@ -109,22 +115,11 @@ class ConstantApplication(Application):
         self.send_answer(constant_answer(message))
 
 
-class BridgedConstant:
-    """ratel's node and bridge, with a constant answer instead of charging."""
+class Constant:
+    """ratel's node with a constant answer instead of charging."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.node: RatelNode | None = None
-
-    def receive(self, connection: PeerConnection, request: Message) -> None:
-        asyncio.run_coroutine_threadsafe(self._answer(connection, request), self.loop)
-
-    async def _answer(self, connection: PeerConnection, request: Message) -> None:
-        assert self.node is not None
-        self.node.send_answer(connection, constant_answer(request))
-
-    def answered(self, answer: Message) -> None:
-        pass
+    async def answer(self, request: Message) -> Message:
+        return constant_answer(request)
 
 
 async def drive(folder: Path, port: int, sessions: int, updates: int, first: str) -> Figures:
@@ -167,15 +162,13 @@ async def baseline(folder: Path, sessions: int, updates: int) -> Figures:
         await asyncio.to_thread(node.stop, 2, True)
 
 
-async def bridged(folder: Path, sessions: int, updates: int) -> Figures:
-    sink = BridgedConstant(asyncio.get_running_loop())
-    node = RatelNode(OCS, REALM, "127.0.0.1", 0, {"fdgw.test": ()}, sink, sink)
-    sink.node = node
-    node.start()
+async def ratel_node(folder: Path, sessions: int, updates: int) -> Figures:
+    node = DiameterNode(OCS, REALM, "127.0.0.1", 0, {"fdgw.test": ()}, Constant())
+    await node.start()
     try:
         return await drive(folder, node.address[1], sessions, updates, "12055550100")
     finally:
-        await asyncio.to_thread(node.shutdown, 1.0)
+        await node.stop(1.0)
 
 
 @asynccontextmanager
@@ -198,7 +191,7 @@ async def database(backend: str, folder: Path) -> AsyncIterator[str]:
 
 
 async def charged(
-    folder: Path, backend: str, runs: list[tuple[int, int]]
+    folder: Path, backend: str, runs: list[tuple[int, int]], profile: cProfile.Profile | None
 ) -> list[tuple[int, Figures]]:
     async with database(backend, folder) as url:
         upgrade(url)
@@ -222,9 +215,14 @@ async def charged(
         try:
             results = []
             for sessions, updates in runs:
-                results.append(
-                    (sessions, await drive(folder, server.address[1], sessions, updates, first))
-                )
+                if profile is not None:
+                    profile.enable()  # the measured load only, not the set-up
+                try:
+                    figures = await drive(folder, server.address[1], sessions, updates, first)
+                finally:
+                    if profile is not None:
+                        profile.disable()
+                results.append((sessions, figures))
             return results
         finally:
             await server.stop()
@@ -252,12 +250,17 @@ async def run(args: argparse.Namespace) -> None:
             bases[sessions] = await baseline(folder, sessions, updates)
             print(line(f"diameter.baseline_constant_cca[{sessions} sessions]", bases[sessions]))
         for sessions, updates in runs:
-            figures = await bridged(folder, sessions, updates)
+            figures = await ratel_node(folder, sessions, updates)
             print(
-                line(f"diameter.bridge_constant_cca[{sessions} sessions]", figures, bases[sessions])
+                line(
+                    f"diameter.ratel_node_constant_cca[{sessions} sessions]",
+                    figures,
+                    bases[sessions],
+                )
             )
+        profile = cProfile.Profile() if args.profile else None
         for backend in args.backends.split(","):
-            for sessions, figures in await charged(folder, backend, runs):
+            for sessions, figures in await charged(folder, backend, runs, profile):
                 print(
                     line(
                         f"diameter.charged[{backend}, {sessions} sessions]",
@@ -265,12 +268,17 @@ async def run(args: argparse.Namespace) -> None:
                         bases[sessions],
                     )
                 )
+        if profile is not None:
+            profile.dump_stats(args.profile)
+            print(f"diameter: server-side profile of the charged runs in {args.profile}")
+            pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--updates", type=int, default=2000, help="CCR-U of the 1-session run")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the charged runs into FILE")
     args = parser.parse_args(argv)
     # python-diameter logs every connection coming and going at WARNING
     logging.getLogger("diameter").setLevel(logging.ERROR)

@@ -1,16 +1,21 @@
-"""The wire side of Diameter credit control: reading CCRs and writing answers.
+"""The wire side of Diameter: reading messages and writing them.
 
-python-diameter parses bytes into AVP objects; we read the received AVP tree
-ourselves (``message.avps`` keeps every AVP as received) rather than its typed
-attributes, because its typed Granted/Requested/Used-Service-Unit drop
-CC-Output-Octets and Tariff-Change-Usage. Answers and requests we send are
-plain ``Message`` objects with AVP lists built here with ``Avp.new``, which
-takes the M-bit from the dictionary: the typed CreditControlAnswer encodes
-Credit-Control-Failure-Handling twice and never Direct-Debiting-Failure-
-Handling, and the typed RAR never encodes Service-Type. ``with_mandatory_origin``
-repairs, at the byte level, the M-bit python-diameter clears on Origin-Host and
-Origin-Realm in the answers it builds itself (CEA, DWA, DPA), which RFC 6733
-forbids.
+python-diameter is the codec: its AVP classes and dictionary. We read the
+received AVP tree ourselves (``message.avps`` keeps every AVP as received)
+rather than its typed attributes, because its typed Granted/Requested/
+Used-Service-Unit drop CC-Output-Octets and Tariff-Change-Usage. Every
+message we send (CCA, CEA, DWA, DPA, RAR, ASR) is a plain ``Message`` with
+AVPs built here by ``new``, which takes the M-bit from the dictionary (so
+Origin-Host and Origin-Realm carry it, as RFC 6733 wants): the library's
+typed CreditControlAnswer encodes Credit-Control-Failure-Handling twice and
+never Direct-Debiting-Failure-Handling, its typed RAR never encodes
+Service-Type, and its typed base answers clear the M-bit of Origin-Host.
+
+``decode``, ``encode`` and ``new`` are the node's hot path: the library's own
+``Message.from_bytes``, ``as_bytes`` and ``Avp.new`` go through an XDR packer
+one field at a time; these read the header and split the AVPs with
+``struct`` straight into the library's AVP classes (values decoded when
+read), and join encoded AVPs once.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from diameter.message import Message, MessageHeader
-from diameter.message.avp import Avp
+from diameter.message.avp import Avp, AvpGrouped
+from diameter.message.avp.avp import get_avp_dictionary_entry
+from diameter.message.avp.errors import AvpDecodeError
 
 TGPP = 10415
 
@@ -116,11 +123,13 @@ USER_UNKNOWN = 5030
 RATING_FAILED = 5031
 
 _HEADER = 20
+_HEADER_FORMAT = struct.Struct(">IIIII")
+_AVP_HEADER = struct.Struct(">II")
+_AVP_VENDOR_HEADER = struct.Struct(">III")
+_VENDOR_ID = struct.Struct(">I")
 _FLAG_VENDOR = 0x80
 _FLAG_MANDATORY = 0x40
-_ORIGIN_CODES = frozenset({ORIGIN_HOST, ORIGIN_REALM})
 _REQUEST = 0x80
-_ERROR = 0x20
 
 
 class MalformedAvp(ValueError):
@@ -140,13 +149,38 @@ class MissingAvp(ValueError):
         self.vendor = vendor
 
 
+#: (code, vendor) -> the library's AVP class, name and flags; filled as AVPs are built
+_NEW_SPECS: dict[tuple[int, int], tuple[type[Avp], str, int]] = {}
+
+
 def new(code: int, value: Any, vendor: int = 0) -> Avp:
-    """An AVP with the dictionary's M-bit (and V-bit for vendor AVPs)."""
-    return Avp.new(code, vendor, value=value)
+    """An AVP with the dictionary's M-bit (and V-bit for vendor AVPs), as
+    ``Avp.new`` builds it; a grouped one's members encoded once, here."""
+    spec = _NEW_SPECS.get((code, vendor))
+    if spec is None:
+        entry = get_avp_dictionary_entry(code, vendor)
+        if entry is None:
+            raise ValueError(f"AVP code {code} with vendor {vendor} is unknown")
+        flags = (_FLAG_VENDOR if vendor else 0) | (_FLAG_MANDATORY if entry.get("mandatory") else 0)
+        spec = _NEW_SPECS[(code, vendor)] = (entry["type"], entry["name"], flags)
+    cls, name, flags = spec
+    avp = cls.__new__(cls)
+    avp.code, avp.flags, avp._vendor_id, avp.name = code, flags, vendor, name
+    if cls is AvpGrouped:
+        members = value if isinstance(value, list) else [value]
+        avp._avps = members  # type: ignore[attr-defined]
+        avp.payload = _joined(members)
+    else:
+        avp.payload = b""
+        avp.value = value
+    return avp
 
 
 def find(avps: Iterable[Avp], code: int, vendor: int = 0) -> Avp | None:
-    return next((a for a in avps if a.code == code and a.vendor_id == vendor), None)
+    for avp in avps:
+        if avp.code == code and avp.vendor_id == vendor:
+            return avp
+    return None
 
 
 def find_all(avps: Iterable[Avp], code: int, vendor: int = 0) -> list[Avp]:
@@ -281,24 +315,6 @@ def request_message(command_code: int, application_id: int, avps: Sequence[Avp])
     return Message(header, list(avps))
 
 
-def with_mandatory_origin(encoded: bytes) -> bytes:
-    """``encoded`` with the M-bit set on the top-level Origin-Host and
-    Origin-Realm AVPs (python-diameter's typed messages clear it)."""
-    data = bytearray(encoded)
-    offset = _HEADER
-    end = len(data)
-    while offset + 8 <= end:
-        code, flags_length = struct.unpack_from(">II", data, offset)
-        flags = flags_length >> 24
-        length = flags_length & 0xFFFFFF
-        if length < 8:
-            break  # not ours to repair: send as built
-        if code in _ORIGIN_CODES and not flags & _FLAG_VENDOR:
-            data[offset + 4] = flags | _FLAG_MANDATORY
-        offset += (length + 3) & ~3
-    return bytes(data)
-
-
 def failed_avp(avp: Avp | None = None, *, code: int | None = None, vendor: int = 0) -> Avp:
     """A Failed-AVP holding the offending AVP (or an empty one of ``code``)."""
     if avp is None:
@@ -306,3 +322,126 @@ def failed_avp(avp: Avp | None = None, *, code: int | None = None, vendor: int =
     else:
         inner = Avp(avp.code, avp.vendor_id, avp.payload, avp.flags)
     return new(FAILED_AVP, [inner])
+
+
+class Unreadable(ValueError):
+    """Bytes that are no Diameter message: the AVP framing is broken (5014)."""
+
+
+class ReceivedGroup(AvpGrouped):
+    """A received grouped AVP: its members are split when first read, by
+    ``_split`` (most of a gateway's groups, User-Equipment-Info or
+    PS-Information, are never read)."""
+
+    @property
+    def value(self) -> list[Avp]:
+        members: list[Avp] | None = self.__dict__.get("_avps")
+        if members is None:
+            try:
+                members = _split(self.payload, 0, len(self.payload))
+            except Unreadable as exc:
+                raise AvpDecodeError(f"{self.name}: {exc}") from None
+            self._avps = members
+        return members
+
+    @value.setter
+    def value(self, new_value: list[Avp]) -> None:
+        self._avps = new_value
+        self.payload = _joined(new_value)
+
+
+#: (code, vendor) -> the library's AVP class and name; filled as AVPs arrive
+_AVP_TYPES: dict[tuple[int, int], tuple[type[Avp], str]] = {}
+
+
+def _avp_type(code: int, vendor: int) -> tuple[type[Avp], str]:
+    found = _AVP_TYPES.get((code, vendor))
+    if found is None:
+        entry = get_avp_dictionary_entry(code, vendor)
+        if entry is None:
+            found = (Avp, "Unknown")
+        elif entry["type"] is AvpGrouped:
+            found = (ReceivedGroup, entry["name"])
+        else:
+            found = (entry["type"], entry["name"])
+        _AVP_TYPES[(code, vendor)] = found
+    return found
+
+
+def _split(data: bytes, offset: int, end: int) -> list[Avp]:
+    """The AVPs in ``data[offset:end]`` (a group's members split when read)."""
+    avps: list[Avp] = []
+    while offset < end:
+        if offset + 8 > end:
+            raise Unreadable(f"{end - offset} bytes left where an AVP should be")
+        code, flags_length = _AVP_HEADER.unpack_from(data, offset)
+        flags, length = flags_length >> 24, flags_length & 0xFFFFFF
+        if flags & _FLAG_VENDOR:
+            if length < 12 or offset + length > end:
+                raise Unreadable(f"AVP {code}: length {length}")
+            vendor = _VENDOR_ID.unpack_from(data, offset + 8)[0]
+            start = offset + 12
+        else:
+            if length < 8 or offset + length > end:
+                raise Unreadable(f"AVP {code}: length {length}")
+            vendor, start = 0, offset + 8
+        cls, name = _avp_type(code, vendor)
+        avp = cls.__new__(cls)
+        avp.code, avp.flags, avp._vendor_id, avp.name = code, flags, vendor, name
+        stop = offset + length
+        avp.payload = data[start:stop]
+        avps.append(avp)
+        offset = stop + (-length & 3)
+    return avps
+
+
+def decode(data: bytes) -> Message:
+    """A received message (its length checked by the framer): the header and
+    the top-level AVPs, as python-diameter's plain ``Message``; ``Unreadable``
+    when their framing is broken. Values decode when read, a group's members
+    are split when read (``MalformedAvp`` through ``value``/``group``: 5004)."""
+    first, second, application, hop, end_to_end = _HEADER_FORMAT.unpack_from(data)
+    header = MessageHeader(
+        first >> 24,
+        first & 0xFFFFFF,
+        second >> 24,
+        second & 0xFFFFFF,
+        application,
+        hop,
+        end_to_end,
+    )
+    return Message(header, _split(data, _HEADER, len(data)))
+
+
+def _encoded(avp: Avp) -> bytes:
+    payload: bytes = avp.payload
+    size = len(payload)
+    vendor = avp.vendor_id
+    if vendor:
+        head = _AVP_VENDOR_HEADER.pack(
+            avp.code, ((avp.flags | _FLAG_VENDOR) << 24) | (size + 12), vendor
+        )
+    else:
+        head = _AVP_HEADER.pack(avp.code, (avp.flags << 24) | (size + 8))
+    return head + payload + b"\0" * (-size & 3)
+
+
+def _joined(avps: Sequence[Avp]) -> bytes:
+    return b"".join([_encoded(avp) for avp in avps])
+
+
+def encode(message: Message) -> bytes:
+    """``message`` on the wire (its header's length set), as ``as_bytes`` would."""
+    body = _joined(message.avps)
+    header = message.header
+    header.length = _HEADER + len(body)
+    return (
+        _HEADER_FORMAT.pack(
+            (header.version << 24) | header.length,
+            (header.command_flags << 24) | header.command_code,
+            header.application_id,
+            header.hop_by_hop_identifier,
+            header.end_to_end_identifier,
+        )
+        + body
+    )

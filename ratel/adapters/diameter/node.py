@@ -1,196 +1,209 @@
-"""The Diameter node: python-diameter's peer state machine, with ratel's fixes.
+"""The Diameter node: ratel's peer state machine on the asyncio loop.
 
-python-diameter runs threads: one select loop for the sockets, and a reader
-and a writer thread per peer connection. ``RatelNode`` keeps that machinery
-(CER/CEA, DWR/DWA, DPR/DPA, several peers at once) and changes what it gets
-wrong for an OCS:
+Every peer connection is an ``asyncio.Protocol`` on ratel's own event loop:
+no threads, no hand-over between them. python-diameter is the codec only
+(``Message``, its AVP classes and dictionary, through ``codec.decode`` and
+``codec.encode``). The node does what an OCS needs of RFC 6733:
 
-- a peer is accepted only when its Origin-Host is in the registry and, when
-  the registry names addresses, it connects from one of them (3010 otherwise);
-- a request the codec cannot read is answered (5014 when the AVP framing is
-  broken, 5004 when a value does not decode) instead of being dropped;
-- an unknown application gets 3007 and an unknown command 3001, with the
-  E-bit (protocol errors, RFC 6733 7.1.3), and the node goes on;
-- Origin-Host and Origin-Realm go out with the M-bit set in every message;
-- a retransmitted request (T-flag) reaches the application, which answers it
-  from the store (the library would answer 5012);
-- listening on port 0 works and ``shutdown`` takes milliseconds, not ~6 s.
+- capabilities exchange with registered peers only: an Origin-Host not in
+  the registry, or one connecting from an address the registry does not
+  name, gets 3010 and the connection closes; the CEA advertises the
+  Credit-Control application (4) and 3GPP (10415) as a supported vendor; a
+  CER offering neither application 4 (as Auth-Application-Id or inside a
+  Vendor-Specific-Application-Id) nor the relay gets 5010; a second
+  connection of a connected peer is settled by the RFC 6733 election;
+- DWR/DWA both ways: a peer silent for ``watchdog`` seconds gets a DWR, and
+  the connection closes when its DWA does not come within ``answer_timeout``;
+  a connection that sends no CER within ``answer_timeout`` closes too;
+- DPR/DPA both ways: ``stop`` sends DPR to every peer after the requests in
+  flight are answered, and closes what has not left within its timeout;
+- bytes that cannot be framed (version, length) close the connection; a
+  request whose AVP framing is broken gets 5014; an unknown application 3007,
+  an unknown command 3001 (protocol errors with the E-bit, RFC 6733 7.1.3),
+  another Destination-Realm 3003; the node goes on whatever arrives;
+- Origin-Host and Origin-Realm go out with the M-bit (the dictionary's);
+- a retransmission (T-flag) reaches the application, which answers it from
+  the store;
+- each peer has at most ``max_in_flight`` requests being answered; beyond
+  that, and while stopping, a request gets 3004 DIAMETER_TOO_BUSY at once,
+  so overload is refused (the gateway fails over) rather than queued;
+- requests we send (RAR, ASR) go to a peer by its Origin-Host on its own
+  connection, with our hop-by-hop and end-to-end ids; the answer resolves
+  the future ``send_request`` returned, matched by hop-by-hop id; a peer
+  that leaves fails its waiting futures with ``ConnectionError``.
 
-The application requests go to a ``RequestSink`` (the credit-control server),
-called on the peer's reader thread; it must return at once.
+The application's requests (Credit-Control) are answered by an
+``Application``: a coroutine per request, run as a task on the loop, whose
+answer goes back on the connection the request came on (and nowhere when
+that peer has gone).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
-import socket
+import random
+import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from diameter.message import Message, MessageHeader
+from diameter.message import Message
 from diameter.message.avp import Avp
-from diameter.node import Node
-from diameter.node._helpers import StoppableThread
-from diameter.node.application import Application
-from diameter.node.peer import (
-    PEER_CLOSING,
-    PEER_READY_STATES,
-    PEER_RECV,
-    PeerConnection,
-)
 
 from ratel.adapters.diameter import codec
 
 log = logging.getLogger("ratel.diameter")
 
-_UNKNOWN_PEER = 3010
+CAPABILITIES_EXCHANGE = 257
+DEVICE_WATCHDOG = 280
+DISCONNECT_PEER = 282
+
+_SUCCESS = 2001
 _REALM_NOT_SERVED = 3003
+_TOO_BUSY = 3004
+_UNKNOWN_PEER = 3010
+_ELECTION_LOST = 4003
+_NO_COMMON_APPLICATION = 5010
+_HOST_IP_ADDRESS = 257
+_VENDOR_ID = 266
+_PRODUCT_NAME = 269
+_SUPPORTED_VENDOR_ID = 265
+_VENDOR_SPECIFIC_APPLICATION_ID = 260
+_DISCONNECT_CAUSE = 273
+_REBOOTING = 0
+_RELAY = 0xFFFFFFFF
+#: the Vendor-Id ratel's CEA has always carried (python-diameter's default)
+_OUR_VENDOR_ID = 99999
+
+_REQUEST = 0x80
+_HEADER = struct.Struct(">IIIII")
 _MAX_MESSAGE = 1 << 20  # a CCR is a few hundred bytes; more is an attack or a bug
 
-
-class RequestSink(Protocol):
-    """Where the node hands application requests (on a reader thread)."""
-
-    def receive(self, connection: PeerConnection, request: Message) -> None: ...
+_WAIT_CER, _READY, _CLOSING, _CLOSED = "wait-cer", "ready", "closing", "closed"
 
 
-class AnswerSink(Protocol):
-    """Where the node hands answers to requests we sent (on a reader thread)."""
+class Application(Protocol):
+    """Answers the application's requests (Credit-Control, application 4)."""
 
-    def answered(self, answer: Message) -> None: ...
+    async def answer(self, request: Message) -> Message: ...
 
 
-class RatelPeerConnection(PeerConnection):
-    """A peer connection that answers what it cannot parse and writes
-    Origin-Host/Realm with the M-bit."""
+def _sequence() -> int:
+    """A first identifier as RFC 6733 3 suggests: the low 12 bits of the time
+    high, random low."""
+    return ((int(time.time()) & 0xFFF) << 20) | random.randint(1, 0xFFFFF)
 
-    def __init__(
-        self,
-        peer_ip: Any,
-        peer_port: int,
-        direction: int,
-        interrupt_fileno: int,
-        identity: tuple[str, str],
-        on_unreadable: Callable[[], None],
-    ) -> None:
-        self._identity = identity
-        self._on_unreadable = on_unreadable
-        super().__init__(peer_ip, peer_port, direction, interrupt_fileno)
 
-    def _dispatch(self, message: Message) -> None:
-        # the parent's dispatcher is name-mangled private; it applies the
-        # CER-first rule of the state machine
-        self._PeerConnection__dispatch_message(message)  # type: ignore[attr-defined]
+class PeerConnection(asyncio.Protocol):
+    """One TCP connection of a peer: framing, state, in-flight count, and the
+    answers it owes us."""
 
-    def work_read_queue(self, _thread: StoppableThread) -> None:
-        while not _thread.is_stopped:
+    def __init__(self, node: DiameterNode) -> None:
+        self._node = node
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self.state = _WAIT_CER
+        self.address = ""
+        self.origin_host: str | None = None
+        self.opened = self.last_read = node.now()
+        self.dwr_sent: float | None = None
+        self.in_flight = 0
+        self._hop_by_hop = _sequence()
+        self.waiting: dict[int, asyncio.Future[Message]] = {}
+        self._outgoing: list[bytes] = []
+
+    def __repr__(self) -> str:
+        return f"<peer {self.origin_host or '?'} {self.address} {self.state}>"
+
+    # -- asyncio ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else ""
+        self._node.connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_read = self._node.now()
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 20 and self.state != _CLOSED:
+            first = int.from_bytes(buffer[:4], "big")
+            length = first & 0xFFFFFF
+            if first >> 24 != 1 or not 20 <= length <= _MAX_MESSAGE:
+                # no way to find the next message boundary: RFC 6733 says close
+                log.warning("diameter: unreadable message header, closing the connection")
+                self._node.unreadable()
+                self.abort()
+                return
+            if len(buffer) < length:
+                return
+            message = bytes(buffer[:length])
+            del buffer[:length]
             try:
-                chunk: bytes = self._read_buffer_queue.get(True, 1)
-            except Exception:  # queue.Empty: look at the stop flag again
-                continue
-            self._read_buffer += chunk
-            self.reset_last_read()
-            while len(self._read_buffer) >= 20:
-                try:
-                    header = MessageHeader.from_bytes(self._read_buffer)
-                except Exception:
-                    header = None
-                if header is None or header.version != 1 or not 20 <= header.length <= _MAX_MESSAGE:
-                    # no way to find the next message boundary: RFC 6733 says close
-                    log.warning("diameter: unreadable message header, closing the connection")
-                    self._on_unreadable()
-                    self.close()
-                    return
-                if len(self._read_buffer) < header.length:
-                    break
-                data = self._read_buffer[: header.length]
-                self._read_buffer = self._read_buffer[header.length :]
-                self.reset_last_message()
-                message = self._parse(header, data)
-                if message is not None:
-                    try:
-                        self._dispatch(message)
-                    except Exception:
-                        log.exception("diameter: a message could not be handled")
+                self._node.received(self, message)
+            except Exception:  # whatever it was, the next message is read
+                log.exception("diameter: a message could not be handled")
 
-    def _parse(self, header: MessageHeader, data: bytes) -> Message | None:
-        try:
-            return Message.from_bytes(data)
-        except Exception as exc:
-            self._on_unreadable()
-            if not header.is_request:
-                log.warning("diameter: unreadable answer dropped: %s", exc)
-                return None
-        # the typed decoding failed: answer with what we can still read
-        try:
-            plain = Message.from_bytes(data, plain_msg=True)
-            result, offender = codec.INVALID_AVP_VALUE, _first_undecodable(plain.avps)
-        except Exception:
-            plain, result, offender = Message(header, []), codec.INVALID_AVP_LENGTH, None
-        log.warning(
-            "diameter: malformed request answered with %s",
-            result,
-            extra={"command": header.command_code},
-        )
-        extra: list[Avp] = [codec.new(codec.RESULT_CODE, result)]
-        if offender is not None:
-            extra.append(codec.failed_avp(offender))
-        try:
-            answer = codec.answer_to(plain, *self._identity, extra)
-        except Exception:  # even the Session-Id is unreadable
-            answer = codec.answer_to(Message(header, []), *self._identity, extra)
-        self.add_out_msg(answer)
-        return None
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = _CLOSED
+        self._transport = None
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionError(f"peer {self.origin_host} left"))
+        self.waiting.clear()
+        self._node.disconnected(self)
 
-    def work_write_queue(self, _thread: StoppableThread) -> None:
-        while not _thread.is_stopped:
-            try:
-                message: Message = self._write_msg_queue.get(True, 1)
-            except Exception:
-                continue
-            try:
-                encoded = codec.with_mandatory_origin(message.as_bytes())
-            except Exception:
-                log.exception("diameter: a message could not be encoded and was not sent")
-                continue
-            with self.write_lock:
-                self._write_buffer += encoded
-            self.demand_attention()
+    # -- sending ---------------------------------------------------------------------------
+
+    @property
+    def is_ready(self) -> bool:
+        """Capabilities exchanged, and neither side said goodbye."""
+        return self.state == _READY and self._transport is not None
+
+    @property
+    def local_address(self) -> str | None:
+        local = self._transport.get_extra_info("sockname") if self._transport else None
+        return str(local[0]) if local else None
+
+    def send(self, message: Message) -> bool:
+        """Queue ``message`` for this loop pass's write; False when the
+        connection has gone."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        if not self._outgoing:
+            # the answers of one group commit leave in one send, not one each
+            self._node.loop.call_soon(self._flush)
+        self._outgoing.append(codec.encode(message))
+        return True
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(outgoing))
+
+    def next_hop_by_hop(self) -> int:
+        self._hop_by_hop = (self._hop_by_hop + 1) & 0xFFFFFFFF or 1
+        return self._hop_by_hop
+
+    def close(self) -> None:
+        """Close once what is queued has gone out."""
+        if self._transport is not None:
+            self.state = _CLOSING
+            self._flush()
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self.state = _CLOSING
+            self._transport.abort()
 
 
-def _first_undecodable(avps: Sequence[Avp]) -> Avp | None:
-    for avp in avps:
-        try:
-            inner = avp.value
-        except Exception:
-            return avp
-        if isinstance(inner, list):
-            found = _first_undecodable(inner)
-            if found is not None:
-                return found
-    return None
-
-
-class CreditControlApplication(Application):
-    """Advertises the Credit-Control application (4) in CER/CEA and receives
-    the answers to our RAR and ASR."""
-
-    def __init__(self, answers: AnswerSink) -> None:
-        super().__init__(codec.CREDIT_CONTROL_APPLICATION, is_auth_application=True)
-        self._answers = answers
-
-    def receive_answer(self, message: Message) -> None:
-        self._answers.answered(message)
-
-    def handle_request(self, message: Message) -> None:
-        # requests never reach here: RatelNode hands them to the RequestSink
-        raise RuntimeError("credit-control requests go to the RequestSink")
-
-
-class RatelNode(Node):
-    """python-diameter's Node with ratel's peer registry and fixes."""
+class DiameterNode:
+    """A Diameter server node for credit control on the running loop."""
 
     def __init__(
         self,
@@ -199,167 +212,384 @@ class RatelNode(Node):
         host: str,
         port: int,
         peers: Mapping[str, Sequence[str]],
-        requests: RequestSink,
-        answers: AnswerSink,
+        application: Application,
+        *,
+        max_in_flight: int = 1000,
+        watchdog: float = 30.0,
+        answer_timeout: float = 4.0,
         on_unreadable: Callable[[], None] = lambda: None,
+        on_busy: Callable[[], None] = lambda: None,
+        product_name: str = "ratel",
     ) -> None:
-        # tcp_port None: we bind ourselves (the library cannot listen on port 0)
-        super().__init__(origin_host, origin_realm, ip_addresses=[host], tcp_port=None)
-        self.product_name = "ratel"
-        self.vendor_ids = {codec.TGPP}
-        self.idle_timeout = 30
-        # wake up every second: timers are checked then, and stop is quick
-        self.wakeup_interval = 1
-        # retransmissions are answered from the store, not refused
-        self.retransmit_queue_size = 0
-        # the library's minute statistics are not used; a thread less
-        self._stat_collect_thread = StoppableThread(target=lambda _thread: None)
+        self.origin_host = origin_host
+        self.origin_realm = origin_realm
         self._host = host
         self._port = port
-        self._requests = requests
+        self._registry = {name.lower(): tuple(addresses) for name, addresses in peers.items()}
+        self._application = application
+        self.max_in_flight = max_in_flight
+        self.watchdog = watchdog
+        self.answer_timeout = answer_timeout
         self._on_unreadable = on_unreadable
-        self._addresses = {name.lower(): tuple(addresses) for name, addresses in peers.items()}
-        self.application = CreditControlApplication(answers)
-        registered = [self.add_peer(f"aaa://{name}", origin_realm) for name in self._addresses]
-        self.add_application(self.application, registered)
+        self._on_busy = on_busy
+        self._product_name = product_name
+        self._state_id = int(time.time())
+        self._end_to_end = _sequence()
+        self._server: asyncio.Server | None = None
+        self._connections: set[PeerConnection] = set()
+        self._ready: dict[str, PeerConnection] = {}  # Origin-Host -> its connection
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._identity = (origin_host, origin_realm)
 
-    # -- life ------------------------------------------------------------------------
+    # -- life ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            listening.bind((self._host, self._port))
-            listening.listen(128)
-        except OSError:
-            listening.close()
-            raise
-        listening.setblocking(False)
-        self.tcp_sockets.append(listening)
-        super().start()
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._server = await self._loop.create_server(
+            lambda: PeerConnection(self), self._host, self._port, reuse_address=True, backlog=128
+        )
+        self._timers = asyncio.create_task(self._watch(), name="diameter-watchdog")
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self.tcp_sockets[0].getsockname()[:2]
-        return host, port
+        if self._server is None:
+            raise RuntimeError("the Diameter node is not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
 
-    def shutdown(self, timeout: float) -> None:
-        """DPR to every ready peer, wait for their DPA (at most ``timeout``),
-        then close everything."""
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the Diameter node is not started")
+        return self._loop
+
+    def now(self) -> float:
+        return self._loop.time() if self._loop is not None else time.monotonic()
+
+    async def stop(self, drain_timeout: float, goodbye_timeout: float = 2.0) -> None:
+        """Refuse new requests (3004), answer those in flight (at most
+        ``drain_timeout``), DPR to every peer, wait for them to leave (at most
+        ``goodbye_timeout``), close the rest."""
         self._stopping = True
-        for connection in list(self.connections.values()):
-            if connection.state in PEER_READY_STATES:
-                self.send_dpr(connection)
-        deadline = time.monotonic() + timeout
-        while self.connections and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self._connection_thread.stop()
-        os.write(self.interrupt_write, b"\0" * 6)  # wake the select loop now
-        self._connection_thread.join(timeout + 2)
-        for listening in self.tcp_sockets:
-            listening.close()
-        for app in self.applications:
-            Application.stop(app)
+        if self._server is not None:
+            self._server.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
+            if pending:
+                log.error("diameter: requests still in flight at shutdown")
+                for task in pending:
+                    task.cancel()
+        for connection in list(self._connections):
+            if connection.state == _READY:
+                self._send_dpr(connection)
+            else:
+                connection.abort()
+        deadline = self.now() + goodbye_timeout
+        while self._connections and self.now() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self._connections):
+            connection.abort()
+        if self._timers is not None:
+            self._timers.cancel()
+            self._timers = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
 
-    # -- connections -----------------------------------------------------------------
+    # -- connections -----------------------------------------------------------------------
 
-    def _add_peer_connection(self, conn: PeerConnection, peer_socket: Any, proto: int) -> Any:
-        if conn._direction == PEER_RECV and not isinstance(conn, RatelPeerConnection):
-            state = conn.state
-            conn.close(signal_node=False)
-            # wake its reader and writer now, or they sleep 5 s on their queues
-            # and hold up the process's exit
-            conn._read_buffer_queue.put(b"")
-            conn._write_msg_queue.put(Message(MessageHeader()))
-            ours = RatelPeerConnection(
-                conn.ip,
-                conn.port,
-                PEER_RECV,
-                self.interrupt_write,
-                (self.origin_host, self.realm_name),
-                self._on_unreadable,
+    def connected(self, connection: PeerConnection) -> None:
+        if self._stopping:
+            connection.abort()
+            return
+        self._connections.add(connection)
+
+    def disconnected(self, connection: PeerConnection) -> None:
+        self._connections.discard(connection)
+        host = connection.origin_host
+        if host is not None and self._ready.get(host) is connection:
+            del self._ready[host]
+            log.info("diameter: peer left", extra={"peer": host})
+
+    def unreadable(self) -> None:
+        self._on_unreadable()
+
+    def ready_connection(self, origin_host: str) -> PeerConnection | None:
+        """The peer's open connection, or None (not connected now)."""
+        connection = self._ready.get(origin_host.lower())
+        return connection if connection is not None and connection.is_ready else None
+
+    async def _watch(self) -> None:
+        """The timers: CER wait, DWR after Tw of silence, DWA wait."""
+        tick = max(0.05, min(1.0, self.watchdog / 4, self.answer_timeout / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = self.now()
+            for connection in list(self._connections):
+                if connection.state == _WAIT_CER:
+                    if now - connection.opened > self.answer_timeout:
+                        log.warning("diameter: no CER in time, closing %r", connection)
+                        connection.abort()
+                elif connection.state == _READY:
+                    if connection.dwr_sent is not None:
+                        if now - connection.dwr_sent > self.answer_timeout:
+                            log.warning("diameter: no DWA, closing %r", connection)
+                            connection.abort()
+                    elif now - connection.last_read > self.watchdog and not self._stopping:
+                        self._send_dwr(connection)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def received(self, connection: PeerConnection, data: bytes) -> None:
+        """One framed message from ``connection``."""
+        second = int.from_bytes(data[4:8], "big")
+        flags, command = second >> 24, second & 0xFFFFFF
+        if not flags & _REQUEST:
+            self._received_answer(connection, command, data)
+            return
+        if connection.state == _CLOSED:
+            return
+        if command == CAPABILITIES_EXCHANGE:
+            if connection.state != _WAIT_CER:
+                log.warning("diameter: a second CER on one connection ignored")
+                return
+        elif connection.origin_host is None:
+            # not (or no longer) a peer: the CER-first rule
+            log.warning("diameter: %s before a successful CER ignored", command)
+            return
+        try:
+            request = codec.decode(data)
+        except codec.Unreadable as exc:
+            self._unreadable_request(connection, data, exc)
+            return
+        if command == CAPABILITIES_EXCHANGE:
+            self._received_cer(connection, request)
+        elif command == DEVICE_WATCHDOG:
+            self._answer_base(
+                connection, request, [codec.new(codec.ORIGIN_STATE_ID, self._state_id)]
             )
-            ours.state = state
-            conn = ours
-        return super()._add_peer_connection(conn, peer_socket, proto)
+        elif command == DISCONNECT_PEER:
+            self._answer_base(connection, request, [])
+            connection.close()  # the peer goes: once the DPA is written
+        else:
+            self._received_request(connection, request)
 
-    def receive_cer(self, conn: PeerConnection, message: Any) -> None:
-        host = message.origin_host.decode().lower()
-        allowed = self._addresses.get(host)
-        if allowed and conn.ip not in allowed:
+    def _received_answer(self, connection: PeerConnection, command: int, data: bytes) -> None:
+        if command == DEVICE_WATCHDOG:
+            connection.dwr_sent = None
+            return
+        if command == DISCONNECT_PEER:
+            connection.close()
+            return
+        hop = int.from_bytes(data[12:16], "big")
+        future = connection.waiting.pop(hop, None)
+        if future is None or future.done():
+            log.warning("diameter: an answer nobody waits for", extra={"command": command})
+            return
+        try:
+            future.set_result(codec.decode(data))
+        except codec.Unreadable as exc:
+            self._on_unreadable()
+            future.set_exception(ConnectionError(f"unreadable answer: {exc}"))
+
+    def _unreadable_request(
+        self, connection: PeerConnection, data: bytes, exc: codec.Unreadable
+    ) -> None:
+        self._on_unreadable()
+        header = codec.decode(data[:20]).header
+        log.warning(
+            "diameter: malformed request answered with %s: %s",
+            codec.INVALID_AVP_LENGTH,
+            exc,
+            extra={"command": header.command_code},
+        )
+        answer = codec.answer_to(
+            Message(header, []),
+            *self._identity,
+            [codec.new(codec.RESULT_CODE, codec.INVALID_AVP_LENGTH)],
+        )
+        connection.send(answer)
+
+    def _answer_base(self, connection: PeerConnection, request: Message, avps: list[Avp]) -> None:
+        answer = codec.answer_to(
+            request, *self._identity, [codec.new(codec.RESULT_CODE, _SUCCESS), *avps]
+        )
+        connection.send(answer)
+
+    def _received_cer(self, connection: PeerConnection, cer: Message) -> None:
+        try:
+            host = (codec.text(cer.avps, codec.ORIGIN_HOST) or "").lower()
+            offered = self._offers_credit_control(cer)
+        except codec.MalformedAvp as exc:
+            log.warning("diameter: CER unreadable: %s", exc)
+            self._refuse_cer(connection, cer, codec.INVALID_AVP_VALUE)
+            return
+        allowed = self._registry.get(host)
+        if allowed is None:
+            log.warning("diameter: CER refused: %s is not a registered peer", host)
+            self._refuse_cer(connection, cer, _UNKNOWN_PEER)
+            return
+        if allowed and connection.address not in allowed:
             log.warning(
                 "diameter: CER refused: %s connected from %s, not a registered address",
                 host,
-                conn.ip,
+                connection.address,
             )
-            answer = self._generate_answer(conn, message)
-            answer.result_code = _UNKNOWN_PEER
-            answer.header.is_error = True
-            conn.state = PEER_CLOSING  # close once the CEA is written
-            self.send_message(conn, answer)
+            self._refuse_cer(connection, cer, _UNKNOWN_PEER)
             return
-        if host not in self._addresses:
-            log.warning("diameter: CER refused: %s is not a registered peer", host)
-        super().receive_cer(conn, message)
+        if not offered:
+            log.warning("diameter: CER refused: %s offers no credit control", host)
+            self._refuse_cer(connection, cer, _NO_COMMON_APPLICATION)
+            return
+        other = self._ready.get(host)
+        if other is not None and other.is_ready:
+            # RFC 6733 5.6.4: the higher Origin-Host keeps its connection
+            if self.origin_host.lower() > host:
+                log.warning("diameter: %s connected again: the election closes the old one", host)
+                other.close()
+            else:
+                self._refuse_cer(connection, cer, _ELECTION_LOST)
+                return
+        connection.state = _READY
+        connection.origin_host = host
+        self._ready[host] = connection
+        log.info("diameter: peer ready", extra={"peer": host, "address": connection.address})
+        connection.send(self._cea(connection, cer, _SUCCESS))
 
-    def _receive_app_request(self, conn: PeerConnection, message: Message) -> None:
-        header = message.header
+    def _offers_credit_control(self, cer: Message) -> bool:
+        offered = {codec.value(a) for a in codec.find_all(cer.avps, codec.AUTH_APPLICATION_ID)}
+        for vendor_app in codec.find_all(cer.avps, _VENDOR_SPECIFIC_APPLICATION_ID):
+            offered.update(
+                codec.value(a)
+                for a in codec.find_all(codec.group(vendor_app), codec.AUTH_APPLICATION_ID)
+            )
+        return codec.CREDIT_CONTROL_APPLICATION in offered or _RELAY in offered
+
+    def _refuse_cer(self, connection: PeerConnection, cer: Message, result: int) -> None:
+        connection.send(self._cea(connection, cer, result))
+        connection.close()
+
+    def _cea(self, connection: PeerConnection, cer: Message, result: int) -> Message:
+        address = connection.local_address or self._host
+        answer = codec.answer_to(cer, *self._identity, [], error=3000 <= result < 4000)
+        # Result-Code first, as the CEA's grammar has it
+        answer.avps = [
+            codec.new(codec.RESULT_CODE, result),
+            *answer.avps,
+            codec.new(_HOST_IP_ADDRESS, address),
+            codec.new(_VENDOR_ID, _OUR_VENDOR_ID),
+            codec.new(_PRODUCT_NAME, self._product_name),
+            codec.new(codec.ORIGIN_STATE_ID, self._state_id),
+            codec.new(_SUPPORTED_VENDOR_ID, codec.TGPP),
+            codec.new(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
+        ]
+        return answer
+
+    def _received_request(self, connection: PeerConnection, request: Message) -> None:
+        header = request.header
         if header.application_id != codec.CREDIT_CONTROL_APPLICATION:
-            self._protocol_error(conn, message, codec.APPLICATION_UNSUPPORTED)
+            self._protocol_error(connection, request, codec.APPLICATION_UNSUPPORTED)
             return
-        if header.command_code not in (codec.CREDIT_CONTROL,):
-            self._protocol_error(conn, message, codec.COMMAND_UNSUPPORTED)
+        if header.command_code != codec.CREDIT_CONTROL:
+            self._protocol_error(connection, request, codec.COMMAND_UNSUPPORTED)
             return
-        realm = codec.text(message.avps, codec.DESTINATION_REALM)
-        if realm is not None and realm.lower() != self.realm_name.lower():
-            self._protocol_error(conn, message, _REALM_NOT_SERVED)
+        try:
+            realm = codec.text(request.avps, codec.DESTINATION_REALM)
+        except codec.MalformedAvp:
+            realm = None  # the application answers 5004 for it
+        if realm is not None and realm.lower() != self.origin_realm.lower():
+            self._protocol_error(connection, request, _REALM_NOT_SERVED)
             return
-        self._requests.receive(conn, message)
+        if self._stopping or connection.in_flight >= self.max_in_flight:
+            # overload or going away: the gateway tries another OCS or again later
+            self._on_busy()
+            self._protocol_error(connection, request, _TOO_BUSY)
+            return
+        connection.in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._serve(connection, request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _protocol_error(self, conn: PeerConnection, message: Message, result: int) -> None:
+    async def _serve(self, connection: PeerConnection, request: Message) -> None:
+        try:
+            answer = await self._application.answer(request)
+        except Exception:
+            log.exception("diameter: a request could not be answered")
+            answer = codec.answer_to(
+                request,
+                *self._identity,
+                [codec.new(codec.RESULT_CODE, codec.UNABLE_TO_COMPLY)],
+            )
+        finally:
+            connection.in_flight -= 1
+        if not connection.send(answer):
+            log.warning("diameter: the peer left before its answer was sent")
+
+    def _protocol_error(self, connection: PeerConnection, request: Message, result: int) -> None:
         log.warning(
             "diameter: request refused with %s",
             result,
-            extra={"command": message.header.command_code, "app": message.header.application_id},
+            extra={"command": request.header.command_code, "app": request.header.application_id},
         )
         answer = codec.answer_to(
-            message,
-            self.origin_host,
-            self.realm_name,
-            [codec.new(codec.RESULT_CODE, result)],
-            error=True,
+            request, *self._identity, [codec.new(codec.RESULT_CODE, result)], error=True
         )
-        self.send_message(conn, answer)
+        connection.send(answer)
 
-    # -- sending -----------------------------------------------------------------------
+    # -- sending ---------------------------------------------------------------------------
 
-    def ready_connection(self, origin_host: str) -> PeerConnection | None:
-        """The peer's ready connection, or None (not connected now)."""
-        peer = self.peers.get(origin_host.lower())
-        if peer is None or peer.connection is None:
-            return None
-        connection: PeerConnection = peer.connection
-        return connection if connection.state in PEER_READY_STATES else None
+    def _identified(self, connection: PeerConnection, request: Message) -> int:
+        hop = connection.next_hop_by_hop()
+        self._end_to_end = (self._end_to_end + 1) & 0xFFFFFFFF
+        request.header.hop_by_hop_identifier = hop
+        request.header.end_to_end_identifier = self._end_to_end
+        return hop
 
-    def send_request_to(self, origin_host: str, request: Message) -> int:
-        """Send ``request`` to the peer ``origin_host`` (by Destination-Host,
-        not by realm as the library routes); the hop-by-hop id to await."""
+    def _send_dwr(self, connection: PeerConnection) -> None:
+        request = codec.request_message(
+            DEVICE_WATCHDOG,
+            0,
+            [
+                codec.new(codec.ORIGIN_HOST, self.origin_host.encode()),
+                codec.new(codec.ORIGIN_REALM, self.origin_realm.encode()),
+                codec.new(codec.ORIGIN_STATE_ID, self._state_id),
+            ],
+        )
+        request.header.is_proxyable = False
+        self._identified(connection, request)
+        connection.dwr_sent = self.now()
+        connection.send(request)
+
+    def _send_dpr(self, connection: PeerConnection) -> None:
+        request = codec.request_message(
+            DISCONNECT_PEER,
+            0,
+            [
+                codec.new(codec.ORIGIN_HOST, self.origin_host.encode()),
+                codec.new(codec.ORIGIN_REALM, self.origin_realm.encode()),
+                codec.new(_DISCONNECT_CAUSE, _REBOOTING),
+            ],
+        )
+        request.header.is_proxyable = False
+        self._identified(connection, request)
+        connection.state = _CLOSING
+        connection.send(request)
+
+    def send_request(self, origin_host: str, request: Message) -> asyncio.Future[Message]:
+        """Send ``request`` to the peer ``origin_host`` on its own connection;
+        the future of its answer. ``ConnectionError`` when the peer is not
+        connected now."""
         connection = self.ready_connection(origin_host)
         if connection is None:
             raise ConnectionError(f"peer {origin_host} is not connected")
-        request.header.hop_by_hop_identifier = connection.hop_by_hop_seq.next_sequence()
-        request.header.end_to_end_identifier = self.end_to_end_seq.next_sequence()
-        message_id = (
-            f"{request.header.hop_by_hop_identifier}:{request.header.end_to_end_identifier}"
-        )
-        self._app_waiting_answer[message_id] = self.application
-        self.send_message(connection, request)
-        return int(request.header.hop_by_hop_identifier)
-
-    def send_answer(self, connection: PeerConnection, answer: Message) -> bool:
-        """Queue ``answer`` on the connection its request came on; False when
-        that connection has gone (the peer will retransmit elsewhere)."""
-        if connection.state not in PEER_READY_STATES:
-            return False
-        self.send_message(connection, answer)
-        return True
+        hop = self._identified(connection, request)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        connection.waiting[hop] = future
+        # a caller that stops waiting (timeout) takes its entry with it
+        future.add_done_callback(lambda _: connection.waiting.pop(hop, None))
+        connection.send(request)
+        return future

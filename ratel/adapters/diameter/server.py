@@ -1,13 +1,11 @@
 """The Diameter credit-control server: a ``ratel serve`` component.
 
-The bridge: python-diameter hands a request to ``receive`` on the peer's
-reader thread; ``receive`` schedules the answering coroutine on ratel's loop
-with ``run_coroutine_threadsafe`` and returns at once, so the reader goes on
-reading (requests of one peer are answered concurrently, each in its own
-transaction). The coroutine queues the CCA on the request's own connection;
-the connection's writer thread encodes and sends it. The time a request
-waits between the two threads is recorded as the ``diameter``/``bridge``
-latency in ``/metrics``.
+The node (node.py) runs on ratel's own event loop: it hands each CCR to
+``answer``, a coroutine run as a task, so the requests of one peer are
+answered concurrently, each charged through the group-commit path
+(``container.charging()``); the CCA goes back on the request's own
+connection. Beyond ``max_in_flight`` requests of one peer being answered,
+and while stopping, the node answers 3004 at once.
 
 Server-initiated requests: on a top-up, a new add-on or a block, every open
 session of the account (or of the customer's accounts) gets a Re-Auth-Request
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,11 +25,10 @@ from decimal import Decimal
 from typing import Any
 
 from diameter.message import Message
-from diameter.node.peer import PeerConnection
 
 from ratel.adapters.diameter import codec
 from ratel.adapters.diameter.credit_control import CreditControlAnswers, CreditControlOptions
-from ratel.adapters.diameter.node import RatelNode
+from ratel.adapters.diameter.node import DiameterNode
 from ratel.adapters.diameter.peers import SessionPeers
 from ratel.adapters.health import ListenerRegistry
 from ratel.adapters.telemetry import ERROR, OK, REJECTED, Telemetry
@@ -45,7 +41,6 @@ from ratel.ports.system import Clock
 log = logging.getLogger("ratel.diameter")
 
 PROTOCOL = "diameter"
-_TOO_BUSY = 3004
 
 #: Events after which the gateway must report and ask again (RAR).
 REAUTHORIZE_ON = ("BalanceChanged", "AddOnAdded", "AccountBlocked", "CustomerSuspended")
@@ -64,10 +59,12 @@ class DiameterSettings:
     peers: Mapping[str, Sequence[str]]  # Origin-Host -> allowed addresses (empty: any)
     options: CreditControlOptions
     validity_seconds: int
-    max_in_flight: int = 2000
+    max_in_flight: int = 1000  # per peer: requests being answered before 3004
     request_timeout: float = 5.0
     request_attempts: int = 3
     shutdown_timeout: float = 5.0
+    watchdog_seconds: float = 30.0  # Tw: a silent peer gets a DWR
+    answer_timeout: float = 4.0  # for a DWA, and for the CER of a new connection
 
 
 class DiameterServer:
@@ -99,14 +96,7 @@ class DiameterServer:
             (settings.origin_host, settings.origin_realm),
             settings.validity_seconds,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._node: RatelNode | None = None
-        self._in_flight = 0
-        self._stopping = False
-        self._in_flight_lock = threading.Lock()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._waiting: dict[int, asyncio.Future[Message]] = {}
+        self._node: DiameterNode | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         relay.subscribe(self._reauthorize, *REAUTHORIZE_ON)
         relay.subscribe(self._abort, *ABORT_ON)
@@ -123,21 +113,22 @@ class DiameterServer:
         return self._node.address
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = False
         s = self.settings
-        node = RatelNode(
+        node = DiameterNode(
             s.origin_host,
             s.origin_realm,
             s.host,
             s.port,
             s.peers,
-            requests=self,
-            answers=self,
+            self,
+            max_in_flight=s.max_in_flight,
+            watchdog=s.watchdog_seconds,
+            answer_timeout=s.answer_timeout,
             on_unreadable=self._count_unreadable,
+            on_busy=self._count_busy,
         )
         try:
-            node.start()
+            await node.start()
         except OSError as exc:
             self._listener.down(f"cannot listen on {s.host}:{s.port}: {exc}")
             raise
@@ -155,55 +146,19 @@ class DiameterServer:
         if node is None:
             return
         self._listener.down("shutting down")
-        with self._in_flight_lock:
-            self._stopping = True
-            if self._in_flight == 0:
-                self._idle.set()
-        # finish what is being answered, then say goodbye to the peers (DPR)
-        try:
-            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
-        except TimeoutError:
-            log.error("diameter: requests still in flight at shutdown")
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.to_thread(node.shutdown, 2.0)
+        # new requests get 3004 (the gateway fails over to another OCS at once);
+        # those in flight are answered, then the peers get a DPR
+        await node.stop(self.settings.shutdown_timeout)
         self._node = None
         self._listener.down("stopped")
 
-    # -- requests from the network (reader threads) -------------------------------------
+    # -- requests from the network (on the loop, a task each) ----------------------------
 
-    def receive(self, connection: PeerConnection, request: Message) -> None:
-        loop, node = self._loop, self._node
-        if loop is None or node is None:
-            return
-        with self._in_flight_lock:
-            # stopping: the gateway fails over to another OCS at once
-            busy = self._stopping or self._in_flight >= self.settings.max_in_flight
-            if not busy:
-                self._in_flight += 1
-                if self._in_flight == 1:
-                    loop.call_soon_threadsafe(self._idle.clear)
-        if busy:
-            # overload: the gateway tries another OCS or again later
-            answer = codec.answer_to(
-                request,
-                self.settings.origin_host,
-                self.settings.origin_realm,
-                [codec.new(codec.RESULT_CODE, _TOO_BUSY)],
-                error=True,
-            )
-            node.send_answer(connection, answer)
-            self._telemetry.record(PROTOCOL, "overload", REJECTED, 0.0, str(_TOO_BUSY))
-            return
-        asyncio.run_coroutine_threadsafe(
-            self._answer(node, connection, request, time.perf_counter()), loop
-        )
-
-    async def _answer(
-        self, node: RatelNode, connection: PeerConnection, request: Message, received: float
-    ) -> None:
+    async def answer(self, request: Message) -> Message:
+        """The CCA to a CCR, charged; counted and timed in ``/metrics``."""
         started = time.perf_counter()
-        self._telemetry.latency.labels(PROTOCOL, "bridge").observe(started - received)
         operation, outcome, code = "ccr", OK, ""
         try:
             answer, operation = await self._answers.answer(request)
@@ -221,29 +176,14 @@ class DiameterServer:
                 self.settings.origin_realm,
                 [codec.new(codec.RESULT_CODE, codec.UNABLE_TO_COMPLY)],
             )
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._idle.set()
-        if not node.send_answer(connection, answer):
-            log.warning("diameter: the peer left before its answer was sent")
-        self._telemetry.record(PROTOCOL, operation, outcome, time.perf_counter() - received, code)
+        self._telemetry.record(PROTOCOL, operation, outcome, time.perf_counter() - started, code)
+        return answer
 
     def _count_unreadable(self) -> None:
         self._telemetry.record(PROTOCOL, "unreadable", REJECTED, 0.0, "malformed")
 
-    # -- answers to our requests (reader threads) ------------------------------------------
-
-    def answered(self, answer: Message) -> None:
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._resolve, answer)
-
-    def _resolve(self, answer: Message) -> None:
-        waiting = self._waiting.pop(answer.header.hop_by_hop_identifier, None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(answer)
+    def _count_busy(self) -> None:
+        self._telemetry.record(PROTOCOL, "overload", REJECTED, 0.0, "3004")
 
     # -- server-initiated requests ------------------------------------------------------------
 
@@ -278,18 +218,15 @@ class DiameterServer:
             if node is None:
                 return None
             request = codec.request_message(command, codec.CREDIT_CONTROL_APPLICATION, avps)
-            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
             try:
-                hop = node.send_request_to(peer.origin_host, request)
+                waiting = node.send_request(peer.origin_host, request)
             except ConnectionError:
                 await asyncio.sleep(0.5 * (attempt + 1))
                 continue
-            self._waiting[hop] = future
             try:
-                answer = await asyncio.wait_for(future, s.request_timeout)
-            except TimeoutError:
-                self._waiting.pop(hop, None)
-                continue
+                answer = await asyncio.wait_for(waiting, s.request_timeout)
+            except (TimeoutError, ConnectionError):
+                continue  # no answer, or the peer left: again
             result = codec.integer(answer.avps, codec.RESULT_CODE)
             self._telemetry.record(
                 PROTOCOL,

@@ -4,8 +4,9 @@ that connect to it."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2] / "integration"))
 
-from gateway import Gateway
+from gateway import USSD_CONTEXT, Gateway
 from store_databases import BACKENDS, fresh_database
 
 from ratel.adapters.db.migrations import upgrade
 from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
 from ratel.demo import load_demo
-
-USSD_CONTEXT = "ussd@camel.test"
 
 PEERS = (
     ("gw1.test", ("127.0.0.1",)),
@@ -73,8 +72,9 @@ def port(ocs: Container) -> int:
 
 
 @pytest.fixture(scope="module")
-def gw1(port: int) -> Iterator[Gateway]:
+async def gw1(port: int) -> AsyncIterator[Gateway]:
+    # the node answers on the test's loop: the gateway's blocking calls in a thread
     gateway = Gateway("gw1.test", port)
-    gateway.start()
+    await asyncio.to_thread(gateway.start)
     yield gateway
-    gateway.stop()
+    await asyncio.to_thread(gateway.stop)

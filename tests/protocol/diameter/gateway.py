@@ -22,6 +22,8 @@ from ratel.adapters.diameter import codec
 DATA = "32251@3gpp.org"
 VOICE = "32260@3gpp.org"
 SMS = "32274@3gpp.org"
+#: the CAMEL gateway's USSD Service-Context-Id the test node is configured with
+USSD_CONTEXT = "ussd@camel.test"
 
 _ids = itertools.count(1)
 

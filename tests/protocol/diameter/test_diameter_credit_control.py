@@ -7,10 +7,10 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
-from conftest import USSD_CONTEXT
 from diameter.message import Message
 from gateway import (
     SMS,
+    USSD_CONTEXT,
     VOICE,
     Gateway,
     avp,

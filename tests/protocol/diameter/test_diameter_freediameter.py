@@ -65,7 +65,7 @@ async def test_freediameter_gateway_charges_and_answers_a_rar(
         assert await wait_for(gateway, "RAR ") == f"RAR {session}"
         await wait_for(gateway, "DONE")
     finally:
-        gateway.stop()
+        await asyncio.to_thread(gateway.stop)  # it says DPR to the node on this loop
     ccas = [line.split() for line in gateway.lines() if line.startswith("CCA")]
     # CCA <type> <result> <rg>:<mscc result>:<granted octets> ...
     assert [c[1:3] for c in ccas] == [["1", "2001"], ["2", "2001"], ["3", "2001"]]

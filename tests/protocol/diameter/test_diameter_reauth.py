@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -22,11 +23,11 @@ from ratel.ports.store import IdentifierKind
 
 
 @pytest.fixture(scope="module")
-def gw2(port: int) -> Gateway:
+async def gw2(port: int) -> AsyncIterator[Gateway]:
     gateway = Gateway("gw2.test", port)
-    gateway.start()
+    await asyncio.to_thread(gateway.start)
     yield gateway
-    gateway.stop()
+    await asyncio.to_thread(gateway.stop)
 
 
 async def open_session(ocs: Container, gateway: Gateway) -> tuple[str, str, str]:
