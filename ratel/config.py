@@ -134,6 +134,13 @@ class Settings:
     diameter_ussd_context_id: str = "ussd@camel.ratel.local"
     diameter_raise_mscc_result_code: bool = False
     diameter_tcc_grace: float = 60.0
+    # The peer connections: requests one peer may have being answered before
+    # the next gets 3004 DIAMETER_TOO_BUSY (overload is refused, so the
+    # gateway fails over, not queued), the watchdog (Tw: a silent peer gets a
+    # DWR) and how long a DWA or a new connection's CER may take.
+    diameter_max_in_flight: int = 1000
+    diameter_watchdog: float = 30.0
+    diameter_answer_timeout: float = 4.0
 
     @property
     def http_url(self) -> str:
@@ -401,6 +408,9 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "diameter_ussd_context_id": _required_text,
     "diameter_raise_mscc_result_code": _boolean,
     "diameter_tcc_grace": _seconds,
+    "diameter_max_in_flight": _positive_integer,
+    "diameter_watchdog": _seconds,
+    "diameter_answer_timeout": _seconds,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

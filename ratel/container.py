@@ -257,6 +257,9 @@ def _diameter_settings(settings: Settings) -> DiameterSettings:
             raise_mscc_result_code=settings.diameter_raise_mscc_result_code,
         ),
         validity_seconds=settings.charging_validity_seconds,
+        max_in_flight=settings.diameter_max_in_flight,
+        watchdog_seconds=settings.diameter_watchdog,
+        answer_timeout=settings.diameter_answer_timeout,
         shutdown_timeout=settings.shutdown_timeout,
     )
 

@@ -139,6 +139,8 @@ def test_every_setting_has_its_variable() -> None:
         ("RATEL_DATABASE_URL", "mysql://x/y", "sqlite+aiosqlite://"),
         ("RATEL_SECRET", "  ", "must not be empty"),
         ("RATEL_HTTP_HOST", "", "must not be empty"),
+        ("RATEL_DIAMETER_MAX_IN_FLIGHT", "0", "at least 1"),
+        ("RATEL_DIAMETER_WATCHDOG", "0", "positive"),
     ],
 )
 def test_bad_environment_values_name_the_variable(variable: str, value: str, says: str) -> None:
@@ -197,3 +199,23 @@ def test_production_starts_with_its_own_secret() -> None:
 
 def test_development_accepts_the_development_secret() -> None:
     assert load_settings(env={"RATEL_ENVIRONMENT": "development"}).secret == DEVELOPMENT_SECRET
+
+
+def test_the_diameter_peer_limits_reach_the_node() -> None:
+    from ratel.container import _diameter_settings
+
+    settings = load_settings(
+        env={
+            "RATEL_DIAMETER_MAX_IN_FLIGHT": "64",
+            "RATEL_DIAMETER_WATCHDOG": "6",
+            "RATEL_DIAMETER_ANSWER_TIMEOUT": "1.5",
+        }
+    )
+    node = _diameter_settings(settings)
+    assert (node.max_in_flight, node.watchdog_seconds, node.answer_timeout) == (64, 6.0, 1.5)
+    default = _diameter_settings(load_settings(env={}))
+    assert (default.max_in_flight, default.watchdog_seconds, default.answer_timeout) == (
+        1000,
+        30.0,
+        4.0,
+    )
