@@ -491,6 +491,26 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
         # copies and pickles are plain dicts of decoded answers
         return (dict, (dict(self.items()),))
 
+    def keep_raw(self, key: tuple[str, int], data: Json) -> None:
+        """Hold ``data`` as the answer of ``key``, decoded when looked up."""
+        dict.__setitem__(self, key, _PENDING)  # type: ignore[arg-type]
+        self.raw[key] = data
+
+    def copy(self) -> StoredAnswers:  # type: ignore[override]
+        """The same answers, decoded or not, in a dict of their own."""
+        twin = StoredAnswers()
+        dict.update(twin, dict.items(self))  # as held: decoded or pending
+        twin.raw = dict(self.raw)
+        twin.texts = dict(self.texts)
+        return twin
+
+    @classmethod
+    def of(cls, answers: Mapping[tuple[str, int], Answer]) -> StoredAnswers:
+        """Decoded answers, in order."""
+        made = cls()
+        dict.update(made, answers)
+        return made
+
     def as_json(self, key: tuple[str, int]) -> Json:
         """The answer's JSON: as read if it was never decoded."""
         if dict.__getitem__(self, key) is _PENDING:
@@ -499,17 +519,20 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
 
 
 def _kept_keys(
-    answers: dict[tuple[str, int], Answer], per_sub_session: int
+    answers: Mapping[tuple[str, int], Answer], per_sub_session: int
 ) -> list[tuple[str, int]]:
+    if len(answers) <= per_sub_session:
+        return list(answers)  # nothing to drop (the usual case but for a long session)
     numbers: dict[str, list[int]] = {}
     for sub_session, number in answers:
         numbers.setdefault(sub_session, []).append(number)
-    keep = {
-        (sub_session, number)
+    # the lowest number each sub-session keeps (numbers of one sub-session are distinct)
+    lowest = {
+        sub_session: sorted(found)[-per_sub_session]
         for sub_session, found in numbers.items()
-        for number in sorted(found)[-per_sub_session:]
+        if len(found) > per_sub_session
     }
-    return [key for key in answers if key in keep]
+    return [key for key in answers if key[0] not in lowest or key[1] >= lowest[key[0]]]
 
 
 def kept_answers(
@@ -542,24 +565,165 @@ def session_snapshot(session: CreditControlSession) -> Json:
 
 
 def snapshot_text(
-    session: CreditControlSession, snapshot: Json, dumps: Callable[[Any], str]
+    session: CreditControlSession, dumps: Callable[[Any], str]
 ) -> tuple[str, dict[tuple[str, int], str]]:
-    """``snapshot`` (the session's, from ``session_snapshot``) as JSON text,
-    and the text of each of its answers. Answers whose text the session knows
-    are spliced in as they are: a long session re-encodes only its newest."""
+    """The session's snapshot (``session_snapshot``) as JSON text, and the
+    text of each of its answers. Built from pieces rather than from the whole
+    document: answers whose text the session knows are spliced in as they
+    are (a long session encodes only its newest), and a stream's request and
+    rate, which never change, are encoded once for as long as they live."""
     answers = session.answers
-    known = answers.texts if isinstance(answers, StoredAnswers) else {}
+    stored = answers if isinstance(answers, StoredAnswers) else None
+    known = stored.texts if stored is not None else {}
     texts: dict[tuple[str, int], str] = {}
     parts: list[str] = []
-    for item in snapshot["answers"]:
-        key = (item["sub_session"], item["answer"]["request_number"])
+    quoted: dict[str, str] = {}
+    for key in _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION):
         text = known.get(key)
         if text is None:
-            text = dumps(item["answer"])
+            text = dumps(
+                stored.as_json(key) if stored is not None else answer_to_json(answers[key])
+            )
         texts[key] = text
-        parts.append(f'{{"sub_session":{dumps(key[0])},"answer":{text}}}')
-    rest = dumps({k: v for k, v in snapshot.items() if k != "answers"})
-    return f'{rest[:-1]},"answers":[{",".join(parts)}]}}', texts
+        sub = quoted.get(key[0])
+        if sub is None:
+            sub = quoted[key[0]] = dumps(key[0])
+        parts.append(f'{{"sub_session":{sub},"answer":{text}}}')
+    streams = ",".join(_stream_text(key, stream, dumps) for key, stream in session.streams.items())
+    last_request = dumps([[sub, number] for sub, number in session.last_request.items()])
+    sub_sessions = dumps([[sub, active] for sub, active in session.sub_sessions.items()])
+    xdr = "null" if session.xdr is None else dumps(xdr_to_json(session.xdr))
+    return (
+        f'{{"format":{_SNAPSHOT_FORMAT},"streams":[{streams}],"last_request":{last_request},'
+        f'"sub_sessions":{sub_sessions},"xdr":{xdr},"answers":[{",".join(parts)}]}}'
+    ), texts
+
+
+class _TextMemo:
+    """JSON text of immutable values (a stream's request and rate), by
+    object identity. The object is held with its text, so its id is not
+    reused while the entry lives; the memo is emptied when it grows large."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._texts: dict[int, tuple[object, str]] = {}
+
+    def text(self, value: Any, encode: Callable[[Any], Any], dumps: Callable[[Any], str]) -> str:
+        entry = self._texts.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        text = dumps(encode(value))
+        if len(self._texts) >= self._size:
+            self._texts.clear()
+        self._texts[id(value)] = (value, text)
+        return text
+
+
+_requests = _TextMemo()
+_rates = _TextMemo()
+
+
+def _stream_text(key: str, stream: Stream, dumps: Callable[[Any], str]) -> str:
+    """``_stream_to_json`` as text, with the same keys in the same order."""
+    request = _requests.text(stream.request, request_to_json, dumps)
+    rated = "null" if stream.rated is None else _rates.text(stream.rated, rated_to_json, dumps)
+    rest = dumps(
+        {
+            "free": stream.free,
+            "used_units": stream.used_units,
+            "money_units": stream.money_units,
+            "cost": money_to_json(stream.cost),
+            "paid_by_buckets": money_to_json(stream.paid_by_buckets),
+            "bucket_units": _pairs_to_json(list(stream.bucket_units.items())),
+            "hold": _hold_to_json(stream.hold),
+            "closed": stream.closed,
+        }
+    )
+    return f'{{"key":{dumps(key)},"request":{request},"rated":{rated},{rest[1:]}'
+
+
+def stored_copy(
+    session: CreditControlSession, answer_texts: Mapping[tuple[str, int], str] | None = None
+) -> CreditControlSession:
+    """A copy of ``session`` as its stored row holds it (the answers kept,
+    nothing else left out), sharing only immutable values with it: what a
+    process keeps of a session it wrote or read, instead of the row to decode
+    again. Copying it again gives the session a reader of the row would get.
+    ``answer_texts``: the JSON text of each kept answer, as ``snapshot_text``
+    gives them, when known."""
+    answers = session.answers
+    stored = answers if isinstance(answers, StoredAnswers) else None
+    kept = StoredAnswers()
+    texts = answer_texts if answer_texts is not None else {}
+    # ``snapshot_text`` gives the text of exactly the kept answers, in order
+    keys = list(texts) if texts else _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
+    for key in keys:
+        if stored is not None and dict.__getitem__(stored, key) is _PENDING:
+            kept.keep_raw(key, stored.raw[key])
+        else:
+            dict.__setitem__(kept, key, answers[key])
+        text = texts.get(key)
+        if text is None and stored is not None:
+            text = stored.texts.get(key)
+        if text is not None:
+            kept.texts[key] = text
+    return _copied(session, kept, stored_form=True)
+
+
+def session_copy(session: CreditControlSession) -> CreditControlSession:
+    """A copy of a ``stored_copy`` to hand out: changing it changes nothing
+    the original holds."""
+    answers = session.answers
+    kept = answers.copy() if isinstance(answers, StoredAnswers) else StoredAnswers.of(answers)
+    return _copied(session, kept, stored_form=False)
+
+
+def _copied(
+    session: CreditControlSession, answers: StoredAnswers, *, stored_form: bool
+) -> CreditControlSession:
+    return CreditControlSession(
+        id=session.id,
+        account_id=session.account_id,
+        customer_id=session.customer_id,
+        currency=session.currency,
+        started_at=session.started_at,
+        last_activity=session.last_activity,
+        state=session.state,
+        streams={key: _copy_stream(stream, stored_form) for key, stream in session.streams.items()},
+        answers=answers,
+        last_request=dict(session.last_request),
+        sub_sessions=dict(session.sub_sessions),
+        xdr=session.xdr,
+    )
+
+
+def _copy_stream(stream: Stream, stored_form: bool) -> Stream:
+    hold = stream.hold
+    rated = stream.rated
+    if stored_form and rated is not None and not rated.periods and rated.time_zone != "UTC":
+        # the row keeps a time zone only with the periods it applies to
+        rated = RatedDestination(rated.destination, rated.rate, rated.group)
+    return Stream(
+        request=stream.request,
+        rated=rated,
+        free=stream.free,
+        used_units=stream.used_units,
+        money_units=stream.money_units,
+        cost=stream.cost,
+        paid_by_buckets=stream.paid_by_buckets,
+        bucket_units=dict(stream.bucket_units),
+        hold=None
+        if hold is None
+        else Hold(
+            buckets=list(hold.buckets),
+            money_units=hold.money_units,
+            money_buckets=list(hold.money_buckets),
+            money=hold.money,
+            granted_at=hold.granted_at,
+            tariff_change_at=hold.tariff_change_at,
+        ),
+        closed=stream.closed,
+    )
 
 
 def session_from_snapshot(

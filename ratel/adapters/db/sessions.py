@@ -19,7 +19,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ratel.adapters.db.codec import session_from_snapshot, session_snapshot, snapshot_text
+from ratel.adapters.db.codec import (
+    session_copy,
+    session_from_snapshot,
+    session_snapshot,
+    snapshot_text,
+    stored_copy,
+)
 from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
@@ -107,7 +113,6 @@ def _session_from_row(row: Any) -> CreditControlSession:
         started_at=row["started_at"],
         last_activity=row["last_activity"],
         snapshot=row["snapshot"],
-        answer_texts=row.get("answer_texts"),
     )
 
 
@@ -119,30 +124,35 @@ _CHUNK = 1000
 
 
 class SessionCache:
-    """The rows of the sessions this process last read or committed, each
-    valid for one version (and last activity, so that a row deleted and made
-    again under the same id is never mistaken for the old one). A batch reads
-    only the version of a session it holds a current row for: no snapshot
-    crosses the wire or goes through the JSON decoder. Rows are stored as
-    read or written and never changed (every load builds new objects from
-    them). Written rows enter only once their transaction has committed."""
+    """The sessions this process last read or committed, decoded, each valid
+    for one version (and last activity, so that a row deleted and made again
+    under the same id is never mistaken for the old one). A batch reads only
+    the version of a session it holds a current copy of: no snapshot crosses
+    the wire or goes through the JSON decoder, and no session is rebuilt from
+    JSON. What is kept is the session as its row holds it (``stored_copy``),
+    never handed out: every ``get`` gives a copy of its own. Written sessions
+    enter only once their transaction has committed."""
 
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
-        self._rows: dict[str, tuple[int, datetime, dict[str, Any]]] = {}
+        self._sessions: dict[str, tuple[int, datetime, CreditControlSession]] = {}
 
-    def get(self, session_id: str, version: int, last_activity: datetime) -> dict[str, Any] | None:
-        entry = self._rows.get(session_id)
+    def get(
+        self, session_id: str, version: int, last_activity: datetime
+    ) -> CreditControlSession | None:
+        entry = self._sessions.get(session_id)
         if entry is None or entry[0] != version or entry[1] != last_activity:
             return None
-        return entry[2]
+        return session_copy(entry[2])
 
-    def put(self, session_id: str, version: int, row: dict[str, Any]) -> None:
-        rows = self._rows
-        rows.pop(session_id, None)  # the newest last: the oldest go first
-        rows[session_id] = (version, row["last_activity"], row)
-        if len(rows) > self._size:
-            del rows[next(iter(rows))]
+    def put(self, version: int, stored: CreditControlSession) -> None:
+        """Keep ``stored`` (a ``stored_copy``, not shared with anyone) as the
+        session's row at ``version``."""
+        sessions = self._sessions
+        sessions.pop(stored.id, None)  # the newest last: the oldest go first
+        sessions[stored.id] = (version, stored.last_activity, stored)
+        if len(sessions) > self._size:
+            del sessions[next(iter(sessions))]
 
 
 _caches: weakref.WeakKeyDictionary[Engine, SessionCache] = weakref.WeakKeyDictionary()
@@ -167,7 +177,8 @@ class SqlSessionRepository(Repository):
         super().__init__(connection)
         self._seen = {}
         self._cache = cache
-        self._written: dict[str, tuple[int, dict[str, Any]]] = {}  # for the cache, on commit
+        # for the cache, on commit: the version written and the session as stored
+        self._written: dict[str, tuple[int, CreditControlSession]] = {}
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the versions it holds are stale)."""
@@ -177,8 +188,8 @@ class SqlSessionRepository(Repository):
     def committed(self) -> None:
         """The transaction committed: what it wrote is now the current row."""
         if self._cache is not None:
-            for session_id, (version, row) in self._written.items():
-                self._cache.put(session_id, version, row)
+            for version, stored in self._written.values():
+                self._cache.put(version, stored)
         self._written.clear()
 
     async def add(self, session: CreditControlSession) -> None:
@@ -221,23 +232,26 @@ class SqlSessionRepository(Repository):
             missing: list[str] = []
             versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
             for session_id, version, last_activity in versions:
-                row = cache.get(session_id, version, last_activity)
-                if row is None:
+                session = cache.get(session_id, version, last_activity)
+                if session is None:
                     missing.append(session_id)
                 else:
-                    self._found(found, row, version)
+                    self._seen[id(session)] = (session, version)
+                    found[session_id] = session
             if missing:
                 result = await self._execute(_BY_IDS(self._dialect), {"session_ids": missing})
-                for read in result.mappings():
-                    row = dict(read)
-                    cache.put(row["id"], row["version"], row)  # committed: it was read
-                    self._found(found, row, row["version"])
+                for row in result.mappings():
+                    session = self._found(found, row, row["version"])
+                    cache.put(row["version"], stored_copy(session))  # committed: it was read
         return found
 
-    def _found(self, found: dict[str, CreditControlSession], row: Any, version: int) -> None:
+    def _found(
+        self, found: dict[str, CreditControlSession], row: Any, version: int
+    ) -> CreditControlSession:
         session = _session_from_row(row)
         self._seen[id(session)] = (session, version)
         found[session.id] = session
+        return session
 
     async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
@@ -267,9 +281,9 @@ class SqlSessionRepository(Repository):
             raise SessionExists(
                 f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
             )
-        for session, row in zip(sessions, rows, strict=True):
+        for session in sessions:
             self._seen[id(session)] = (session, 1)
-            self._written[session.id] = (1, row)
+            self._written[session.id] = (1, stored_copy(session))
 
     async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
@@ -283,11 +297,7 @@ class SqlSessionRepository(Repository):
                     "its version is not known"
                 )
             versions.append(seen[1])
-        snapshots = [session_snapshot(session) for session in sessions]
-        encoded = [
-            snapshot_text(session, snapshot, _dumps)
-            for session, snapshot in zip(sessions, snapshots, strict=True)
-        ]
+        encoded = [snapshot_text(session, _dumps) for session in sessions]
         if self._postgresql:
             result = await self._execute(
                 _PG_SAVE_MANY,
@@ -320,14 +330,9 @@ class SqlSessionRepository(Repository):
                 f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
                 "were changed or removed by another request"
             )
-        for session, snapshot, (_, texts), version in zip(
-            sessions, snapshots, encoded, versions, strict=True
-        ):
+        for session, (_, texts), version in zip(sessions, encoded, versions, strict=True):
             self._seen[id(session)] = (session, version + 1)
-            self._written[session.id] = (
-                version + 1,
-                {**_row(session, snapshot), "answer_texts": texts},
-            )
+            self._written[session.id] = (version + 1, stored_copy(session, texts))
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))
