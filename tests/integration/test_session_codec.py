@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import replace
+from datetime import timedelta
 
 from store_builders import MIB, NOW
 from test_session_store import Subscriber, charge_in_memory, data, voice
@@ -14,13 +15,13 @@ from test_session_store import Subscriber, charge_in_memory, data, voice
 from ratel.adapters.db.codec import (
     ANSWERS_KEPT_PER_SUB_SESSION,
     _kept_keys,
-    session_copy,
     session_from_snapshot,
     session_snapshot,
     snapshot_text,
     stored_copy,
 )
 from ratel.adapters.db.engine import compact_json
+from ratel.adapters.db.sessions import SessionCache
 from ratel.domain.charging import CreditControlSession
 
 
@@ -81,7 +82,7 @@ def test_the_kept_copy_is_what_a_reader_of_the_row_gets() -> None:
     text, texts = snapshot_text(session, compact_json)
     kept = stored_copy(session, texts)
     assert session.stored_answer(1) is not None
-    handed_out = session_copy(kept)
+    handed_out = stored_copy(kept)
     assert handed_out == from_row(session, text)
     assert handed_out.stored_answer(1) is None  # only the kept answers, as in the row
     assert handed_out.streams[stream.request.key].rated == replace(stream.rated, time_zone="UTC")
@@ -91,15 +92,15 @@ def test_the_kept_copy_is_what_a_reader_of_the_row_gets() -> None:
         handed_out, sub.context(buckets=copy.deepcopy(buckets)), 40, [data(used=MIB)], end=False
     )
     assert handed_out != from_row(session, text)
-    assert session_copy(kept) == from_row(session, text)
+    assert stored_copy(kept) == from_row(session, text)
     # a kept copy of a session read from its row (answers not decoded) too
     read = from_row(session, text)
     kept_read = stored_copy(read)
     charge_in_memory(
         read, sub.context(buckets=copy.deepcopy(buckets)), 41, [data(used=MIB)], end=False
     )
-    assert session_copy(kept_read) == from_row(session, text)
-    assert snapshot_text(session_copy(kept), compact_json)[0] == text
+    assert stored_copy(kept_read) == from_row(session, text)
+    assert snapshot_text(stored_copy(kept), compact_json)[0] == text
 
 
 def test_the_kept_answers_are_the_highest_numbers_of_each_sub_session() -> None:
@@ -120,3 +121,19 @@ def test_the_kept_answers_are_the_highest_numbers_of_each_sub_session() -> None:
         for n in (1, 3, 11, 16):
             answers = dict.fromkeys(keys)
             assert _kept_keys(answers, n) == plain(keys, n), (keys, n)  # type: ignore[arg-type]
+
+
+def test_the_session_cache_hands_a_copy_out_once_and_for_its_version_only() -> None:
+    sub = Subscriber("50")
+    session = long_session(sub)
+    cache = SessionCache()
+    kept = stored_copy(session)
+    cache.put(3, kept)
+    assert cache.take(session.id, 3, session.last_activity + timedelta(seconds=1)) is None
+    assert cache.take(session.id, 3, session.last_activity) is None  # the stale one is gone
+    cache.put(3, kept)
+    assert cache.take(session.id, 4, session.last_activity) is None
+    cache.put(3, kept)
+    taken = cache.take(session.id, 3, session.last_activity)
+    assert taken is kept
+    assert cache.take(session.id, 3, session.last_activity) is None  # its taker's now

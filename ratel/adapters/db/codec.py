@@ -650,7 +650,7 @@ def stored_copy(
     process keeps of a session it wrote or read, instead of the row to decode
     again. Copying it again gives the session a reader of the row would get.
     ``answer_texts``: the JSON text of each kept answer, as ``snapshot_text``
-    gives them, when known."""
+    gives them, when known. A copy of a copy is an equal copy."""
     answers = session.answers
     stored = answers if isinstance(answers, StoredAnswers) else None
     kept = StoredAnswers()
@@ -658,29 +658,20 @@ def stored_copy(
     # ``snapshot_text`` gives the text of exactly the kept answers, in order
     keys = list(texts) if texts else _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
     for key in keys:
-        if stored is not None and dict.__getitem__(stored, key) is _PENDING:
-            kept.keep_raw(key, stored.raw[key])
+        value = dict.__getitem__(answers, key)  # as held: decoded or pending
+        if value is _PENDING:
+            kept.keep_raw(key, stored.raw[key])  # type: ignore[union-attr]
         else:
-            dict.__setitem__(kept, key, answers[key])
+            dict.__setitem__(kept, key, value)
         text = texts.get(key)
         if text is None and stored is not None:
             text = stored.texts.get(key)
         if text is not None:
             kept.texts[key] = text
-    return _copied(session, kept, stored_form=True)
+    return _copied(session, kept)
 
 
-def session_copy(session: CreditControlSession) -> CreditControlSession:
-    """A copy of a ``stored_copy`` to hand out: changing it changes nothing
-    the original holds."""
-    answers = session.answers
-    kept = answers.copy() if isinstance(answers, StoredAnswers) else StoredAnswers.of(answers)
-    return _copied(session, kept, stored_form=False)
-
-
-def _copied(
-    session: CreditControlSession, answers: StoredAnswers, *, stored_form: bool
-) -> CreditControlSession:
+def _copied(session: CreditControlSession, answers: StoredAnswers) -> CreditControlSession:
     return CreditControlSession(
         id=session.id,
         account_id=session.account_id,
@@ -689,7 +680,7 @@ def _copied(
         started_at=session.started_at,
         last_activity=session.last_activity,
         state=session.state,
-        streams={key: _copy_stream(stream, stored_form) for key, stream in session.streams.items()},
+        streams={key: _copy_stream(stream) for key, stream in session.streams.items()},
         answers=answers,
         last_request=dict(session.last_request),
         sub_sessions=dict(session.sub_sessions),
@@ -697,10 +688,10 @@ def _copied(
     )
 
 
-def _copy_stream(stream: Stream, stored_form: bool) -> Stream:
+def _copy_stream(stream: Stream) -> Stream:
     hold = stream.hold
     rated = stream.rated
-    if stored_form and rated is not None and not rated.periods and rated.time_zone != "UTC":
+    if rated is not None and not rated.periods and rated.time_zone != "UTC":
         # the row keeps a time zone only with the periods it applies to
         rated = RatedDestination(rated.destination, rated.rate, rated.group)
     return Stream(

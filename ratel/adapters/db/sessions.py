@@ -20,7 +20,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ratel.adapters.db.codec import (
-    session_copy,
     session_from_snapshot,
     session_snapshot,
     snapshot_text,
@@ -129,24 +128,26 @@ class SessionCache:
     under the same id is never mistaken for the old one). A batch reads only
     the version of a session it holds a current copy of: no snapshot crosses
     the wire or goes through the JSON decoder, and no session is rebuilt from
-    JSON. What is kept is the session as its row holds it (``stored_copy``),
-    never handed out: every ``get`` gives a copy of its own. Written sessions
-    enter only once their transaction has committed."""
+    JSON. What is kept is a copy of the session as its row holds it
+    (``stored_copy``), shared with nobody; ``take`` hands it out and forgets
+    it, so that whatever the taker does to it stays the taker's. Written
+    sessions enter only once their transaction has committed."""
 
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
         self._sessions: dict[str, tuple[int, datetime, CreditControlSession]] = {}
 
-    def get(
+    def take(
         self, session_id: str, version: int, last_activity: datetime
     ) -> CreditControlSession | None:
-        entry = self._sessions.get(session_id)
+        """The session as of ``version``, if held (and no longer held)."""
+        entry = self._sessions.pop(session_id, None)
         if entry is None or entry[0] != version or entry[1] != last_activity:
             return None
-        return session_copy(entry[2])
+        return entry[2]
 
     def put(self, version: int, stored: CreditControlSession) -> None:
-        """Keep ``stored`` (a ``stored_copy``, not shared with anyone) as the
+        """Keep ``stored`` (a ``stored_copy``, shared with nobody) as the
         session's row at ``version``."""
         sessions = self._sessions
         sessions.pop(stored.id, None)  # the newest last: the oldest go first
@@ -232,7 +233,7 @@ class SqlSessionRepository(Repository):
             missing: list[str] = []
             versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
             for session_id, version, last_activity in versions:
-                session = cache.get(session_id, version, last_activity)
+                session = cache.take(session_id, version, last_activity)
                 if session is None:
                     missing.append(session_id)
                 else:
