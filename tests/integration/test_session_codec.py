@@ -22,7 +22,8 @@ from ratel.adapters.db.codec import (
 )
 from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.sessions import SessionCache
-from ratel.domain.charging import CreditControlSession
+from ratel.domain.catalogue import Unit
+from ratel.domain.charging import Answer, CreditControlSession, Grant, RequestKind
 
 
 def long_session(sub: Subscriber) -> CreditControlSession:
@@ -30,14 +31,11 @@ def long_session(sub: Subscriber) -> CreditControlSession:
     session = CreditControlSession.open("s-1", sub.account, sub.customer, NOW)
     charge_in_memory(session, sub.context(), 0, [data(), voice()], end=False)
     for n in range(1, ANSWERS_KEPT_PER_SUB_SESSION + 4):
-        charge_in_memory(session, sub.context(), n, [data(used=MIB)], end=False)
+        # alike grants (a steady session), then others once the quota runs low
+        wanted = MIB if n < ANSWERS_KEPT_PER_SUB_SESSION else 50 * MIB
+        charge_in_memory(session, sub.context(), n, [data(used=MIB, requested=wanted)], end=False)
     session.reserve(sub.context(), 0, [data(rg=11)], NOW, sub_session="b")
     return session
-
-
-def encoded(session: CreditControlSession) -> object:
-    """The plain encoder's document (as the database reads the text)."""
-    return json.loads(compact_json(session_snapshot(session)))
 
 
 def from_row(
@@ -56,20 +54,27 @@ def from_row(
     )
 
 
-def test_the_snapshot_text_is_the_snapshot_encoded() -> None:
+def test_the_snapshot_text_is_the_snapshot_in_fewer_bytes() -> None:
     sub = Subscriber("50")
     session = long_session(sub)
-    text, texts = snapshot_text(session, compact_json)
-    assert json.loads(text) == encoded(session)
-    assert len(texts) == ANSWERS_KEPT_PER_SUB_SESSION + 1
-    # read back (answers not decoded, their texts known), charged again
-    loaded = from_row(session, text, texts)
+    written = snapshot_text(session, compact_json)
+    plain = compact_json(session_snapshot(session))  # format 1: every answer in full
+    assert from_row(session, written.text) == from_row(session, plain)
+    runs = [a for a in json.loads(written.text)["answers"] if "like" in a]
+    assert sum(len(run["request_numbers"]) for run in runs) >= ANSWERS_KEPT_PER_SUB_SESSION - 6
+    assert len(written.text) < 0.6 * len(plain)
+    assert len(written.contents) == ANSWERS_KEPT_PER_SUB_SESSION + 1
+    assert set(written.texts) < set(written.contents)  # only those written in full
+    # read back (answers not decoded, the texts written in full known), charged again
+    loaded = from_row(session, written.text, written.texts)
+    assert loaded == from_row(session, plain)
     charge_in_memory(loaded, sub.context(), 40, [data(used=MIB)], end=False)
-    again, _ = snapshot_text(loaded, compact_json)
-    assert json.loads(again) == encoded(loaded)
+    again = snapshot_text(loaded, compact_json).text
+    assert from_row(loaded, again) == from_row(loaded, compact_json(session_snapshot(loaded)))
     # the encoded request and rate are remembered, not stale
     loaded.streams[next(iter(loaded.streams))].closed = True
-    assert json.loads(snapshot_text(loaded, compact_json)[0]) == encoded(loaded)
+    again = snapshot_text(loaded, compact_json).text
+    assert from_row(loaded, again).streams == loaded.streams
 
 
 def test_the_kept_copy_is_what_a_reader_of_the_row_gets() -> None:
@@ -79,8 +84,9 @@ def test_the_kept_copy_is_what_a_reader_of_the_row_gets() -> None:
     assert stream.rated is not None
     # a time zone without time-of-day periods is not stored: nor is it kept
     stream.rated = replace(stream.rated, time_zone="Europe/Paris")
-    text, texts = snapshot_text(session, compact_json)
-    kept = stored_copy(session, texts)
+    written = snapshot_text(session, compact_json)
+    text = written.text
+    kept = stored_copy(session, written)
     assert session.stored_answer(1) is not None
     handed_out = stored_copy(kept)
     assert handed_out == from_row(session, text)
@@ -100,7 +106,7 @@ def test_the_kept_copy_is_what_a_reader_of_the_row_gets() -> None:
         read, sub.context(buckets=copy.deepcopy(buckets)), 41, [data(used=MIB)], end=False
     )
     assert stored_copy(kept_read) == from_row(session, text)
-    assert snapshot_text(stored_copy(kept), compact_json)[0] == text
+    assert snapshot_text(stored_copy(kept), compact_json).text == text
 
 
 def test_the_kept_answers_are_the_highest_numbers_of_each_sub_session() -> None:
@@ -137,3 +143,19 @@ def test_the_session_cache_hands_a_copy_out_once_and_for_its_version_only() -> N
     taken = cache.take(session.id, 3, session.last_activity)
     assert taken is kept
     assert cache.take(session.id, 3, session.last_activity) is None  # its taker's now
+
+
+def test_alike_answers_come_back_in_their_order_whatever_their_sub_session() -> None:
+    sub = Subscriber("50")
+    session = CreditControlSession.open("s-2", sub.account, sub.customer, NOW)
+    grant = Grant("data|10|DATA|", 10, None, Unit.BYTES, MIB, 3600, MIB // 5)
+    other = replace(grant, units=2 * MIB)
+    order = [("", 1, grant), ("", 2, grant), ("b", 0, grant), ("", 3, grant)]
+    order += [("b", 1, other), ("", 4, grant), ("", 5, other), ("b", 2, other)]
+    for sub_session, number, result in order:
+        session.answers[(sub_session, number)] = Answer(number, RequestKind.UPDATE, (result,))
+    written = snapshot_text(session, compact_json)
+    assert len(written.texts) == 2  # one of each written in full
+    read = from_row(session, written.text)
+    assert list(read.answers) == [(s, n) for s, n, _ in order]
+    assert read.answers == session.answers

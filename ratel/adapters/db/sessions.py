@@ -298,7 +298,7 @@ class SqlSessionRepository(Repository):
                     "its version is not known"
                 )
             versions.append(seen[1])
-        encoded = [snapshot_text(session, _dumps) for session in sessions]
+        snapshots = [snapshot_text(session, _dumps) for session in sessions]
         if self._postgresql:
             result = await self._execute(
                 _PG_SAVE_MANY,
@@ -307,7 +307,7 @@ class SqlSessionRepository(Repository):
                     "versions": versions,
                     "states": [s.state.value for s in sessions],
                     "activity": [s.last_activity for s in sessions],
-                    "snapshots": [text for text, _ in encoded],
+                    "snapshots": [w.text for w in snapshots],
                 },
             )
             written = len(result.all())
@@ -319,10 +319,10 @@ class SqlSessionRepository(Repository):
                         "s_id": s.id,
                         "s_state": s.state.value,
                         "s_last_activity": s.last_activity,
-                        "s_snapshot": text,
+                        "s_snapshot": w.text,
                         "s_version": version,
                     }
-                    for s, (text, _), version in zip(sessions, encoded, versions, strict=True)
+                    for s, w, version in zip(sessions, snapshots, versions, strict=True)
                 ],
             )
             written = result.rowcount
@@ -331,9 +331,9 @@ class SqlSessionRepository(Repository):
                 f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
                 "were changed or removed by another request"
             )
-        for session, (_, texts), version in zip(sessions, encoded, versions, strict=True):
+        for session, w, version in zip(sessions, snapshots, versions, strict=True):
             self._seen[id(session)] = (session, version + 1)
-            self._written[session.id] = (version + 1, stored_copy(session, texts))
+            self._written[session.id] = (version + 1, stored_copy(session, w))
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))
