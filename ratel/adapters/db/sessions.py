@@ -10,7 +10,7 @@ request numbers, sub-sessions and the xDR.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ratel.adapters.db.catalogue import CATALOGUE_VERSION
 from ratel.adapters.db.codec import (
     session_from_snapshot,
     session_snapshot,
@@ -34,13 +35,19 @@ from ratel.domain.errors import ConcurrentChange, SessionExists
 _BY_ID = Prebuilt(sa.select(cc_sessions).where(cc_sessions.c.id == sa.bindparam("session_id")))
 # Sorted by id: concurrent batches lock their sessions in one global order.
 _BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session_ids")
-# What tells whether the process's copy of a session is current (and locks it).
+# What tells whether the process's copy of a session is current (and locks
+# it); with the catalogue's version, which a batch would read next otherwise.
 _VERSIONS = PrebuiltMany(
     cc_sessions,
     cc_sessions.c.id,
     cc_sessions.c.id,
     "session_ids",
-    columns=(cc_sessions.c.id, cc_sessions.c.version, cc_sessions.c.last_activity),
+    columns=(
+        cc_sessions.c.id,
+        cc_sessions.c.version,
+        cc_sessions.c.last_activity,
+        CATALOGUE_VERSION.label("catalogue_version"),
+    ),
 )
 
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
@@ -174,10 +181,17 @@ class SqlSessionRepository(Repository):
 
     _seen: dict[int, tuple[CreditControlSession, int]]
 
-    def __init__(self, connection: AsyncConnection, cache: SessionCache | None = None) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        cache: SessionCache | None = None,
+        catalogue_version: Callable[[int | None], None] | None = None,
+    ) -> None:
         super().__init__(connection)
         self._seen = {}
         self._cache = cache
+        # told the catalogue's version when a batch load reads it
+        self._catalogue_version = catalogue_version
         # for the cache, on commit: the version written and the session as stored
         self._written: dict[str, tuple[int, CreditControlSession]] = {}
 
@@ -232,7 +246,9 @@ class SqlSessionRepository(Repository):
             # sessions whose current row the process does not hold.
             missing: list[str] = []
             versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
-            for session_id, version, last_activity in versions:
+            if versions and self._catalogue_version is not None:
+                self._catalogue_version(versions[0][3])
+            for session_id, version, last_activity, _ in versions:
                 session = cache.take(session_id, version, last_activity)
                 if session is None:
                     missing.append(session_id)
