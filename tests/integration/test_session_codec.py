@@ -60,6 +60,9 @@ def test_the_snapshot_text_is_the_snapshot_in_fewer_bytes() -> None:
     written = snapshot_text(session, compact_json)
     plain = compact_json(session_snapshot(session))  # format 1: every answer in full
     assert from_row(session, written.text) == from_row(session, plain)
+    document = json.loads(written.text)
+    for part in ("streams", "last_request", "sub_sessions", "xdr"):  # as the plain encoder
+        assert document[part] == json.loads(plain)[part]
     runs = [a for a in json.loads(written.text)["answers"] if "like" in a]
     assert sum(len(run["request_numbers"]) for run in runs) >= ANSWERS_KEPT_PER_SUB_SESSION - 6
     assert len(written.text) < 0.6 * len(plain)
@@ -159,3 +162,20 @@ def test_alike_answers_come_back_in_their_order_whatever_their_sub_session() -> 
     read = from_row(session, written.text)
     assert list(read.answers) == [(s, n) for s, n, _ in order]
     assert read.answers == session.answers
+
+
+def test_a_hold_across_a_tariff_change_is_written_as_the_plain_encoder_writes_it() -> None:
+    sub = Subscriber("50")
+    session = long_session(sub)
+    held = [s for s in session.streams.values() if s.hold is not None]
+    assert held
+    held[0].hold = replace(
+        held[0].hold,  # type: ignore[type-var]
+        granted_at=NOW,
+        tariff_change_at=NOW + timedelta(hours=1),
+    )
+    text = snapshot_text(session, compact_json).text
+    plain = compact_json(session_snapshot(session))
+    assert json.loads(text)["streams"] == json.loads(plain)["streams"]
+    assert '"tariff_change_at":' in text
+    assert from_row(session, text).streams == session.streams

@@ -10,12 +10,14 @@ ordered is a list (PostgreSQL JSONB does not keep object key order). Every
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any, Final
 
+from ratel.adapters.db.engine import compact_json
 from ratel.domain.catalogue import ExhaustionAction, Service, Unit
 from ratel.domain.charging import (
     Answer,
@@ -525,13 +527,22 @@ def _kept_keys(
         return list(answers)  # nothing to drop (the usual case but for a long session)
     numbers: dict[str, list[int]] = {}
     for sub_session, number in answers:
-        numbers.setdefault(sub_session, []).append(number)
+        found = numbers.get(sub_session)
+        if found is None:
+            numbers[sub_session] = [number]
+        else:
+            found.append(number)
     # the lowest number each sub-session keeps (numbers of one sub-session are distinct)
     lowest = {
         sub_session: sorted(found)[-per_sub_session]
         for sub_session, found in numbers.items()
         if len(found) > per_sub_session
     }
+    if not lowest:
+        return list(answers)
+    if len(numbers) == 1:
+        (floor,) = lowest.values()
+        return [key for key in answers if key[1] >= floor]
     return [key for key in answers if key[0] not in lowest or key[1] >= lowest[key[0]]]
 
 
@@ -600,10 +611,9 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
     texts: dict[tuple[str, int], str] = {}
     contents: dict[tuple[str, int], str] = {}
     first: dict[str, int] = {}  # content -> the place of its answer in full
-    parts: list[str | None] = []
-    # consecutive answers alike an earlier one: (sub-session, its place, their numbers)
-    runs: list[tuple[str, int, list[int]]] = []
-    quoted: dict[str, str] = {}
+    # an answer in full, or a run of answers alike an earlier one:
+    # [sub-session, the earlier one's place, their numbers]
+    parts: list[str | list[Any]] = []
     for key in _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION):
         data: Json | None = None
         content = known_contents.get(key)
@@ -611,17 +621,14 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
             data = stored.as_json(key) if stored is not None else answer_to_json(answers[key])
             content = _content(data)
         contents[key] = content
-        sub = quoted.get(key[0])
-        if sub is None:
-            sub = quoted[key[0]] = dumps(key[0])
+        sub, number = key
         place = first.get(content)
         if place is not None:
-            run = runs[-1] if runs and parts[-1] is None else None
-            if run is not None and run[0] == sub and run[1] == place:
-                run[2].append(key[1])
+            run = parts[-1]
+            if type(run) is list and run[0] == sub and run[1] == place:
+                run[2].append(number)
             else:
-                parts.append(None)  # a run of alike answers, written below
-                runs.append((sub, place, [key[1]]))
+                parts.append([sub, place, [number]])
             continue
         text = known.get(key)
         if text is None:
@@ -630,23 +637,84 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
             text = dumps(data)
         texts[key] = text
         first[content] = len(parts)
-        parts.append(f'{{"sub_session":{sub},"answer":{text}}}')
-    pending = iter(runs)
-    for place, part in enumerate(parts):
-        if part is None:
-            sub, like, numbers = next(pending)
-            parts[place] = (
-                f'{{"sub_session":{sub},"like":{like},"request_numbers":{dumps(numbers)}}}'
-            )
+        parts.append(f'{{"sub_session":{_quote(sub, dumps)},"answer":{text}}}')
+    written = ",".join(
+        part
+        if type(part) is str
+        else f'{{"sub_session":{_quote(part[0], dumps)},"like":{part[1]},'
+        f'"request_numbers":[{",".join(_scalar(n, dumps) for n in part[2])}]}}'
+        for part in parts
+    )
     streams = ",".join(_stream_text(key, stream, dumps) for key, stream in session.streams.items())
-    last_request = dumps([[sub, number] for sub, number in session.last_request.items()])
-    sub_sessions = dumps([[sub, active] for sub, active in session.sub_sessions.items()])
+    last_request = ",".join(
+        f"[{_quote(sub, dumps)},{_scalar(number, dumps)}]"
+        for sub, number in session.last_request.items()
+    )
+    sub_sessions = ",".join(
+        f"[{_quote(sub, dumps)},{_scalar(active, dumps)}]"
+        for sub, active in session.sub_sessions.items()
+    )
     xdr = "null" if session.xdr is None else dumps(xdr_to_json(session.xdr))
     text = (
-        f'{{"format":{_SNAPSHOT_FORMAT},"streams":[{streams}],"last_request":{last_request},'
-        f'"sub_sessions":{sub_sessions},"xdr":{xdr},"answers":[{",".join(parts)}]}}'
+        f'{{"format":{_SNAPSHOT_FORMAT},"streams":[{streams}],"last_request":[{last_request}],'
+        f'"sub_sessions":[{sub_sessions}],"xdr":{xdr},"answers":[{written}]}}'
     )
     return SnapshotText(text, texts, contents)
+
+
+def _scalar(value: Any, dumps: Callable[[Any], str] = compact_json) -> str:
+    """A JSON scalar as ``dumps`` (ASCII, compact) writes it, without the
+    encoder's per-call cost for the common types."""
+    kind = type(value)
+    if kind is str:
+        return _ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return dumps(value)
+
+
+def _pairs_text(pairs: Iterable[tuple[str, Decimal]]) -> str:
+    """``_pairs_to_json`` as text."""
+    return "[" + ",".join(f"[{_ascii(key)},{_ascii(str(units))}]" for key, units in pairs) + "]"
+
+
+def _money_text(money: Money | None) -> str:
+    return "null" if money is None else _ascii(f"{money.amount} {money.currency}")
+
+
+def _hold_text(hold: Hold | None) -> str:
+    """``_hold_to_json`` as text, with the same keys in the same order."""
+    if hold is None:
+        return "null"
+    text = (
+        f'{{"buckets":{_pairs_text(hold.buckets)},"money_units":{_scalar(hold.money_units)},'
+        f'"money_buckets":{_pairs_text(hold.money_buckets)},"money":{_money_text(hold.money)}'
+    )
+    if hold.granted_at is not None:
+        text += f',"granted_at":{_ascii(require_aware(hold.granted_at).isoformat())}'
+    if hold.tariff_change_at is not None:
+        text += f',"tariff_change_at":{_ascii(require_aware(hold.tariff_change_at).isoformat())}'
+    return text + "}"
+
+
+_quoted: dict[str, str] = {}
+
+
+def _quote(value: str, dumps: Callable[[Any], str]) -> str:
+    """``value`` (a sub-session or stream key) as a JSON string, remembered:
+    a session's few names come back at every write."""
+    text = _quoted.get(value)
+    if text is None:
+        if len(_quoted) >= 4096:
+            _quoted.clear()
+        text = _quoted[value] = _scalar(value, dumps)
+    return text
 
 
 class _TextMemo:
@@ -677,19 +745,14 @@ def _stream_text(key: str, stream: Stream, dumps: Callable[[Any], str]) -> str:
     """``_stream_to_json`` as text, with the same keys in the same order."""
     request = _requests.text(stream.request, request_to_json, dumps)
     rated = "null" if stream.rated is None else _rates.text(stream.rated, rated_to_json, dumps)
-    rest = dumps(
-        {
-            "free": stream.free,
-            "used_units": stream.used_units,
-            "money_units": stream.money_units,
-            "cost": money_to_json(stream.cost),
-            "paid_by_buckets": money_to_json(stream.paid_by_buckets),
-            "bucket_units": _pairs_to_json(list(stream.bucket_units.items())),
-            "hold": _hold_to_json(stream.hold),
-            "closed": stream.closed,
-        }
+    return (
+        f'{{"key":{_quote(key, dumps)},"request":{request},"rated":{rated},'
+        f'"free":{_scalar(stream.free, dumps)},"used_units":{_scalar(stream.used_units, dumps)},'
+        f'"money_units":{_scalar(stream.money_units, dumps)},'
+        f'"cost":{_money_text(stream.cost)},"paid_by_buckets":{_money_text(stream.paid_by_buckets)},'
+        f'"bucket_units":{_pairs_text(stream.bucket_units.items())},'
+        f'"hold":{_hold_text(stream.hold)},"closed":{_scalar(stream.closed, dumps)}}}'
     )
-    return f'{{"key":{dumps(key)},"request":{request},"rated":{rated},{rest[1:]}'
 
 
 def stored_copy(
