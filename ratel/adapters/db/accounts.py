@@ -188,7 +188,10 @@ class SqlAccountRepository(Repository):
     is refused with ``DuplicateIdentifier``: checked before writing (for a
     precise message) and enforced by unique constraints (for races)."""
 
-    _seen: dict[int, tuple[Account, dict[str, Any]]]
+    # The row of every account handed out, as it was then: built from the
+    # account, or (loaded) kept as read and built only if a save needs it, for
+    # the charging path loads many accounts and saves none.
+    _seen: dict[int, tuple[Account, dict[str, Any] | RowMapping]]
 
     def __init__(self, connection: AsyncConnection) -> None:
         super().__init__(connection)
@@ -198,9 +201,21 @@ class SqlAccountRepository(Repository):
         """Drop the identity map (after a rollback the rows it holds are stale)."""
         self._seen.clear()
 
-    def _remember(self, account: Account, row: dict[str, Any]) -> Account:
+    def _remember(self, account: Account, row: dict[str, Any] | RowMapping) -> Account:
         self._seen[id(account)] = (account, row)
         return account
+
+    def _loaded(self, row: RowMapping) -> Account:
+        """The account of a row read, remembered with the row."""
+        return self._remember(account_from_row(row), row)
+
+    def _before(self, account: Account) -> dict[str, Any] | None:
+        seen = self._seen.get(id(account))
+        if seen is None:
+            return None
+        row = seen[1]
+        # a row as read: what ``account_row`` gave for it when it was loaded
+        return row if isinstance(row, dict) else account_row(account_from_row(row))
 
     async def add(self, account: Account) -> None:
         await self.add_many((account,))
@@ -225,8 +240,7 @@ class SqlAccountRepository(Repository):
 
     async def save(self, account: Account) -> None:
         row = account_row(account)
-        seen = self._seen.get(id(account))
-        before = seen[1] if seen is not None else None
+        before = self._before(account)
         if before == row:
             return
         identifiers_changed = before is None or any(
@@ -329,8 +343,7 @@ class SqlAccountRepository(Repository):
         row = (await self._execute(_BY_ID(lock), {"account_id": account_id})).mappings().first()
         if row is None:
             return None
-        account = account_from_row(row)
-        return self._remember(account, account_row(account))
+        return self._loaded(row)
 
     async def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]:
         return await self.by_identifiers(IdentifierKind.ACCOUNT_ID, account_ids)
@@ -367,8 +380,7 @@ class SqlAccountRepository(Repository):
                 _BY_COLUMN[kind](self._dialect), {"values": wanted[start : start + _PROBE_VALUES]}
             )
             for row in result.mappings():
-                account = account_from_row(row)
-                self._remember(account, account_row(account))
+                account = self._loaded(row)
                 for asked in normal.get(row[column], ()):
                     found[asked] = account
         return found
@@ -377,8 +389,7 @@ class SqlAccountRepository(Repository):
         row = (await self._execute(statement.limit(1))).mappings().first()
         if row is None:
             return None
-        account = account_from_row(row)
-        return self._remember(account, account_row(account))
+        return self._loaded(row)
 
     async def by_identifier(self, kind: IdentifierKind, value: str) -> Account | None:
         kind = IdentifierKind(kind)
@@ -403,10 +414,7 @@ class SqlAccountRepository(Repository):
             sa.select(accounts).where(accounts.c.customer_id == customer_id).order_by(accounts.c.id)
         )
         rows = (await self._execute(statement)).mappings().all()
-        found = [account_from_row(row) for row in rows]
-        for account in found:
-            self._remember(account, account_row(account))
-        return found
+        return [self._loaded(row) for row in rows]
 
     async def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Account]]:
         wanted = list(dict.fromkeys(customer_ids))
@@ -419,8 +427,7 @@ class SqlAccountRepository(Repository):
                 .order_by(accounts.c.id)
             )
             for row in (await self._execute(statement)).mappings().all():
-                account = account_from_row(row)
-                self._remember(account, account_row(account))
+                account = self._loaded(row)
                 result[account.customer_id].append(account)
         return result
 
