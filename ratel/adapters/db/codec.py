@@ -445,23 +445,16 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
     interim update touches none of them, and decoding and re-encoding a dozen
     answers per request was the biggest cost of the charging path."""
 
-    def __init__(
-        self,
-        raw: Sequence[tuple[tuple[str, int], Json]] = (),
-        texts: Mapping[tuple[str, int], str] | None = None,
-    ) -> None:
+    def __init__(self, raw: Sequence[tuple[tuple[str, int], Json]] = ()) -> None:
         super().__init__()
         self.raw: dict[tuple[str, int], Json] = {}
-        # The JSON text of answers as last written, when known: a snapshot is
-        # written by splicing them in rather than encoding them again. And
-        # what tells answers alike but for their number (``_content``).
-        self.texts: dict[tuple[str, int], str] = {}
+        # What each answer says but for its number (``_content``), when known:
+        # a snapshot is written from these rather than by encoding the
+        # answers again (a long session encodes only its newest).
         self.contents: dict[tuple[str, int], str] = {}
         for key, data in raw:
             dict.__setitem__(self, key, _PENDING)  # type: ignore[arg-type]
             self.raw[key] = data
-            if texts is not None and key in texts:
-                self.texts[key] = texts[key]
 
     def __getitem__(self, key: tuple[str, int]) -> Answer:
         value = dict.__getitem__(self, key)
@@ -472,13 +465,11 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
 
     def __setitem__(self, key: tuple[str, int], value: Answer) -> None:
         self.raw.pop(key, None)
-        self.texts.pop(key, None)
         self.contents.pop(key, None)
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: tuple[str, int]) -> None:
         self.raw.pop(key, None)
-        self.texts.pop(key, None)
         self.contents.pop(key, None)
         dict.__delitem__(self, key)
 
@@ -579,11 +570,9 @@ def session_snapshot(session: CreditControlSession) -> Json:
 @dataclass(frozen=True, slots=True)
 class SnapshotText:
     """A session's snapshot as ``snapshot_text`` wrote it: the JSON text, and
-    for each kept answer (in order) its text when it was written in full and
-    its ``_content``, for the next write to reuse."""
+    the ``_content`` of each kept answer (in order), for the next write."""
 
     text: str
-    texts: dict[tuple[str, int], str]
     contents: dict[tuple[str, int], str]
 
 
@@ -606,20 +595,18 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
     never change, are encoded once for as long as they live."""
     answers = session.answers
     stored = answers if isinstance(answers, StoredAnswers) else None
-    known = stored.texts if stored is not None else {}
-    known_contents = stored.contents if stored is not None else {}
-    texts: dict[tuple[str, int], str] = {}
+    known = stored.contents if stored is not None else {}
     contents: dict[tuple[str, int], str] = {}
     first: dict[str, int] = {}  # content -> the place of its answer in full
     # an answer in full, or a run of answers alike an earlier one:
     # [sub-session, the earlier one's place, their numbers]
     parts: list[str | list[Any]] = []
     for key in _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION):
-        data: Json | None = None
-        content = known_contents.get(key)
+        content = known.get(key)
         if content is None:
-            data = stored.as_json(key) if stored is not None else answer_to_json(answers[key])
-            content = _content(data)
+            content = _content(
+                stored.as_json(key) if stored is not None else answer_to_json(answers[key])
+            )
         contents[key] = content
         sub, number = key
         place = first.get(content)
@@ -630,19 +617,17 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
             else:
                 parts.append([sub, place, [number]])
             continue
-        text = known.get(key)
-        if text is None:
-            if data is None:
-                data = stored.as_json(key) if stored is not None else answer_to_json(answers[key])
-            text = dumps(data)
-        texts[key] = text
         first[content] = len(parts)
-        parts.append(f'{{"sub_session":{_quote(sub, dumps)},"answer":{text}}}')
+        # the answer is its content with its number: no encoding again
+        parts.append(
+            f'{{"sub_session":{_quote(sub, dumps)},"answer":'
+            f'{{"request_number":{_scalar(number, dumps)},{content[1:]}}}'
+        )
     written = ",".join(
         part
         if type(part) is str
         else f'{{"sub_session":{_quote(part[0], dumps)},"like":{part[1]},'
-        f'"request_numbers":[{",".join(_scalar(n, dumps) for n in part[2])}]}}'
+        f'"request_numbers":[{",".join([_scalar(n, dumps) for n in part[2]])}]}}'
         for part in parts
     )
     streams = ",".join(_stream_text(key, stream, dumps) for key, stream in session.streams.items())
@@ -659,7 +644,7 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
         f'{{"format":{_SNAPSHOT_FORMAT},"streams":[{streams}],"last_request":[{last_request}],'
         f'"sub_sessions":[{sub_sessions}],"xdr":{xdr},"answers":[{written}]}}'
     )
-    return SnapshotText(text, texts, contents)
+    return SnapshotText(text, contents)
 
 
 def _scalar(value: Any, dumps: Callable[[Any], str] = compact_json) -> str:
@@ -761,31 +746,23 @@ def stored_copy(
     """A copy of ``session`` as its stored row holds it (the answers kept,
     nothing else left out), sharing only immutable values with it: what a
     process keeps of a session it wrote or read, instead of the row to decode
-    again. ``written``: the snapshot just written of it, whose answer texts
+    again. ``written``: the snapshot just written of it, whose answer contents
     the copy keeps for the next write. A copy of a copy is an equal copy."""
     answers = session.answers
     stored = answers if isinstance(answers, StoredAnswers) else None
     kept = StoredAnswers()
     if written is not None:
-        # exactly the kept answers, in order
-        keys: list[tuple[str, int]] = list(written.contents)
-        texts, contents = written.texts, written.contents
+        # exactly the kept answers, in order, with their contents
+        keys: Iterable[tuple[str, int]] = written.contents
+        kept.contents = dict(written.contents)
     else:
         keys = _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
-        texts = stored.texts if stored is not None else {}
-        contents = stored.contents if stored is not None else {}
-    for key in keys:
-        value = dict.__getitem__(answers, key)  # as held: decoded or pending
-        if value is _PENDING:
-            kept.keep_raw(key, stored.raw[key])  # type: ignore[union-attr]
-        else:
-            dict.__setitem__(kept, key, value)
-        text = texts.get(key)
-        if text is not None:
-            kept.texts[key] = text
-        content = contents.get(key)
-        if content is not None:
-            kept.contents[key] = content
+        if stored is not None:
+            kept.contents = {k: stored.contents[k] for k in keys if k in stored.contents}
+    held = {key: dict.__getitem__(answers, key) for key in keys}  # decoded or pending
+    dict.update(kept, held)
+    if stored is not None and stored.raw:
+        kept.raw = {key: stored.raw[key] for key, value in held.items() if value is _PENDING}
     return _copied(session, kept)
 
 
@@ -845,10 +822,8 @@ def session_from_snapshot(
     started_at: datetime,
     last_activity: datetime,
     snapshot: Json,
-    answer_texts: Mapping[tuple[str, int], str] | None = None,
 ) -> CreditControlSession:
-    """The session rebuilt from its row (``answer_texts``: the JSON text of
-    its answers, when the caller knows them)."""
+    """The session rebuilt from its row."""
     if snapshot.get("format") not in _FORMATS:
         raise ValueError(f"session {id}: unknown snapshot format {snapshot.get('format')!r}")
     items = snapshot["answers"]
@@ -862,7 +837,7 @@ def session_from_snapshot(
         like = items[item["like"]]["answer"]
         for number in item["request_numbers"]:
             raw.append(((item["sub_session"], number), {**like, "request_number": number}))
-    answers = StoredAnswers(raw, answer_texts)
+    answers = StoredAnswers(raw)
     return CreditControlSession(
         id=id,
         account_id=account_id,
