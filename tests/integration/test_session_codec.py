@@ -13,7 +13,9 @@ from store_builders import MIB, NOW
 from test_session_store import Subscriber, charge_in_memory, data, voice
 
 from ratel.adapters.db.codec import (
+    _PENDING,
     ANSWERS_KEPT_PER_SUB_SESSION,
+    StoredAnswers,
     _kept_keys,
     session_from_snapshot,
     session_snapshot,
@@ -176,3 +178,19 @@ def test_a_hold_across_a_tariff_change_is_written_as_the_plain_encoder_writes_it
     assert json.loads(text)["streams"] == json.loads(plain)["streams"]
     assert '"tariff_change_at":' in text
     assert from_row(session, text).streams == session.streams
+
+
+def test_a_kept_copy_holds_its_answers_as_text_and_answers_a_retransmission() -> None:
+    sub = Subscriber("50")
+    session = long_session(sub)
+    kept = stored_copy(session, snapshot_text(session, compact_json))
+    answers = kept.answers
+    assert isinstance(answers, StoredAnswers)
+    # nothing but strings: no answer objects or documents for the collector
+    assert not answers.raw and set(dict.values(answers)) == {_PENDING}
+    assert all(type(text) is str for text in answers.contents.values())
+    taken = stored_copy(kept)
+    for (sub_session, number), answer in kept.answers.items():
+        assert taken.stored_answer(number, sub_session) == answer
+        assert answer == session.answers[(sub_session, number)]
+    assert taken.stored_answer(1) is None

@@ -443,7 +443,11 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
     it is first looked up (a retransmission), and one never looked up is
     written back as the very JSON it was read as. A session loaded for an
     interim update touches none of them, and decoding and re-encoding a dozen
-    answers per request was the biggest cost of the charging path."""
+    answers per request was the biggest cost of the charging path.
+
+    An answer not decoded is held as the JSON read (``raw``) or, in a copy a
+    process keeps, only as its ``_content``: a string, which is all a write
+    needs, and which leaves the garbage collector nothing to look at."""
 
     def __init__(self, raw: Sequence[tuple[tuple[str, int], Json]] = ()) -> None:
         super().__init__()
@@ -459,9 +463,17 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
     def __getitem__(self, key: tuple[str, int]) -> Answer:
         value = dict.__getitem__(self, key)
         if value is _PENDING:
-            value = answer_from_json(self.raw.pop(key))
+            value = answer_from_json(self._json(key))
+            self.raw.pop(key, None)
             dict.__setitem__(self, key, value)
         return value
+
+    def _json(self, key: tuple[str, int]) -> Json:
+        """The JSON of an answer not decoded."""
+        data = self.raw.get(key)
+        if data is None:
+            data = json.loads(_answer_text(key[1], self.contents[key]))
+        return data
 
     def __setitem__(self, key: tuple[str, int], value: Answer) -> None:
         self.raw.pop(key, None)
@@ -499,15 +511,10 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
         # copies and pickles are plain dicts of decoded answers
         return (dict, (dict(self.items()),))
 
-    def keep_raw(self, key: tuple[str, int], data: Json) -> None:
-        """Hold ``data`` as the answer of ``key``, decoded when looked up."""
-        dict.__setitem__(self, key, _PENDING)  # type: ignore[arg-type]
-        self.raw[key] = data
-
     def as_json(self, key: tuple[str, int]) -> Json:
         """The answer's JSON: as read if it was never decoded."""
         if dict.__getitem__(self, key) is _PENDING:
-            return self.raw[key]
+            return self._json(key)
         return answer_to_json(self[key])
 
 
@@ -586,6 +593,15 @@ def _content(data: Json) -> str:
     return _canonical({k: v for k, v in data.items() if k != "request_number"})
 
 
+def _answer_text(number: int, content: str) -> str:
+    """The JSON text of the answer numbered ``number`` saying ``content``."""
+    return (
+        f'{{"request_number":{_scalar(number)},{content[1:]}'
+        if content != "{}"
+        else (f'{{"request_number":{_scalar(number)}}}')
+    )
+
+
 def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) -> SnapshotText:
     """The session's snapshot as JSON text (format 2: ``session_snapshot``
     with answers alike an earlier one stored as their numbers and the earlier
@@ -620,8 +636,7 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
         first[content] = len(parts)
         # the answer is its content with its number: no encoding again
         parts.append(
-            f'{{"sub_session":{_quote(sub, dumps)},"answer":'
-            f'{{"request_number":{_scalar(number, dumps)},{content[1:]}}}'
+            f'{{"sub_session":{_quote(sub, dumps)},"answer":{_answer_text(number, content)}}}'
         )
     written = ",".join(
         part
@@ -749,20 +764,19 @@ def stored_copy(
     again. ``written``: the snapshot just written of it, whose answer contents
     the copy keeps for the next write. A copy of a copy is an equal copy."""
     answers = session.answers
-    stored = answers if isinstance(answers, StoredAnswers) else None
     kept = StoredAnswers()
     if written is not None:
-        # exactly the kept answers, in order, with their contents
-        keys: Iterable[tuple[str, int]] = written.contents
+        # exactly the kept answers, in order: their contents are all it needs
+        dict.update(kept, dict.fromkeys(written.contents, _PENDING))
         kept.contents = dict(written.contents)
-    else:
-        keys = _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
-        if stored is not None:
-            kept.contents = {k: stored.contents[k] for k in keys if k in stored.contents}
+        return _copied(session, kept)
+    keys = _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
     held = {key: dict.__getitem__(answers, key) for key in keys}  # decoded or pending
     dict.update(kept, held)
-    if stored is not None and stored.raw:
-        kept.raw = {key: stored.raw[key] for key, value in held.items() if value is _PENDING}
+    if isinstance(answers, StoredAnswers):
+        known, raw = answers.contents, answers.raw
+        kept.contents = {key: known[key] for key in keys if key in known}
+        kept.raw = {key: raw[key] for key in keys if key in raw}
     return _copied(session, kept)
 
 
