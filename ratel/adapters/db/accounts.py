@@ -14,7 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db.codec import time_from_json, time_to_json
-from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository, unique_violation
+from ratel.adapters.db.statements import (
+    Interned,
+    Prebuilt,
+    PrebuiltMany,
+    Repository,
+    unique_violation,
+)
 from ratel.adapters.db.tables import account_aliases, accounts, add_on_assignments
 from ratel.domain.account import Account, AccountStatus, AddOnAssignment
 from ratel.domain.errors import DuplicateIdentifier, InvalidIdentifier, NotFound
@@ -156,16 +162,42 @@ def account_row(account: Account) -> dict[str, Any]:
     }
 
 
+def _identifiers_of(
+    msisdn: str | None,
+    imsi: str | None,
+    iccid: str | None,
+    imei: str | None,
+    aliases: tuple[str, ...],
+    serial: str | None,
+    port: Any,
+    port_type: Any,
+    static_ip: str | None,
+) -> Identifiers:
+    return Identifiers(
+        msisdn=Msisdn(msisdn) if msisdn else None,
+        imsi=Imsi(imsi) if imsi else None,
+        iccid=Iccid(iccid) if iccid else None,
+        imei=Imei(imei) if imei else None,
+        aliases=frozenset(aliases),
+        cpe=CpeDevice(serial, port, port_type) if serial else None,
+        static_ip=StaticIp.parse(static_ip) if static_ip else None,
+    )
+
+
+_identifiers = Interned(_identifiers_of)
+
+
 def account_from_row(row: RowMapping) -> Account:
-    serial = row["cpe_serial"]
-    identifiers = Identifiers(
-        msisdn=Msisdn(row["msisdn"]) if row["msisdn"] else None,
-        imsi=Imsi(row["imsi"]) if row["imsi"] else None,
-        iccid=Iccid(row["iccid"]) if row["iccid"] else None,
-        imei=Imei(row["imei"]) if row["imei"] else None,
-        aliases=frozenset(row["aliases"]),
-        cpe=CpeDevice(serial, row["cpe_port"], row["cpe_port_type"]) if serial else None,
-        static_ip=StaticIp.parse(row["static_ip"]) if row["static_ip"] else None,
+    identifiers = _identifiers(
+        row["msisdn"],
+        row["imsi"],
+        row["iccid"],
+        row["imei"],
+        tuple(row["aliases"]),
+        row["cpe_serial"],
+        row["cpe_port"],
+        row["cpe_port_type"],
+        row["static_ip"],
     )
     return Account(
         id=row["id"],

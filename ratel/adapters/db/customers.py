@@ -21,7 +21,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db import tables
-from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
+from ratel.adapters.db.statements import Interned, Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, customers
 from ratel.adapters.db.types import AmountSql, amount_param, to_storage
 from ratel.domain.customer import (
@@ -114,6 +114,10 @@ def _row_of(state: _State) -> dict[str, Any]:
     }
 
 
+_period = Interned(lambda unit, day: BillingPeriod(PeriodUnit(unit), day))
+_contact = Interned(Contact)
+
+
 def customer_from_row(row: RowMapping) -> Customer:
     currency = row["currency"]
     return Customer(
@@ -127,8 +131,8 @@ def customer_from_row(row: RowMapping) -> Customer:
         ),
         created_at=row["created_at"],
         status=CustomerStatus(row["status"]),
-        billing_period=BillingPeriod(PeriodUnit(row["billing_unit"]), row["billing_anchor_day"]),
-        contact=Contact(row["email"], row["phone"], tuple(row["address_lines"])),
+        billing_period=_period(row["billing_unit"], row["billing_anchor_day"]),
+        contact=_contact(row["email"], row["phone"], tuple(row["address_lines"])),
         country=row["country"],
         customer_class=row["customer_class"],
         custom_fields=dict(row["custom_fields"]),

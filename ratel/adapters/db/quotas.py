@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository, lockable
+from ratel.adapters.db.statements import Interned, Prebuilt, PrebuiltMany, Repository, lockable
 from ratel.adapters.db.tables import quota_buckets
 from ratel.adapters.db.types import to_storage
 from ratel.domain.catalogue import Renewal, Service, Unit
@@ -44,12 +44,17 @@ def bucket_row(bucket: QuotaBucket) -> dict[str, Any]:
     }
 
 
+_scope = Interned(
+    lambda service, group, rating_group: QuotaScope(Service(service), group, rating_group)
+)
+
+
 def bucket_from_row(row: RowMapping) -> QuotaBucket:
     return QuotaBucket(
         id=row["id"],
         account_id=row["account_id"],
         product_code=row["product_code"],
-        scope=QuotaScope(Service(row["service"]), row["destination_group"], row["rating_group"]),
+        scope=_scope(row["service"], row["destination_group"], row["rating_group"]),
         unit=Unit(row["unit"]),
         allowance=row["allowance"],
         renewal=Renewal(row["renewal"]),
