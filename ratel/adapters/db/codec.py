@@ -441,7 +441,7 @@ _PENDING: Final = object()  # a stored answer not decoded yet
 class StoredAnswers(dict[tuple[str, int], Answer]):
     """A session's stored answers as read from its row: each is decoded when
     it is first looked up (a retransmission), and one never looked up is
-    written back as the very JSON it was read as. A session loaded for an
+    written back from what was read, never decoded. A session loaded for an
     interim update touches none of them, and decoding and re-encoding a dozen
     answers per request was the biggest cost of the charging path.
 
@@ -595,20 +595,18 @@ def _content(data: Json) -> str:
 
 def _answer_text(number: int, content: str) -> str:
     """The JSON text of the answer numbered ``number`` saying ``content``."""
-    return (
-        f'{{"request_number":{_scalar(number)},{content[1:]}'
-        if content != "{}"
-        else (f'{{"request_number":{_scalar(number)}}}')
-    )
+    if content == "{}":
+        return f'{{"request_number":{_scalar(number)}}}'
+    return f'{{"request_number":{_scalar(number)},{content[1:]}'
 
 
 def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) -> SnapshotText:
     """The session's snapshot as JSON text (format 2: ``session_snapshot``
     with answers alike an earlier one stored as their numbers and the earlier
-    one's place). Built from pieces rather than from the whole document:
-    answers whose text the session knows are spliced in as they are (a long
-    session encodes only its newest), and a stream's request and rate, which
-    never change, are encoded once for as long as they live."""
+    one's place). Built from pieces rather than from the whole document: an
+    answer is written from its content, which a session read or kept knows
+    (a long session encodes only its newest answer), and a stream's request
+    and rate, which never change, are encoded once for as long as they live."""
     answers = session.answers
     stored = answers if isinstance(answers, StoredAnswers) else None
     known = stored.contents if stored is not None else {}
