@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,15 +123,6 @@ def _stored(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return (to_storage(allowance), to_storage(used), to_storage(reserved), *rest)
 
 
-def _moment(value: datetime | None) -> datetime | None:
-    """A time bound for a TIMESTAMPTZ array, as ``UtcDateTime`` binds it."""
-    if value is None:
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetimes are not stored (their zone is a guess): {value!r}")
-    return value.astimezone(UTC)
-
-
 class SqlQuotaRepository(Repository):
     """Buckets in ``quota_buckets``. ``save`` writes the values the caller
     holds (load them with ``lock=True`` to change them) and skips buckets
@@ -199,6 +190,9 @@ class SqlQuotaRepository(Repository):
             return
         if self._postgresql:
             columns = list(zip(*(stored for _, stored in changed), strict=True))
+            # times bound as the column binds them (aware, in UTC)
+            dialect = self._connection.dialect
+            moment = quota_buckets.c.expires_at.type.process_bind_param
             await self._execute(
                 _PG_SAVE_MANY,
                 {
@@ -206,8 +200,8 @@ class SqlQuotaRepository(Repository):
                     "allowance": list(columns[0]),
                     "used": list(columns[1]),
                     "reserved": list(columns[2]),
-                    "expires_at": [_moment(v) for v in columns[3]],
-                    "period_end": [_moment(v) for v in columns[4]],
+                    "expires_at": [moment(v, dialect) for v in columns[3]],
+                    "period_end": [moment(v, dialect) for v in columns[4]],
                     "precedence": list(columns[5]),
                 },
             )
