@@ -69,6 +69,23 @@ def _as_decimal(value: Decimal | int | str) -> Decimal:
     return amount
 
 
+#: Currency codes that passed ``_check_code`` (at most 26**3 of them).
+_VALID_CODES: set[str] = set()
+
+
+def _check_code(code: object) -> None:
+    if not (
+        isinstance(code, str)
+        and len(code) == 3
+        and code.isascii()  # "ÉUR" is alphabetic and upper case, but no ISO code
+        and code.isalpha()
+        and code.isupper()
+    ):
+        raise InvalidMoney(f"not an ISO 4217 currency code: {code!r}")
+    if type(code) is str:
+        _VALID_CODES.add(code)
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in one currency. Construct with a Decimal, int or string."""
@@ -77,16 +94,14 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "amount", _as_decimal(self.amount))
+        amount = self.amount
+        # Fast path: arithmetic and the store hand over finite Decimals and a
+        # code already checked; a charging request makes a dozen of these.
+        if type(amount) is not Decimal or not amount.is_finite():
+            object.__setattr__(self, "amount", _as_decimal(amount))
         code = self.currency
-        if not (
-            isinstance(code, str)
-            and len(code) == 3
-            and code.isascii()  # "ÉUR" is alphabetic and upper case, but no ISO code
-            and code.isalpha()
-            and code.isupper()
-        ):
-            raise InvalidMoney(f"not an ISO 4217 currency code: {self.currency!r}")
+        if type(code) is not str or code not in _VALID_CODES:
+            _check_code(code)
 
     @classmethod
     def of(cls, amount: Decimal | int | str, currency: str) -> Money:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import NOW, account, customer, identifiers
+from test_catalogue_store import statements
 
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.domain.account import Account, AccountStatus
@@ -178,3 +180,29 @@ async def test_for_customer_and_add_ons_ending(uow: SqlUnitOfWorkFactory) -> Non
         assert await work.accounts.with_add_ons_ending(NOW + timedelta(hours=1)) == ["a1"]
         assert await work.accounts.with_add_ons_ending(NOW + timedelta(days=31)) == ["a1", "a2"]
         assert await work.accounts.with_add_ons_ending(NOW + timedelta(days=31), limit=1) == ["a1"]
+
+
+async def test_a_loaded_account_writes_only_what_changed(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    """Its row as loaded is kept as read and built only for a save: the same
+    change is found either way."""
+    owner = customer()
+    original = account(owner, ids=identifiers(501))
+    original.add_add_on("as1", "DATA-24H", 300, NOW, duration=timedelta(hours=1))
+    await stored(uow, owner, original)
+    async with uow() as work:
+        (loaded,) = (await work.accounts.get_many([original.id])).values()
+        with statements(engine) as seen:
+            await work.accounts.save(loaded)  # unchanged
+        assert seen == []
+        loaded.update_custom_fields(NOW, {"floor": "4"})
+        with statements(engine) as seen:
+            await work.accounts.save(loaded)
+            await work.accounts.save(loaded)  # saved already
+        # the accounts row only: aliases and add-ons are as loaded
+        assert len(seen) == 1 and seen[0].startswith("UPDATE accounts")
+        await work.commit()
+    async with uow() as work:
+        again = await work.accounts.get(original.id)
+    assert again == loaded and again.custom_fields["floor"] == "4"

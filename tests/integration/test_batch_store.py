@@ -10,8 +10,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import MIB, NOW, account, bucket, customer, main_product, usd
+from test_catalogue_store import statements
 from test_session_store import Subscriber, charge_in_memory, data, store_subscriber
 
 from ratel.adapters.db.sessions import SessionCache
@@ -259,3 +261,42 @@ async def test_stored_answers_go_back_as_they_came(uow: SqlUnitOfWorkFactory) ->
 
 def enumerate_answers(answers: list[Answer]) -> list[tuple[tuple[str, int], Answer]]:
     return [(("", n), answer) for n, answer in enumerate(answers)]
+
+
+async def test_buckets_are_saved_in_one_statement_and_only_when_changed(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    owner = customer(balance="1")
+    first = account(owner)
+    product = main_product()
+    buckets = [bucket(first, definition) for definition in product.quotas[:3]]
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.accounts.add(first)
+        await work.quotas.add_many(buckets)
+        await work.commit()
+    later = NOW + timedelta(days=3)
+    async with uow() as work:
+        held = (await work.quotas.for_accounts([first.id], lock=True))[first.id]
+        with statements(engine) as seen:
+            await work.quotas.save(held)  # nothing changed
+            held[0].used += Decimal("0.000000001")  # below the stored precision
+            await work.quotas.save(held)
+        assert seen == []
+        held[0].draw(Decimal(1))
+        held[1].expires_at = later
+        held[1].precedence = 7
+        held[2].reserved += Decimal("2.5")
+        with statements(engine) as seen:
+            await work.quotas.save(held)
+            await work.quotas.save(held)  # saved already
+        assert len(seen) == 1
+        await work.commit()
+    async with uow() as work:
+        again = {b.id: b for b in await work.quotas.for_account(first.id, lock=True)}
+        assert again[held[0].id].used == Decimal(1)
+        assert (again[held[1].id].expires_at, again[held[1].id].precedence) == (later, 7)
+        assert again[held[2].id].reserved == Decimal("2.5")
+        again[held[2].id].period_end = later.replace(tzinfo=None)  # naive: refused
+        with pytest.raises((ValueError, StatementError)):
+            await work.quotas.save(list(again.values()))

@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from store_builders import DATA, INTL, LOCAL, USSD, add_on, main_product, tariffs, usd
+from store_builders import DATA, INTL, LOCAL, NOW, USSD, add_on, main_product, tariffs, usd
+from test_session_store import Subscriber, store_subscriber
 
 from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.domain.catalogue import ServicePolicy
+from ratel.domain.charging import CreditControlSession
 from ratel.domain.errors import InvalidCatalogue
 from ratel.domain.rating import DestinationGroup, DialingRule, Rate, RatePeriod, Tariff
 
@@ -234,3 +236,47 @@ async def test_time_of_day_periods_and_the_time_zone_round_trip(
     assert loaded.rate_for("12025550100").periods[1].rate == lunch
     assert loaded.rate_for("447700900123").periods == ()
     assert plain is not None and plain.time_zone == "UTC"  # defined without a zone
+
+
+async def test_a_batch_reads_the_catalogue_version_with_its_sessions(
+    database_url: str, engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    """The version comes with the sessions' versions (no query of its own),
+    and still tells a write by another process."""
+    await define_catalogue(uow)
+    sub = Subscriber("50")
+    await store_subscriber(uow, sub)
+    async with uow() as work:
+        await work.sessions.add_many(
+            [CreditControlSession.open("v-1", sub.account, sub.customer, NOW)]
+        )
+        assert await work.catalogue.get_tariff("DATA-STD") is not None  # cached
+        await work.commit()
+    with statements(engine) as seen:
+        async with uow() as work:
+            assert list(await work.sessions.get_many(["v-1"], lock=True)) == ["v-1"]
+            tariff = await work.catalogue.get_tariff("DATA-STD")
+            assert tariff is not None and len(tariff) == 1
+    queries = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(queries) == 1 and "catalogue_version" in queries[0]  # the sessions' query
+    other_process = create_engine(database_url)
+    try:
+        faster = Tariff("DATA-STD", "USD", "Data")
+        faster.add_custom("DATA", Rate.per_interval(usd("0.005"), 1024 * 1024), DATA)
+        faster.add_custom("DATA-ROAM", Rate.per_interval(usd("1"), 1024 * 1024), DATA)
+        async with SqlUnitOfWorkFactory(other_process)() as work:
+            await work.catalogue.add_tariff(faster)
+            await work.commit()
+    finally:
+        await other_process.dispose()
+    async with uow() as work:
+        await work.sessions.get_many(["v-1"], lock=True)
+        after = await work.catalogue.get_tariff("DATA-STD")
+    assert after is not None and len(after) == 2
+    # no session found: the catalogue reads its version itself
+    with statements(engine) as seen:
+        async with uow() as work:
+            assert await work.sessions.get_many(["none"], lock=True) == {}
+            assert await work.catalogue.get_tariff("DATA-STD") is not None
+    queries = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(queries) == 2 and queries[1].startswith("SELECT catalogue_version.version")

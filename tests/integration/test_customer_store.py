@@ -259,3 +259,39 @@ async def test_a_raised_credit_limit_counts_for_a_reservation_in_the_same_change
         await work.customers.save(loaded)
         await work.commit()
     assert await stored_wallet(uow, original.id) == (Decimal(0), Decimal(20), Decimal(15))
+
+
+async def test_a_batch_of_customers_writes_what_moved_and_only_that(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    """Unchanged, moved below the stored precision, a wallet moved, a custom
+    field changed in place: ``save_many`` tells each from what it loaded."""
+    made = [customer(balance="5") for _ in range(4)]
+    async with uow() as work:
+        await work.customers.add_many(made)
+        await work.commit()
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    async with uow() as work:
+        loaded = await work.customers.get_many([c.id for c in made], lock=True)
+        untouched, tiny, spent, renamed = (loaded[c.id] for c in made)
+        tiny.wallet.reserve(usd("0.000000001"))
+        spent.wallet.reserve(usd("1.5"))
+        renamed.custom_fields["crm"] = "42"  # changed in place
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            await work.customers.save_many([untouched, tiny, spent, renamed])
+            await work.customers.save_many([untouched, tiny, spent, renamed])  # saved already
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        await work.commit()
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 2  # the wallets of the batch, the renamed one alone
+    assert (await stored_wallet(uow, spent.id))[2] == Decimal("1.5")
+    assert (await stored_wallet(uow, tiny.id))[2] == 0
+    async with uow() as work:
+        again = await work.customers.get(renamed.id)
+    assert again is not None and again.custom_fields["crm"] == "42"

@@ -81,6 +81,35 @@ def test_bad_currency_codes_are_refused(currency: object) -> None:
         Money("1", currency)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "value", [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("-Infinity")]
+)
+def test_a_decimal_that_is_not_a_number_is_refused_too(value: Decimal) -> None:
+    # finite Decimals skip the conversion: these must not
+    with pytest.raises(InvalidMoney):
+        Money(value, "USD")
+
+
+def test_a_decimal_subclass_becomes_a_plain_decimal() -> None:
+    class Exact(Decimal):
+        pass
+
+    money = Money(Exact("1.50"), "USD")
+    assert type(money.amount) is Decimal and money.amount == Decimal("1.50")
+
+
+def test_a_code_accepted_once_lets_no_lookalike_through() -> None:
+    class Code(str):
+        pass
+
+    assert Money(Decimal(1), "GBP").currency == "GBP"  # checked, remembered
+    assert Money(Decimal(2), "GBP").currency == "GBP"
+    assert Money(Decimal(1), Code("GBP")).currency == "GBP"  # a str: checked
+    for bad in ("gbp", "GB", Code("gbp"), b"GBP"):
+        with pytest.raises(InvalidMoney):
+            Money(Decimal(1), bad)  # type: ignore[arg-type]
+
+
 def test_zero() -> None:
     zero = Money.zero("EUR")
     assert zero.amount == 0

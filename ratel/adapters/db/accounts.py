@@ -14,7 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db.codec import time_from_json, time_to_json
-from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository, unique_violation
+from ratel.adapters.db.statements import (
+    Interned,
+    Prebuilt,
+    PrebuiltMany,
+    Repository,
+    unique_violation,
+)
 from ratel.adapters.db.tables import account_aliases, accounts, add_on_assignments
 from ratel.domain.account import Account, AccountStatus, AddOnAssignment
 from ratel.domain.errors import DuplicateIdentifier, InvalidIdentifier, NotFound
@@ -156,16 +162,42 @@ def account_row(account: Account) -> dict[str, Any]:
     }
 
 
+def _identifiers_of(
+    msisdn: str | None,
+    imsi: str | None,
+    iccid: str | None,
+    imei: str | None,
+    aliases: tuple[str, ...],
+    serial: str | None,
+    port: Any,
+    port_type: Any,
+    static_ip: str | None,
+) -> Identifiers:
+    return Identifiers(
+        msisdn=Msisdn(msisdn) if msisdn else None,
+        imsi=Imsi(imsi) if imsi else None,
+        iccid=Iccid(iccid) if iccid else None,
+        imei=Imei(imei) if imei else None,
+        aliases=frozenset(aliases),
+        cpe=CpeDevice(serial, port, port_type) if serial else None,
+        static_ip=StaticIp.parse(static_ip) if static_ip else None,
+    )
+
+
+_identifiers = Interned(_identifiers_of)
+
+
 def account_from_row(row: RowMapping) -> Account:
-    serial = row["cpe_serial"]
-    identifiers = Identifiers(
-        msisdn=Msisdn(row["msisdn"]) if row["msisdn"] else None,
-        imsi=Imsi(row["imsi"]) if row["imsi"] else None,
-        iccid=Iccid(row["iccid"]) if row["iccid"] else None,
-        imei=Imei(row["imei"]) if row["imei"] else None,
-        aliases=frozenset(row["aliases"]),
-        cpe=CpeDevice(serial, row["cpe_port"], row["cpe_port_type"]) if serial else None,
-        static_ip=StaticIp.parse(row["static_ip"]) if row["static_ip"] else None,
+    identifiers = _identifiers(
+        row["msisdn"],
+        row["imsi"],
+        row["iccid"],
+        row["imei"],
+        tuple(row["aliases"]),
+        row["cpe_serial"],
+        row["cpe_port"],
+        row["cpe_port_type"],
+        row["static_ip"],
     )
     return Account(
         id=row["id"],
@@ -188,7 +220,10 @@ class SqlAccountRepository(Repository):
     is refused with ``DuplicateIdentifier``: checked before writing (for a
     precise message) and enforced by unique constraints (for races)."""
 
-    _seen: dict[int, tuple[Account, dict[str, Any]]]
+    # The row of every account handed out, as it was then: built from the
+    # account, or (loaded) kept as read and built only if a save needs it, for
+    # the charging path loads many accounts and saves none.
+    _seen: dict[int, tuple[Account, dict[str, Any] | RowMapping]]
 
     def __init__(self, connection: AsyncConnection) -> None:
         super().__init__(connection)
@@ -198,9 +233,21 @@ class SqlAccountRepository(Repository):
         """Drop the identity map (after a rollback the rows it holds are stale)."""
         self._seen.clear()
 
-    def _remember(self, account: Account, row: dict[str, Any]) -> Account:
+    def _remember(self, account: Account, row: dict[str, Any] | RowMapping) -> Account:
         self._seen[id(account)] = (account, row)
         return account
+
+    def _loaded(self, row: RowMapping) -> Account:
+        """The account of a row read, remembered with the row."""
+        return self._remember(account_from_row(row), row)
+
+    def _before(self, account: Account) -> dict[str, Any] | None:
+        seen = self._seen.get(id(account))
+        if seen is None:
+            return None
+        row = seen[1]
+        # a row as read: what ``account_row`` gave for it when it was loaded
+        return row if isinstance(row, dict) else account_row(account_from_row(row))
 
     async def add(self, account: Account) -> None:
         await self.add_many((account,))
@@ -225,8 +272,7 @@ class SqlAccountRepository(Repository):
 
     async def save(self, account: Account) -> None:
         row = account_row(account)
-        seen = self._seen.get(id(account))
-        before = seen[1] if seen is not None else None
+        before = self._before(account)
         if before == row:
             return
         identifiers_changed = before is None or any(
@@ -329,8 +375,7 @@ class SqlAccountRepository(Repository):
         row = (await self._execute(_BY_ID(lock), {"account_id": account_id})).mappings().first()
         if row is None:
             return None
-        account = account_from_row(row)
-        return self._remember(account, account_row(account))
+        return self._loaded(row)
 
     async def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]:
         return await self.by_identifiers(IdentifierKind.ACCOUNT_ID, account_ids)
@@ -367,8 +412,7 @@ class SqlAccountRepository(Repository):
                 _BY_COLUMN[kind](self._dialect), {"values": wanted[start : start + _PROBE_VALUES]}
             )
             for row in result.mappings():
-                account = account_from_row(row)
-                self._remember(account, account_row(account))
+                account = self._loaded(row)
                 for asked in normal.get(row[column], ()):
                     found[asked] = account
         return found
@@ -377,8 +421,7 @@ class SqlAccountRepository(Repository):
         row = (await self._execute(statement.limit(1))).mappings().first()
         if row is None:
             return None
-        account = account_from_row(row)
-        return self._remember(account, account_row(account))
+        return self._loaded(row)
 
     async def by_identifier(self, kind: IdentifierKind, value: str) -> Account | None:
         kind = IdentifierKind(kind)
@@ -403,10 +446,7 @@ class SqlAccountRepository(Repository):
             sa.select(accounts).where(accounts.c.customer_id == customer_id).order_by(accounts.c.id)
         )
         rows = (await self._execute(statement)).mappings().all()
-        found = [account_from_row(row) for row in rows]
-        for account in found:
-            self._remember(account, account_row(account))
-        return found
+        return [self._loaded(row) for row in rows]
 
     async def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Account]]:
         wanted = list(dict.fromkeys(customer_ids))
@@ -419,8 +459,7 @@ class SqlAccountRepository(Repository):
                 .order_by(accounts.c.id)
             )
             for row in (await self._execute(statement)).mappings().all():
-                account = account_from_row(row)
-                self._remember(account, account_row(account))
+                account = self._loaded(row)
                 result[account.customer_id].append(account)
         return result
 

@@ -62,6 +62,9 @@ from ratel.domain.rating import (
 
 _VERSION_ROW = 1
 _VERSION = sa.select(catalogue_version.c.version).where(catalogue_version.c.id == _VERSION_ROW)
+#: The catalogue's version as a column of another statement (see
+#: ``SqlCatalogueRepository.observe_version``).
+CATALOGUE_VERSION = _VERSION.scalar_subquery()
 
 
 @dataclass
@@ -264,6 +267,15 @@ class SqlCatalogueRepository(Repository):
         self._wrote = False
 
     # -- the cache ----------------------------------------------------------------
+
+    def observe_version(self, version: int | None) -> None:
+        """The catalogue's version, read by another statement of this unit of
+        work (a column ``CATALOGUE_VERSION``): the cache is checked against it
+        as against its own query, which this saves (one round trip less per
+        charging batch). The first version read counts, as in ``_cache``."""
+        if self._version is None and not self._wrote:
+            self._version = version or 0
+            self._shared.start(self._version)
 
     async def _cache(self) -> CatalogueCache | None:
         """The shared cache if this unit of work may use it, else None."""

@@ -9,11 +9,15 @@ ordered is a list (PostgreSQL JSONB does not keep object key order). Every
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any, Final
 
+from ratel.adapters.db.engine import compact_json
 from ratel.domain.catalogue import ExhaustionAction, Service, Unit
 from ratel.domain.charging import (
     Answer,
@@ -40,7 +44,16 @@ ANSWERS_KEPT_PER_SUB_SESSION: Final = 16
 network makes (it resends the last request, not one from minutes ago) while
 keeping a long session's row small."""
 
-_SNAPSHOT_FORMAT: Final = 1
+# Format 1 stores every kept answer in full. Format 2 (what ``snapshot_text``
+# writes) stores answers that only differ from an earlier one of the list by
+# their request numbers as a run of those numbers and the earlier one's place
+# (``{"sub_session": "", "like": 0, "request_numbers": [26, 27]}``): the
+# grants of a steady session are all alike, and its row stays well under
+# 2 kB instead of 6 (less to send, for PostgreSQL to parse into JSONB, to
+# compress out of line and to log). Both are read.
+_PLAIN_FORMAT: Final = 1
+_SNAPSHOT_FORMAT: Final = 2
+_FORMATS: Final = frozenset({_PLAIN_FORMAT, _SNAPSHOT_FORMAT})
 
 
 # -- scalars ------------------------------------------------------------------------
@@ -428,41 +441,48 @@ _PENDING: Final = object()  # a stored answer not decoded yet
 class StoredAnswers(dict[tuple[str, int], Answer]):
     """A session's stored answers as read from its row: each is decoded when
     it is first looked up (a retransmission), and one never looked up is
-    written back as the very JSON it was read as. A session loaded for an
+    written back from what was read, never decoded. A session loaded for an
     interim update touches none of them, and decoding and re-encoding a dozen
-    answers per request was the biggest cost of the charging path."""
+    answers per request was the biggest cost of the charging path.
 
-    def __init__(
-        self,
-        raw: Sequence[tuple[tuple[str, int], Json]] = (),
-        texts: Mapping[tuple[str, int], str] | None = None,
-    ) -> None:
+    An answer not decoded is held as the JSON read (``raw``) or, in a copy a
+    process keeps, only as its ``_content``: a string, which is all a write
+    needs, and which leaves the garbage collector nothing to look at."""
+
+    def __init__(self, raw: Sequence[tuple[tuple[str, int], Json]] = ()) -> None:
         super().__init__()
         self.raw: dict[tuple[str, int], Json] = {}
-        # The JSON text of answers as last written, when known: a snapshot is
-        # written by splicing them in rather than encoding them again.
-        self.texts: dict[tuple[str, int], str] = {}
+        # What each answer says but for its number (``_content``), when known:
+        # a snapshot is written from these rather than by encoding the
+        # answers again (a long session encodes only its newest).
+        self.contents: dict[tuple[str, int], str] = {}
         for key, data in raw:
             dict.__setitem__(self, key, _PENDING)  # type: ignore[arg-type]
             self.raw[key] = data
-            if texts is not None and key in texts:
-                self.texts[key] = texts[key]
 
     def __getitem__(self, key: tuple[str, int]) -> Answer:
         value = dict.__getitem__(self, key)
         if value is _PENDING:
-            value = answer_from_json(self.raw.pop(key))
+            value = answer_from_json(self._json(key))
+            self.raw.pop(key, None)
             dict.__setitem__(self, key, value)
         return value
 
+    def _json(self, key: tuple[str, int]) -> Json:
+        """The JSON of an answer not decoded."""
+        data = self.raw.get(key)
+        if data is None:
+            data = json.loads(_answer_text(key[1], self.contents[key]))
+        return data
+
     def __setitem__(self, key: tuple[str, int], value: Answer) -> None:
         self.raw.pop(key, None)
-        self.texts.pop(key, None)
+        self.contents.pop(key, None)
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: tuple[str, int]) -> None:
         self.raw.pop(key, None)
-        self.texts.pop(key, None)
+        self.contents.pop(key, None)
         dict.__delitem__(self, key)
 
     def get(self, key: tuple[str, int], default: Any = None) -> Any:
@@ -494,22 +514,34 @@ class StoredAnswers(dict[tuple[str, int], Answer]):
     def as_json(self, key: tuple[str, int]) -> Json:
         """The answer's JSON: as read if it was never decoded."""
         if dict.__getitem__(self, key) is _PENDING:
-            return self.raw[key]
+            return self._json(key)
         return answer_to_json(self[key])
 
 
 def _kept_keys(
-    answers: dict[tuple[str, int], Answer], per_sub_session: int
+    answers: Mapping[tuple[str, int], Answer], per_sub_session: int
 ) -> list[tuple[str, int]]:
+    if len(answers) <= per_sub_session:
+        return list(answers)  # nothing to drop (the usual case but for a long session)
     numbers: dict[str, list[int]] = {}
     for sub_session, number in answers:
-        numbers.setdefault(sub_session, []).append(number)
-    keep = {
-        (sub_session, number)
+        found = numbers.get(sub_session)
+        if found is None:
+            numbers[sub_session] = [number]
+        else:
+            found.append(number)
+    # the lowest number each sub-session keeps (numbers of one sub-session are distinct)
+    lowest = {
+        sub_session: sorted(found)[-per_sub_session]
         for sub_session, found in numbers.items()
-        for number in sorted(found)[-per_sub_session:]
+        if len(found) > per_sub_session
     }
-    return [key for key in answers if key in keep]
+    if not lowest:
+        return list(answers)
+    if len(numbers) == 1:
+        (floor,) = lowest.values()
+        return [key for key in answers if key[1] >= floor]
+    return [key for key in answers if key[0] not in lowest or key[1] >= lowest[key[0]]]
 
 
 def kept_answers(
@@ -521,7 +553,8 @@ def kept_answers(
 
 
 def session_snapshot(session: CreditControlSession) -> Json:
-    """The session's state (everything but the indexed columns) as JSON."""
+    """The session's state (everything but the indexed columns) as JSON, every
+    kept answer in full (format 1)."""
     answers = session.answers
     as_json = (
         answers.as_json
@@ -529,7 +562,7 @@ def session_snapshot(session: CreditControlSession) -> Json:
         else lambda key: answer_to_json(answers[key])
     )
     return {
-        "format": _SNAPSHOT_FORMAT,
+        "format": _PLAIN_FORMAT,
         "streams": [_stream_to_json(key, stream) for key, stream in session.streams.items()],
         "answers": [
             {"sub_session": key[0], "answer": as_json(key)}
@@ -541,25 +574,254 @@ def session_snapshot(session: CreditControlSession) -> Json:
     }
 
 
-def snapshot_text(
-    session: CreditControlSession, snapshot: Json, dumps: Callable[[Any], str]
-) -> tuple[str, dict[tuple[str, int], str]]:
-    """``snapshot`` (the session's, from ``session_snapshot``) as JSON text,
-    and the text of each of its answers. Answers whose text the session knows
-    are spliced in as they are: a long session re-encodes only its newest."""
+@dataclass(frozen=True, slots=True)
+class SnapshotText:
+    """A session's snapshot as ``snapshot_text`` wrote it: the JSON text, and
+    the ``_content`` of each kept answer (in order), for the next write."""
+
+    text: str
+    contents: dict[tuple[str, int], str]
+
+
+#: Canonical JSON (keys sorted): the same answer gives the same text whether
+#: it was encoded here or read back from PostgreSQL (JSONB reorders keys).
+_canonical = json.JSONEncoder(separators=(",", ":"), sort_keys=True, check_circular=False).encode
+
+
+def _content(data: Json) -> str:
+    """What an answer says, but for its request number."""
+    return _canonical({k: v for k, v in data.items() if k != "request_number"})
+
+
+def _answer_text(number: int, content: str) -> str:
+    """The JSON text of the answer numbered ``number`` saying ``content``."""
+    if content == "{}":
+        return f'{{"request_number":{_scalar(number)}}}'
+    return f'{{"request_number":{_scalar(number)},{content[1:]}'
+
+
+def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) -> SnapshotText:
+    """The session's snapshot as JSON text (format 2: ``session_snapshot``
+    with answers alike an earlier one stored as their numbers and the earlier
+    one's place). Built from pieces rather than from the whole document: an
+    answer is written from its content, which a session read or kept knows
+    (a long session encodes only its newest answer), and a stream's request
+    and rate, which never change, are encoded once for as long as they live."""
     answers = session.answers
-    known = answers.texts if isinstance(answers, StoredAnswers) else {}
-    texts: dict[tuple[str, int], str] = {}
-    parts: list[str] = []
-    for item in snapshot["answers"]:
-        key = (item["sub_session"], item["answer"]["request_number"])
-        text = known.get(key)
-        if text is None:
-            text = dumps(item["answer"])
-        texts[key] = text
-        parts.append(f'{{"sub_session":{dumps(key[0])},"answer":{text}}}')
-    rest = dumps({k: v for k, v in snapshot.items() if k != "answers"})
-    return f'{rest[:-1]},"answers":[{",".join(parts)}]}}', texts
+    stored = answers if isinstance(answers, StoredAnswers) else None
+    known = stored.contents if stored is not None else {}
+    contents: dict[tuple[str, int], str] = {}
+    first: dict[str, int] = {}  # content -> the place of its answer in full
+    # an answer in full, or a run of answers alike an earlier one:
+    # [sub-session, the earlier one's place, their numbers]
+    parts: list[str | list[Any]] = []
+    for key in _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION):
+        content = known.get(key)
+        if content is None:
+            content = _content(
+                stored.as_json(key) if stored is not None else answer_to_json(answers[key])
+            )
+        contents[key] = content
+        sub, number = key
+        place = first.get(content)
+        if place is not None:
+            run = parts[-1]
+            if type(run) is list and run[0] == sub and run[1] == place:
+                run[2].append(number)
+            else:
+                parts.append([sub, place, [number]])
+            continue
+        first[content] = len(parts)
+        # the answer is its content with its number: no encoding again
+        parts.append(
+            f'{{"sub_session":{_quote(sub, dumps)},"answer":{_answer_text(number, content)}}}'
+        )
+    written = ",".join(
+        part
+        if type(part) is str
+        else f'{{"sub_session":{_quote(part[0], dumps)},"like":{part[1]},'
+        f'"request_numbers":[{",".join([_scalar(n, dumps) for n in part[2]])}]}}'
+        for part in parts
+    )
+    streams = ",".join(_stream_text(key, stream, dumps) for key, stream in session.streams.items())
+    last_request = ",".join(
+        f"[{_quote(sub, dumps)},{_scalar(number, dumps)}]"
+        for sub, number in session.last_request.items()
+    )
+    sub_sessions = ",".join(
+        f"[{_quote(sub, dumps)},{_scalar(active, dumps)}]"
+        for sub, active in session.sub_sessions.items()
+    )
+    xdr = "null" if session.xdr is None else dumps(xdr_to_json(session.xdr))
+    text = (
+        f'{{"format":{_SNAPSHOT_FORMAT},"streams":[{streams}],"last_request":[{last_request}],'
+        f'"sub_sessions":[{sub_sessions}],"xdr":{xdr},"answers":[{written}]}}'
+    )
+    return SnapshotText(text, contents)
+
+
+def _scalar(value: Any, dumps: Callable[[Any], str] = compact_json) -> str:
+    """A JSON scalar as ``dumps`` (ASCII, compact) writes it, without the
+    encoder's per-call cost for the common types."""
+    kind = type(value)
+    if kind is str:
+        return _ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return dumps(value)
+
+
+def _pairs_text(pairs: Iterable[tuple[str, Decimal]]) -> str:
+    """``_pairs_to_json`` as text."""
+    return "[" + ",".join(f"[{_ascii(key)},{_ascii(str(units))}]" for key, units in pairs) + "]"
+
+
+def _money_text(money: Money | None) -> str:
+    return "null" if money is None else _ascii(f"{money.amount} {money.currency}")
+
+
+def _hold_text(hold: Hold | None) -> str:
+    """``_hold_to_json`` as text, with the same keys in the same order."""
+    if hold is None:
+        return "null"
+    text = (
+        f'{{"buckets":{_pairs_text(hold.buckets)},"money_units":{_scalar(hold.money_units)},'
+        f'"money_buckets":{_pairs_text(hold.money_buckets)},"money":{_money_text(hold.money)}'
+    )
+    if hold.granted_at is not None:
+        text += f',"granted_at":{_ascii(require_aware(hold.granted_at).isoformat())}'
+    if hold.tariff_change_at is not None:
+        text += f',"tariff_change_at":{_ascii(require_aware(hold.tariff_change_at).isoformat())}'
+    return text + "}"
+
+
+_quoted: dict[str, str] = {}
+
+
+def _quote(value: str, dumps: Callable[[Any], str]) -> str:
+    """``value`` (a sub-session or stream key) as a JSON string, remembered:
+    a session's few names come back at every write."""
+    text = _quoted.get(value)
+    if text is None:
+        if len(_quoted) >= 4096:
+            _quoted.clear()
+        text = _quoted[value] = _scalar(value, dumps)
+    return text
+
+
+class _TextMemo:
+    """JSON text of immutable values (a stream's request and rate), by
+    object identity. The object is held with its text, so its id is not
+    reused while the entry lives; the memo is emptied when it grows large."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._texts: dict[int, tuple[object, str]] = {}
+
+    def text(self, value: Any, encode: Callable[[Any], Any], dumps: Callable[[Any], str]) -> str:
+        entry = self._texts.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        text = dumps(encode(value))
+        if len(self._texts) >= self._size:
+            self._texts.clear()
+        self._texts[id(value)] = (value, text)
+        return text
+
+
+_requests = _TextMemo()
+_rates = _TextMemo()
+
+
+def _stream_text(key: str, stream: Stream, dumps: Callable[[Any], str]) -> str:
+    """``_stream_to_json`` as text, with the same keys in the same order."""
+    request = _requests.text(stream.request, request_to_json, dumps)
+    rated = "null" if stream.rated is None else _rates.text(stream.rated, rated_to_json, dumps)
+    return (
+        f'{{"key":{_quote(key, dumps)},"request":{request},"rated":{rated},'
+        f'"free":{_scalar(stream.free, dumps)},"used_units":{_scalar(stream.used_units, dumps)},'
+        f'"money_units":{_scalar(stream.money_units, dumps)},'
+        f'"cost":{_money_text(stream.cost)},"paid_by_buckets":{_money_text(stream.paid_by_buckets)},'
+        f'"bucket_units":{_pairs_text(stream.bucket_units.items())},'
+        f'"hold":{_hold_text(stream.hold)},"closed":{_scalar(stream.closed, dumps)}}}'
+    )
+
+
+def stored_copy(
+    session: CreditControlSession, written: SnapshotText | None = None
+) -> CreditControlSession:
+    """A copy of ``session`` as its stored row holds it (the answers kept,
+    nothing else left out), sharing only immutable values with it: what a
+    process keeps of a session it wrote or read, instead of the row to decode
+    again. ``written``: the snapshot just written of it, whose answer contents
+    the copy keeps for the next write. A copy of a copy is an equal copy."""
+    answers = session.answers
+    kept = StoredAnswers()
+    if written is not None:
+        # exactly the kept answers, in order: their contents are all it needs
+        dict.update(kept, dict.fromkeys(written.contents, _PENDING))
+        kept.contents = dict(written.contents)
+        return _copied(session, kept)
+    keys = _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION)
+    held = {key: dict.__getitem__(answers, key) for key in keys}  # decoded or pending
+    dict.update(kept, held)
+    if isinstance(answers, StoredAnswers):
+        known, raw = answers.contents, answers.raw
+        kept.contents = {key: known[key] for key in keys if key in known}
+        kept.raw = {key: raw[key] for key in keys if key in raw}
+    return _copied(session, kept)
+
+
+def _copied(session: CreditControlSession, answers: StoredAnswers) -> CreditControlSession:
+    return CreditControlSession(
+        id=session.id,
+        account_id=session.account_id,
+        customer_id=session.customer_id,
+        currency=session.currency,
+        started_at=session.started_at,
+        last_activity=session.last_activity,
+        state=session.state,
+        streams={key: _copy_stream(stream) for key, stream in session.streams.items()},
+        answers=answers,
+        last_request=dict(session.last_request),
+        sub_sessions=dict(session.sub_sessions),
+        xdr=session.xdr,
+    )
+
+
+def _copy_stream(stream: Stream) -> Stream:
+    hold = stream.hold
+    rated = stream.rated
+    if rated is not None and not rated.periods and rated.time_zone != "UTC":
+        # the row keeps a time zone only with the periods it applies to
+        rated = RatedDestination(rated.destination, rated.rate, rated.group)
+    return Stream(
+        request=stream.request,
+        rated=rated,
+        free=stream.free,
+        used_units=stream.used_units,
+        money_units=stream.money_units,
+        cost=stream.cost,
+        paid_by_buckets=stream.paid_by_buckets,
+        bucket_units=dict(stream.bucket_units),
+        hold=None
+        if hold is None
+        else Hold(
+            buckets=list(hold.buckets),
+            money_units=hold.money_units,
+            money_buckets=list(hold.money_buckets),
+            money=hold.money,
+            granted_at=hold.granted_at,
+            tariff_change_at=hold.tariff_change_at,
+        ),
+        closed=stream.closed,
+    )
 
 
 def session_from_snapshot(
@@ -572,19 +834,22 @@ def session_from_snapshot(
     started_at: datetime,
     last_activity: datetime,
     snapshot: Json,
-    answer_texts: Mapping[tuple[str, int], str] | None = None,
 ) -> CreditControlSession:
-    """The session rebuilt from its row (``answer_texts``: the JSON text of
-    its answers, when the caller knows them)."""
-    if snapshot.get("format") != _SNAPSHOT_FORMAT:
+    """The session rebuilt from its row."""
+    if snapshot.get("format") not in _FORMATS:
         raise ValueError(f"session {id}: unknown snapshot format {snapshot.get('format')!r}")
-    answers = StoredAnswers(
-        [
-            ((item["sub_session"], item["answer"]["request_number"]), item["answer"])
-            for item in snapshot["answers"]
-        ],
-        answer_texts,
-    )
+    items = snapshot["answers"]
+    raw: list[tuple[tuple[str, int], Json]] = []
+    for item in items:
+        data = item.get("answer")
+        if data is not None:
+            raw.append(((item["sub_session"], data["request_number"]), data))
+            continue
+        # format 2: answers alike an earlier one of the list but for their numbers
+        like = items[item["like"]]["answer"]
+        for number in item["request_numbers"]:
+            raw.append(((item["sub_session"], number), {**like, "request_number": number}))
+    answers = StoredAnswers(raw)
     return CreditControlSession(
         id=id,
         account_id=account_id,

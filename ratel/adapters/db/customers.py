@@ -21,7 +21,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db import tables
-from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
+from ratel.adapters.db.statements import Interned, Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, customers
 from ratel.adapters.db.types import AmountSql, amount_param, to_storage
 from ratel.domain.customer import (
@@ -61,25 +61,61 @@ _INSERT = sa.insert(customers)
 
 def customer_row(customer: Customer) -> dict[str, Any]:
     """The ``customers`` row of ``customer`` (amounts rounded as stored)."""
+    return _row_of(_state(customer))
+
+
+#: A customer as a row holds it, cheaply taken: everything but the wallet
+#: (values that never change in place, custom fields copied), then the
+#: wallet's balance, credit limit and reserved amounts as the wallet holds them.
+_State = tuple[tuple[Any, ...], tuple[Decimal, Decimal, Decimal]]
+
+
+def _state(customer: Customer) -> _State:
     wallet = customer.wallet
+    return (
+        (
+            customer.id,
+            customer.name,
+            customer.currency,
+            customer.status,
+            customer.billing_period,
+            customer.contact,
+            customer.country,
+            customer.customer_class,
+            dict(customer.custom_fields),
+            customer.created_at,
+        ),
+        (wallet.balance.amount, wallet.credit_limit.amount, wallet.reserved.amount),
+    )
+
+
+def _row_of(state: _State) -> dict[str, Any]:
+    (
+        (id_, name, currency, status, period, contact, country, class_, fields, created_at),
+        (balance, credit_limit, reserved),
+    ) = state
     return {
-        "id": customer.id,
-        "name": customer.name,
-        "currency": customer.currency,
-        "balance": to_storage(wallet.balance.amount),
-        "credit_limit": to_storage(wallet.credit_limit.amount),
-        "reserved": to_storage(wallet.reserved.amount),
-        "status": customer.status.value,
-        "billing_unit": customer.billing_period.unit.value,
-        "billing_anchor_day": customer.billing_period.anchor_day,
-        "email": customer.contact.email,
-        "phone": customer.contact.phone,
-        "address_lines": list(customer.contact.address_lines),
-        "country": customer.country,
-        "customer_class": customer.customer_class,
-        "custom_fields": dict(customer.custom_fields),
-        "created_at": customer.created_at,
+        "id": id_,
+        "name": name,
+        "currency": currency,
+        "balance": to_storage(balance),
+        "credit_limit": to_storage(credit_limit),
+        "reserved": to_storage(reserved),
+        "status": status.value,
+        "billing_unit": period.unit.value,
+        "billing_anchor_day": period.anchor_day,
+        "email": contact.email,
+        "phone": contact.phone,
+        "address_lines": list(contact.address_lines),
+        "country": country,
+        "customer_class": class_,
+        "custom_fields": dict(fields),
+        "created_at": created_at,
     }
+
+
+_period = Interned(lambda unit, day: BillingPeriod(PeriodUnit(unit), day))
+_contact = Interned(Contact)
 
 
 def customer_from_row(row: RowMapping) -> Customer:
@@ -95,8 +131,8 @@ def customer_from_row(row: RowMapping) -> Customer:
         ),
         created_at=row["created_at"],
         status=CustomerStatus(row["status"]),
-        billing_period=BillingPeriod(PeriodUnit(row["billing_unit"]), row["billing_anchor_day"]),
-        contact=Contact(row["email"], row["phone"], tuple(row["address_lines"])),
+        billing_period=_period(row["billing_unit"], row["billing_anchor_day"]),
+        contact=_contact(row["email"], row["phone"], tuple(row["address_lines"])),
         country=row["country"],
         customer_class=row["customer_class"],
         custom_fields=dict(row["custom_fields"]),
@@ -163,8 +199,9 @@ class SqlCustomerRepository(Repository):
 
     # Keyed by id() of the object handed out, so that two objects loaded for
     # the same customer each write their own change; the object is held too,
-    # which keeps its id() from being reused.
-    _seen: dict[int, tuple[Customer, dict[str, Any]]]
+    # which keeps its id() from being reused. With it, its ``_state`` when
+    # loaded or last written (its row is built from that only when needed).
+    _seen: dict[int, tuple[Customer, _State]]
 
     def __init__(self, connection: AsyncConnection) -> None:
         super().__init__(connection)
@@ -180,12 +217,12 @@ class SqlCustomerRepository(Repository):
     async def add_many(self, customers: Sequence[Customer]) -> None:
         if not customers:
             return
-        rows = [customer_row(customer) for customer in customers]
+        states = [_state(customer) for customer in customers]
         # One executemany (a plain execute for one row): the statement is the
         # same whatever the values, so it is compiled once per process.
-        await self._execute(_INSERT, rows)
-        for customer, row in zip(customers, rows, strict=True):
-            self._seen[id(customer)] = (customer, row)
+        await self._execute(_INSERT, [_row_of(state) for state in states])
+        for customer, state in zip(customers, states, strict=True):
+            self._seen[id(customer)] = (customer, state)
 
     async def get(self, customer_id: str, *, lock: bool = False) -> Customer | None:
         result = await self._execute(_BY_ID(lock), {"customer_id": customer_id})
@@ -193,7 +230,7 @@ class SqlCustomerRepository(Repository):
         if row is None:
             return None
         customer = customer_from_row(row)
-        self._seen[id(customer)] = (customer, customer_row(customer))
+        self._seen[id(customer)] = (customer, _state(customer))
         return customer
 
     async def get_many(
@@ -207,12 +244,12 @@ class SqlCustomerRepository(Repository):
             )
             for row in result.mappings():
                 customer = customer_from_row(row)
-                self._seen[id(customer)] = (customer, customer_row(customer))
+                self._seen[id(customer)] = (customer, _state(customer))
                 found[customer.id] = customer
         return found
 
     async def save_many(self, customers: Sequence[Customer]) -> None:
-        wallets: list[tuple[Customer, dict[str, Any], Decimal, Decimal, Decimal | None]] = []
+        wallets: list[tuple[Customer, _State, Decimal, Decimal, Decimal | None]] = []
         for customer in {id(c): c for c in customers}.values():
             seen = self._seen.get(id(customer))
             if seen is None:
@@ -220,22 +257,23 @@ class SqlCustomerRepository(Repository):
                     f"customer {customer.id} was not loaded or added in this unit of work: "
                     "its wallet change cannot be known"
                 )
-            before = seen[1]
-            after = customer_row(customer)
-            if after["credit_limit"] != before["credit_limit"] or any(
-                after[k] != before[k] for k in after if k not in _WALLET
-            ):
+            (fields, (balance, limit, reserved)) = seen[1]
+            now = _state(customer)
+            if now == seen[1]:
+                continue  # nothing moved (the usual case for a call paid by quota)
+            n_balance, n_limit, n_reserved = (to_storage(amount) for amount in now[1])
+            if now[0] != fields or n_limit != to_storage(limit):
                 await self.save(customer)  # more than the wallet moved: rare, on its own
                 continue
-            d_balance = after["balance"] - before["balance"]
-            d_reserved = after["reserved"] - before["reserved"]
+            d_balance = n_balance - to_storage(balance)
+            d_reserved = n_reserved - to_storage(reserved)
             if not d_balance and not d_reserved:
                 continue
             floor: Decimal | None = None
             if d_balance - d_reserved < 0:
-                available_here = after["balance"] + after["credit_limit"] - after["reserved"]
+                available_here = n_balance + n_limit - n_reserved
                 floor = min(Decimal(0), available_here)
-            wallets.append((customer, after, d_balance, d_reserved, floor))
+            wallets.append((customer, now, d_balance, d_reserved, floor))
         if not wallets:
             return
         if self._postgresql:
@@ -277,8 +315,8 @@ class SqlCustomerRepository(Repository):
                 f"customers {refused}: the change would pass the credit limit "
                 "(another transaction spent the money first)"
             )
-        for customer, after, *_ in wallets:
-            self._seen[id(customer)] = (customer, after)
+        for customer, now, *_ in wallets:
+            self._seen[id(customer)] = (customer, now)
 
     async def save(self, customer: Customer) -> None:
         seen = self._seen.get(id(customer))
@@ -287,8 +325,9 @@ class SqlCustomerRepository(Repository):
                 f"customer {customer.id} was not loaded or added in this unit of work: "
                 "its wallet change cannot be known"
             )
-        _, before = seen
-        after = customer_row(customer)
+        before = _row_of(seen[1])
+        state = _state(customer)
+        after = _row_of(state)
         changed = {k: v for k, v in after.items() if k not in _WALLET and v != before[k]}
         d_balance = after["balance"] - before["balance"]
         d_reserved = after["reserved"] - before["reserved"]
@@ -325,7 +364,7 @@ class SqlCustomerRepository(Repository):
                 f"customer {customer.id}: the change would pass the credit limit "
                 "(another transaction spent the money first)"
             )
-        self._seen[id(customer)] = (customer, after)
+        self._seen[id(customer)] = (customer, state)
 
     async def find(
         self,
@@ -358,7 +397,7 @@ class SqlCustomerRepository(Repository):
         rows = (await self._execute(statement)).mappings().all()
         found = [customer_from_row(row) for row in rows]
         for customer in found:
-            self._seen[id(customer)] = (customer, customer_row(customer))
+            self._seen[id(customer)] = (customer, _state(customer))
         return found
 
     async def count(self) -> int:

@@ -10,7 +10,7 @@ request numbers, sub-sessions and the xDR.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ratel.adapters.db.codec import session_from_snapshot, session_snapshot, snapshot_text
+from ratel.adapters.db.catalogue import CATALOGUE_VERSION
+from ratel.adapters.db.codec import (
+    session_from_snapshot,
+    session_snapshot,
+    snapshot_text,
+    stored_copy,
+)
 from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
@@ -29,13 +35,19 @@ from ratel.domain.errors import ConcurrentChange, SessionExists
 _BY_ID = Prebuilt(sa.select(cc_sessions).where(cc_sessions.c.id == sa.bindparam("session_id")))
 # Sorted by id: concurrent batches lock their sessions in one global order.
 _BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session_ids")
-# What tells whether the process's copy of a session is current (and locks it).
+# What tells whether the process's copy of a session is current (and locks
+# it); with the catalogue's version, which a batch would read next otherwise.
 _VERSIONS = PrebuiltMany(
     cc_sessions,
     cc_sessions.c.id,
     cc_sessions.c.id,
     "session_ids",
-    columns=(cc_sessions.c.id, cc_sessions.c.version, cc_sessions.c.last_activity),
+    columns=(
+        cc_sessions.c.id,
+        cc_sessions.c.version,
+        cc_sessions.c.last_activity,
+        CATALOGUE_VERSION.label("catalogue_version"),
+    ),
 )
 
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
@@ -107,7 +119,6 @@ def _session_from_row(row: Any) -> CreditControlSession:
         started_at=row["started_at"],
         last_activity=row["last_activity"],
         snapshot=row["snapshot"],
-        answer_texts=row.get("answer_texts"),
     )
 
 
@@ -119,30 +130,37 @@ _CHUNK = 1000
 
 
 class SessionCache:
-    """The rows of the sessions this process last read or committed, each
-    valid for one version (and last activity, so that a row deleted and made
-    again under the same id is never mistaken for the old one). A batch reads
-    only the version of a session it holds a current row for: no snapshot
-    crosses the wire or goes through the JSON decoder. Rows are stored as
-    read or written and never changed (every load builds new objects from
-    them). Written rows enter only once their transaction has committed."""
+    """The sessions this process last read or committed, decoded, each valid
+    for one version (and last activity, so that a row deleted and made again
+    under the same id is never mistaken for the old one). A batch reads only
+    the version of a session it holds a current copy of: no snapshot crosses
+    the wire or goes through the JSON decoder, and no session is rebuilt from
+    JSON. What is kept is a copy of the session as its row holds it
+    (``stored_copy``), shared with nobody; ``take`` hands it out and forgets
+    it, so that whatever the taker does to it stays the taker's. Written
+    sessions enter only once their transaction has committed."""
 
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
-        self._rows: dict[str, tuple[int, datetime, dict[str, Any]]] = {}
+        self._sessions: dict[str, tuple[int, datetime, CreditControlSession]] = {}
 
-    def get(self, session_id: str, version: int, last_activity: datetime) -> dict[str, Any] | None:
-        entry = self._rows.get(session_id)
+    def take(
+        self, session_id: str, version: int, last_activity: datetime
+    ) -> CreditControlSession | None:
+        """The session as of ``version``, if held (and no longer held)."""
+        entry = self._sessions.pop(session_id, None)
         if entry is None or entry[0] != version or entry[1] != last_activity:
             return None
         return entry[2]
 
-    def put(self, session_id: str, version: int, row: dict[str, Any]) -> None:
-        rows = self._rows
-        rows.pop(session_id, None)  # the newest last: the oldest go first
-        rows[session_id] = (version, row["last_activity"], row)
-        if len(rows) > self._size:
-            del rows[next(iter(rows))]
+    def put(self, version: int, stored: CreditControlSession) -> None:
+        """Keep ``stored`` (a ``stored_copy``, shared with nobody) as the
+        session's row at ``version``."""
+        sessions = self._sessions
+        sessions.pop(stored.id, None)  # the newest last: the oldest go first
+        sessions[stored.id] = (version, stored.last_activity, stored)
+        if len(sessions) > self._size:
+            del sessions[next(iter(sessions))]
 
 
 _caches: weakref.WeakKeyDictionary[Engine, SessionCache] = weakref.WeakKeyDictionary()
@@ -163,11 +181,19 @@ class SqlSessionRepository(Repository):
 
     _seen: dict[int, tuple[CreditControlSession, int]]
 
-    def __init__(self, connection: AsyncConnection, cache: SessionCache | None = None) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        cache: SessionCache | None = None,
+        catalogue_version: Callable[[int | None], None] | None = None,
+    ) -> None:
         super().__init__(connection)
         self._seen = {}
         self._cache = cache
-        self._written: dict[str, tuple[int, dict[str, Any]]] = {}  # for the cache, on commit
+        # told the catalogue's version when a batch load reads it
+        self._catalogue_version = catalogue_version
+        # for the cache, on commit: the version written and the session as stored
+        self._written: dict[str, tuple[int, CreditControlSession]] = {}
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the versions it holds are stale)."""
@@ -177,8 +203,8 @@ class SqlSessionRepository(Repository):
     def committed(self) -> None:
         """The transaction committed: what it wrote is now the current row."""
         if self._cache is not None:
-            for session_id, (version, row) in self._written.items():
-                self._cache.put(session_id, version, row)
+            for version, stored in self._written.values():
+                self._cache.put(version, stored)
         self._written.clear()
 
     async def add(self, session: CreditControlSession) -> None:
@@ -220,24 +246,29 @@ class SqlSessionRepository(Repository):
             # sessions whose current row the process does not hold.
             missing: list[str] = []
             versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
-            for session_id, version, last_activity in versions:
-                row = cache.get(session_id, version, last_activity)
-                if row is None:
+            if versions and self._catalogue_version is not None:
+                self._catalogue_version(versions[0][3])
+            for session_id, version, last_activity, _ in versions:
+                session = cache.take(session_id, version, last_activity)
+                if session is None:
                     missing.append(session_id)
                 else:
-                    self._found(found, row, version)
+                    self._seen[id(session)] = (session, version)
+                    found[session_id] = session
             if missing:
                 result = await self._execute(_BY_IDS(self._dialect), {"session_ids": missing})
-                for read in result.mappings():
-                    row = dict(read)
-                    cache.put(row["id"], row["version"], row)  # committed: it was read
-                    self._found(found, row, row["version"])
+                for row in result.mappings():
+                    session = self._found(found, row, row["version"])
+                    cache.put(row["version"], stored_copy(session))  # committed: it was read
         return found
 
-    def _found(self, found: dict[str, CreditControlSession], row: Any, version: int) -> None:
+    def _found(
+        self, found: dict[str, CreditControlSession], row: Any, version: int
+    ) -> CreditControlSession:
         session = _session_from_row(row)
         self._seen[id(session)] = (session, version)
         found[session.id] = session
+        return session
 
     async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
@@ -267,9 +298,9 @@ class SqlSessionRepository(Repository):
             raise SessionExists(
                 f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
             )
-        for session, row in zip(sessions, rows, strict=True):
+        for session in sessions:
             self._seen[id(session)] = (session, 1)
-            self._written[session.id] = (1, row)
+            self._written[session.id] = (1, stored_copy(session))
 
     async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
@@ -283,11 +314,7 @@ class SqlSessionRepository(Repository):
                     "its version is not known"
                 )
             versions.append(seen[1])
-        snapshots = [session_snapshot(session) for session in sessions]
-        encoded = [
-            snapshot_text(session, snapshot, _dumps)
-            for session, snapshot in zip(sessions, snapshots, strict=True)
-        ]
+        snapshots = [snapshot_text(session, _dumps) for session in sessions]
         if self._postgresql:
             result = await self._execute(
                 _PG_SAVE_MANY,
@@ -296,7 +323,7 @@ class SqlSessionRepository(Repository):
                     "versions": versions,
                     "states": [s.state.value for s in sessions],
                     "activity": [s.last_activity for s in sessions],
-                    "snapshots": [text for text, _ in encoded],
+                    "snapshots": [w.text for w in snapshots],
                 },
             )
             written = len(result.all())
@@ -308,10 +335,10 @@ class SqlSessionRepository(Repository):
                         "s_id": s.id,
                         "s_state": s.state.value,
                         "s_last_activity": s.last_activity,
-                        "s_snapshot": text,
+                        "s_snapshot": w.text,
                         "s_version": version,
                     }
-                    for s, (text, _), version in zip(sessions, encoded, versions, strict=True)
+                    for s, w, version in zip(sessions, snapshots, versions, strict=True)
                 ],
             )
             written = result.rowcount
@@ -320,14 +347,9 @@ class SqlSessionRepository(Repository):
                 f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
                 "were changed or removed by another request"
             )
-        for session, snapshot, (_, texts), version in zip(
-            sessions, snapshots, encoded, versions, strict=True
-        ):
+        for session, w, version in zip(sessions, snapshots, versions, strict=True):
             self._seen[id(session)] = (session, version + 1)
-            self._written[session.id] = (
-                version + 1,
-                {**_row(session, snapshot), "answer_texts": texts},
-            )
+            self._written[session.id] = (version + 1, stored_copy(session, w))
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))

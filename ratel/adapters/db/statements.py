@@ -4,8 +4,8 @@ statements that differ between SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -130,3 +130,28 @@ def lockable(statement: sa.Select[Any], lock: bool, *, skip_locked: bool = False
     if not lock:
         return statement
     return statement.with_for_update(key_share=True, skip_locked=skip_locked)
+
+
+V = TypeVar("V")
+
+
+class Interned(Generic[V]):
+    """Immutable values (frozen dataclasses) rebuilt from the same column
+    values, made and checked once: a charging batch rebuilds the same
+    contacts, identifiers and scopes for every request of the same customer
+    or account. Equal inputs give the one equal, shared object; the memo is
+    emptied when it grows large. ``make`` raising remembers nothing."""
+
+    def __init__(self, make: Callable[..., V], size: int = 10_000) -> None:
+        self._make = make
+        self._size = size
+        self._values: dict[Hashable, V] = {}
+
+    def __call__(self, *key: Hashable) -> V:
+        value = self._values.get(key)
+        if value is None:
+            value = self._make(*key)
+            if len(self._values) >= self._size:
+                self._values.clear()
+            self._values[key] = value
+        return value

@@ -99,7 +99,9 @@ class SqlUnitOfWork:
         self.accounts = SqlAccountRepository(connection)
         self.catalogue = SqlCatalogueRepository(connection, self._cache)
         self.quotas = SqlQuotaRepository(connection)
-        self.sessions = SqlSessionRepository(connection, self._sessions)
+        self.sessions = SqlSessionRepository(
+            connection, self._sessions, catalogue_version=self.catalogue.observe_version
+        )
         self.xdrs = SqlXdrRepository(connection)
         self.transactions = SqlTransactionRepository(connection)
         self.vouchers = SqlVoucherRepository(connection)
