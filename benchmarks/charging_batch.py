@@ -37,6 +37,7 @@ from ratel.adapters.db.engine import create_engine
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
+from ratel.app import tune_collector
 from ratel.application.base import Dependencies
 from ratel.application.charging_batch import Charging, ChargingBatch
 from ratel.application.credit_control import CreditControl, Subscriber
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    tune_collector()  # as `ratel serve` runs (every line of the run alike)
     for backend in args.backends.split(","):
         asyncio.run(
             bench(

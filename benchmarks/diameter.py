@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.diameter import codec
 from ratel.adapters.diameter.node import DiameterNode
+from ratel.app import tune_collector
 from ratel.config import Settings
 from ratel.container import build_container, dispose
 from ratel.demo import bulk_identifiers, load_demo
@@ -283,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     # python-diameter logs every connection coming and going at WARNING
     logging.getLogger("diameter").setLevel(logging.ERROR)
     started = time.perf_counter()
+    tune_collector()  # as `ratel serve` runs (every line of the run alike)
     asyncio.run(run(args))
     print(f"diameter: measured in {time.perf_counter() - started:.0f} s")
 

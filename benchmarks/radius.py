@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.server import RadiusServer
+from ratel.app import tune_collector
 from ratel.application.charging_batch import Companion
 from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("RATEL_TEST_PG_URL", DEFAULT_PG_URL),
         help="PostgreSQL server URL ('' to skip)",
     )
+    tune_collector()  # as `ratel serve` runs (every line of the run alike)
     asyncio.run(run(parser.parse_args(argv)))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 import httpx
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ratel.app import Service, create_app
+from ratel.app import SERVING_GC_THRESHOLDS, Service, create_app, tune_collector
 from ratel.config import Settings
 from ratel.container import build_container
 
@@ -150,3 +151,14 @@ async def test_serve_runs_the_event_relay(database_url: str) -> None:
     assert await asyncio.wait_for(seen.get(), 10) == customer.id
     service.stop()
     assert await asyncio.wait_for(running, 10) == 0
+
+
+def test_serving_tunes_the_collector_for_a_long_running_process() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == SERVING_GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # start-up objects out of every collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
