@@ -6,13 +6,7 @@ GraphQL and the RAR it brings, over real TCP to a real process."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import queue
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,76 +29,26 @@ from gateway import (
 from ratel.adapters.diameter import codec
 from ratel.config import Settings
 from ratel.container import build_container, dispose
+from tests.serving import LogLines, ratel, ratel_env, serve, stop
 
 GIB = 1024**3
 ALICE = "12055550100"
-STARTUP_SECONDS = 60
-
-
-def ratel(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ratel.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-class Events:
-    """The JSON log lines of a process, read in a thread."""
-
-    def __init__(self, stream: object) -> None:
-        self.lines: queue.Queue[dict[str, object]] = queue.Queue()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            try:
-                self.lines.put(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-
-    def wait_for(self, message: str, timeout: float = STARTUP_SECONDS) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                event = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event.get("message") == message:
-                return event
-        raise AssertionError(f"no {message!r} in the log")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Events]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], LogLines]]:
     workdir = tmp_path_factory.mktemp("ratel-diameter-e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
-    env.update(
-        RATEL_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'ratel.db'}",
-        RATEL_HTTP_PORT="0",
-        RATEL_RADIUS_AUTH_PORT="0",
-        RATEL_RADIUS_ACCT_PORT="0",
-        RATEL_DIAMETER_PORT="0",  # a free port, announced in the "diameter listening" line
+    # the Diameter port is a free one, announced in the "diameter listening" line
+    env = ratel_env(
+        workdir / "ratel.db",
         RATEL_DIAMETER_PEERS="pgw1.e2e.test=127.0.0.1",
         RATEL_EVENT_RELAY_INTERVAL="0.1",
-        RATEL_LOG_FORMAT="json",
     )
     assert ratel(env, workdir, "db", "upgrade").returncode == 0
     loaded = ratel(env, workdir, "demo", "load")
     assert loaded.returncode == 0, loaded.stderr
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    events = Events(process.stderr)
+    process = serve(env, workdir)
+    events = LogLines(process.stderr)
     try:
         diameter = events.wait_for("diameter listening")
         http = events.wait_for("listening")
@@ -112,12 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
         env["HTTP_URL"] = str(http["url"])
         yield env, events
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 async def staff_token(env: dict[str, str]) -> str:
@@ -154,7 +93,7 @@ TOP_UP = """mutation($id: String!) {
 
 
 async def test_a_data_session_from_turbo_to_regular_to_the_hotline_then_a_top_up_and_a_rar(
-    served: tuple[dict[str, str], Events],
+    served: tuple[dict[str, str], LogLines],
 ) -> None:
     env, _ = served
     port = int(env["DIAMETER_ADDRESS"].rsplit(":", 1)[1])
