@@ -149,13 +149,9 @@ async def test_reads_are_cached_across_units_of_work(
     assert len(queries) == 1 and "catalogue_version" in queries[0]
 
 
-async def test_a_write_by_another_process_is_seen_at_the_next_unit_of_work(
-    database_url: str, uow: SqlUnitOfWorkFactory
-) -> None:
-    await define_catalogue(uow)
-    async with uow() as work:
-        before = await work.catalogue.get_tariff("DATA-STD")
-        assert before is not None and len(before) == 1
+async def faster_data_from_another_process(database_url: str) -> None:
+    """DATA-STD redefined (cheaper, and with a roaming rate) through an engine
+    of its own, as another ratel process would."""
     other_process = create_engine(database_url)
     try:
         faster = Tariff("DATA-STD", "USD", "Data")
@@ -166,6 +162,16 @@ async def test_a_write_by_another_process_is_seen_at_the_next_unit_of_work(
             await work.commit()
     finally:
         await other_process.dispose()
+
+
+async def test_a_write_by_another_process_is_seen_at_the_next_unit_of_work(
+    database_url: str, uow: SqlUnitOfWorkFactory
+) -> None:
+    await define_catalogue(uow)
+    async with uow() as work:
+        before = await work.catalogue.get_tariff("DATA-STD")
+        assert before is not None and len(before) == 1
+    await faster_data_from_another_process(database_url)
     async with uow() as work:
         after = await work.catalogue.get_tariff("DATA-STD")
     assert after is not None and len(after) == 2
@@ -259,16 +265,7 @@ async def test_a_batch_reads_the_catalogue_version_with_its_sessions(
             assert tariff is not None and len(tariff) == 1
     queries = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert len(queries) == 1 and "catalogue_version" in queries[0]  # the sessions' query
-    other_process = create_engine(database_url)
-    try:
-        faster = Tariff("DATA-STD", "USD", "Data")
-        faster.add_custom("DATA", Rate.per_interval(usd("0.005"), 1024 * 1024), DATA)
-        faster.add_custom("DATA-ROAM", Rate.per_interval(usd("1"), 1024 * 1024), DATA)
-        async with SqlUnitOfWorkFactory(other_process)() as work:
-            await work.catalogue.add_tariff(faster)
-            await work.commit()
-    finally:
-        await other_process.dispose()
+    await faster_data_from_another_process(database_url)
     async with uow() as work:
         await work.sessions.get_many(["v-1"], lock=True)
         after = await work.catalogue.get_tariff("DATA-STD")
