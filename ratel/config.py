@@ -118,6 +118,10 @@ class Settings:
     directory_sync_interval: float = 600.0
     # RADIUS: how often a NAS reports usage, and how the DAE client retries.
     radius_interim_interval: int = 300
+    # The kernel's receive buffer of the RADIUS sockets, in bytes: a burst of
+    # requests arriving while a charging batch runs waits there; overflowing
+    # it drops them, and the NAS retransmits only seconds later.
+    radius_receive_buffer: int = 4 * 1024 * 1024
     radius_dae_timeout: float = 2.0
     radius_dae_retries: int = 3
     # DPI: a Sandvine policy broker told each session's Framed-IP-Address ("": none)
@@ -397,6 +401,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory_receive_timeout": _receive_timeout,
     "directory_sync_interval": _seconds,
     "radius_interim_interval": _positive_integer,
+    "radius_receive_buffer": _positive_integer,
     "radius_dae_timeout": _seconds,
     "radius_dae_retries": _positive_integer,
     "radius_dpi_host": _text,

@@ -486,6 +486,7 @@ class Container(containers.DeclarativeContainer):
         telemetry=telemetry,
         listeners=listeners,
         interim_interval=settings.provided.radius_interim_interval,
+        receive_buffer=settings.provided.radius_receive_buffer,
     )
 
     # -- what `ratel serve` runs besides HTTP, started in this order and

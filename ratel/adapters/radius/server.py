@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 import time
 from collections import OrderedDict
@@ -195,8 +196,10 @@ class RadiusServer:
         listeners: ListenerRegistry,
         interim_interval: int = 300,
         nas_refresh_seconds: float = 2.0,
+        receive_buffer: int = 0,
     ) -> None:
         self._host = host
+        self._receive_buffer = receive_buffer
         self._ports = {"auth": auth_port, "acct": acct_port}
         self._authorize = authorize
         self._accounting = accounting
@@ -224,6 +227,8 @@ class RadiusServer:
                 )
                 self._endpoints[kind] = endpoint
                 self.addresses[kind] = transport.get_extra_info("sockname")[:2]
+                if self._receive_buffer:
+                    _enlarge_receive_buffer(transport, kind, self._receive_buffer)
         except OSError as exc:
             self._listener.down(f"cannot listen on {self._host}: {exc}")
             await self._close()
@@ -460,6 +465,26 @@ def _decoded(request: rp.Packet) -> dict[str, list[Any]]:
     (asking a packet for an absent attribute costs a KeyError each time)."""
     names = request.keys()  # pyrad's keys() gives names; iterating gives raw codes
     return {name: request[name] for name in names if isinstance(name, str)}
+
+
+def _enlarge_receive_buffer(transport: asyncio.BaseTransport, kind: str, wanted: int) -> int:
+    """Ask the kernel for a receive buffer of ``wanted`` bytes on the
+    endpoint's socket; the size it gave (Linux reports twice what it
+    accounts for, and caps the request at net.core.rmem_max)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+    except OSError as exc:
+        log.warning("RADIUS receive buffer not set", extra={"port": kind, "error": str(exc)})
+    given = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    if given < wanted:
+        log.warning(
+            "RADIUS receive buffer smaller than asked: raise net.core.rmem_max",
+            extra={"port": kind, "wanted": wanted, "given": given},
+        )
+    return given
 
 
 def _text(request: Readable, name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -399,3 +400,41 @@ async def test_status_server_is_answered_on_both_ports(
     assert "Message-Authenticator" in alive.attributes
     alive = await radclient(acct_port, "status", "Message-Authenticator = 0x00")
     assert alive.code == "Accounting-Response", alive.output
+
+
+def receive_buffers(server: RadiusServer) -> dict[str, int]:
+    """What the kernel gave each of the server's sockets."""
+    buffers = {}
+    for kind, endpoint in server._endpoints.items():
+        assert endpoint.transport is not None
+        sock = endpoint.transport.get_extra_info("socket")
+        buffers[kind] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return buffers
+
+
+def rmem_max() -> int:
+    with open("/proc/sys/net/core/rmem_max") as limit:
+        return int(limit.read())
+
+
+async def test_the_sockets_hold_a_burst_of_requests(server: RadiusServer) -> None:
+    # the default asks for 4 MiB: the kernel's 208 kB default drops a burst
+    # of a few hundred requests arriving while a charging batch runs
+    wanted = 4 * 1024 * 1024
+    for given in receive_buffers(server).values():
+        assert given >= min(wanted, rmem_max())
+
+
+async def test_a_receive_buffer_the_kernel_caps_is_logged(
+    container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    too_big = rmem_max() * 4
+    container.settings.override(replace(container.settings(), radius_receive_buffer=too_big))
+    server: RadiusServer = container.radius_server()
+    await server.start()
+    try:
+        assert all(given < too_big for given in receive_buffers(server).values())
+    finally:
+        await server.stop()
+    warned = [r for r in caplog.records if "raise net.core.rmem_max" in r.getMessage()]
+    assert {getattr(r, "port", None) for r in warned} == {"auth", "acct"}
