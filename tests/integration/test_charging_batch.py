@@ -9,7 +9,6 @@ import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from store_builders import MIB, usd
+from use_case_support import CHARGES, SERVICES, Clock, define_tariffs
 
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
 from ratel.adapters.db.tables import customers
@@ -24,7 +25,7 @@ from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher
 from ratel.application.accounts import CreateAccount
 from ratel.application.base import Dependencies
-from ratel.application.catalogue import DefineDestinationGroups, DefineProduct, DefineTariff
+from ratel.application.catalogue import DefineProduct
 from ratel.application.charging_batch import (
     CallKind,
     ChargingBatch,
@@ -41,30 +42,12 @@ from ratel.domain.catalogue import (
     QuotaDefinition,
     Service,
     Unit,
-    UsageCharge,
 )
 from ratel.domain.charging import Answer, Grant, UsageRequest
 from ratel.domain.errors import ConcurrentChange
 from ratel.domain.identifiers import Identifiers, Msisdn
 from ratel.domain.money import Money
-from ratel.domain.rating import DestinationGroup, Rate, Tariff
 from ratel.ports.store import IdentifierKind
-
-MIB = 1024 * 1024
-START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-LOCAL = DestinationGroup("LOCAL", "Local calls", "400000001")
-DATA = DestinationGroup("DATA", "Data", "400000006")
-SMS = DestinationGroup("DOMESTIC_SMS", "Domestic SMS", "400000004")
-
-
-class Clock:
-    """The test moves time (both paths read it a different number of times)."""
-
-    def __init__(self) -> None:
-        self.at = START
-
-    def now(self) -> datetime:
-        return self.at
 
 
 class Ids:
@@ -75,10 +58,6 @@ class Ids:
 
     def new(self, prefix: str) -> str:
         return f"{prefix}_{next(self._next):08d}"
-
-
-def usd(amount: str | int) -> Money:
-    return Money.of(amount, "USD")
 
 
 class FailingUow(SqlUnitOfWork):
@@ -122,21 +101,8 @@ async def deps(engine: AsyncEngine) -> Dependencies:
     deps = Dependencies(
         uow=CountingUow(engine), clock=Clock(), ids=Ids(), hasher=HmacHasher("test")
     )
-    await DefineDestinationGroups(deps)([LOCAL, DATA, SMS])
-    voice = Tariff("VOICE", "USD")
-    voice.add_prefix("1", Rate.per_interval(usd("0.10"), 60, connection_fee=usd("0.05")), LOCAL)
-    data = Tariff("DATA", "USD")
-    data.add_custom("DATA", Rate.per_interval(usd("0.01"), MIB), DATA)
-    sms = Tariff("SMS", "USD")
-    sms.add_prefix("1", Rate.per_interval(usd("0.05"), 1), SMS)
-    for tariff in (voice, data, sms):
-        await DefineTariff(deps)(tariff)
-    charges = (
-        UsageCharge("VOICE", "VOICE"),
-        UsageCharge("DATA", "DATA"),
-        UsageCharge("SMS", "SMS"),
-    )
-    services = frozenset({Service.VOICE, Service.DATA, Service.SMS})
+    await define_tariffs(deps)
+    charges, services = CHARGES, SERVICES
     quota = QuotaDefinition("BASIC-DATA", Service.DATA, Unit.BYTES, Decimal(3 * MIB))
     await DefineProduct(deps)(
         Product(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from store_builders import MIB, usd
+from use_case_support import CHARGES, SERVICES, START, Clock, define_tariffs
 
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher, TimeOrderedIds
@@ -25,7 +27,7 @@ from ratel.application.accounts import (
 )
 from ratel.application.add_ons import AddAddOn, RemoveAddOn
 from ratel.application.base import Dependencies
-from ratel.application.catalogue import DefineDestinationGroups, DefineProduct, DefineTariff
+from ratel.application.catalogue import DefineProduct
 from ratel.application.credit_control import (
     CreditControl,
     Subscriber,
@@ -52,35 +54,13 @@ from ratel.domain.catalogue import (
     Renewal,
     Service,
     Unit,
-    UsageCharge,
 )
 from ratel.domain.charging import Denial, Grant, UsageRequest
 from ratel.domain.errors import DomainError, DuplicateIdentifier
 from ratel.domain.identifiers import Identifiers, Msisdn
 from ratel.domain.money import Money
-from ratel.domain.rating import DestinationGroup, Rate, Tariff
 from ratel.domain.voucher import VoucherUnusable
 from ratel.ports.store import IdentifierKind
-
-MIB = 1024 * 1024
-START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-LOCAL = DestinationGroup("LOCAL", "Local calls", "400000001")
-DATA = DestinationGroup("DATA", "Data", "400000006")
-SMS = DestinationGroup("DOMESTIC_SMS", "Domestic SMS", "400000004")
-
-
-class Clock:
-    """The test moves time; the store and everything else is real."""
-
-    def __init__(self) -> None:
-        self.at = START
-
-    def now(self) -> datetime:
-        return self.at
-
-
-def usd(amount: str | int) -> Money:
-    return Money.of(amount, "USD")
 
 
 @pytest.fixture
@@ -91,21 +71,8 @@ async def deps(engine) -> Dependencies:  # type: ignore[no-untyped-def]
         ids=TimeOrderedIds(),
         hasher=HmacHasher("test"),
     )
-    await DefineDestinationGroups(deps)([LOCAL, DATA, SMS])
-    voice = Tariff("VOICE", "USD")
-    voice.add_prefix("1", Rate.per_interval(usd("0.10"), 60, connection_fee=usd("0.05")), LOCAL)
-    data = Tariff("DATA", "USD")
-    data.add_custom("DATA", Rate.per_interval(usd("0.01"), MIB), DATA)
-    sms = Tariff("SMS", "USD")
-    sms.add_prefix("1", Rate.per_interval(usd("0.05"), 1), SMS)
-    for tariff in (voice, data, sms):
-        await DefineTariff(deps)(tariff)
-    charges = (
-        UsageCharge("VOICE", "VOICE"),
-        UsageCharge("DATA", "DATA"),
-        UsageCharge("SMS", "SMS"),
-    )
-    services = frozenset({Service.VOICE, Service.DATA, Service.SMS})
+    await define_tariffs(deps)
+    charges, services = CHARGES, SERVICES
     await DefineProduct(deps)(
         Product(
             "BASIC",
