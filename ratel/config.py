@@ -122,6 +122,9 @@ class Settings:
     # requests arriving while a charging batch runs waits there; overflowing
     # it drops them, and the NAS retransmits only seconds later.
     radius_receive_buffer: int = 4 * 1024 * 1024
+    # Requests being answered at once; beyond it new ones are dropped (and
+    # counted) so that a slow database makes the NAS fail over, not queue.
+    radius_max_in_flight: int = 4096
     radius_dae_timeout: float = 2.0
     radius_dae_retries: int = 3
     # DPI: a Sandvine policy broker told each session's Framed-IP-Address ("": none)
@@ -402,6 +405,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory_sync_interval": _seconds,
     "radius_interim_interval": _positive_integer,
     "radius_receive_buffer": _positive_integer,
+    "radius_max_in_flight": _positive_integer,
     "radius_dae_timeout": _seconds,
     "radius_dae_retries": _positive_integer,
     "radius_dpi_host": _text,

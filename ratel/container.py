@@ -487,6 +487,7 @@ class Container(containers.DeclarativeContainer):
         listeners=listeners,
         interim_interval=settings.provided.radius_interim_interval,
         receive_buffer=settings.provided.radius_receive_buffer,
+        max_in_flight=settings.provided.radius_max_in_flight,
     )
 
     # -- what `ratel serve` runs besides HTTP, started in this order and

@@ -197,9 +197,12 @@ class RadiusServer:
         interim_interval: int = 300,
         nas_refresh_seconds: float = 2.0,
         receive_buffer: int = 0,
+        max_in_flight: int = 4096,
     ) -> None:
         self._host = host
         self._receive_buffer = receive_buffer
+        self._max_in_flight = max_in_flight
+        self._overload_drops = 0  # dropped since the overload began
         self._ports = {"auth": auth_port, "acct": acct_port}
         self._authorize = authorize
         self._accounting = accounting
@@ -293,6 +296,23 @@ class RadiusServer:
             if reply is not None and endpoint.transport is not None:
                 endpoint.transport.sendto(reply, addr)
             return
+        if len(self._tasks) >= self._max_in_flight:
+            # Overload: refuse rather than queue without end. Unanswered, the
+            # NAS retransmits later or fails over to another server; the
+            # retransmission gets a fresh try. Logged once per episode (a
+            # line per dropped packet would add load when there is too much).
+            self._duplicates.forget(key)
+            if not self._overload_drops:
+                log.warning(
+                    "RADIUS overloaded: dropping new requests",
+                    extra={"in_flight": len(self._tasks)},
+                )
+            self._overload_drops += 1
+            self._telemetry.record(PROTOCOL, "request", DROPPED, 0.0, "overload")
+            return
+        if self._overload_drops:
+            log.info("RADIUS overload over", extra={"dropped": self._overload_drops})
+            self._overload_drops = 0
         try:
             decoded = self._decode(kind, nas, data)
         except Exception:  # whatever pyrad trips on, the packet is malformed

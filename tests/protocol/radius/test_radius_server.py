@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import socket
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pyrad import packet as rp
@@ -438,3 +440,54 @@ async def test_a_receive_buffer_the_kernel_caps_is_logged(
         await server.stop()
     warned = [r for r in caplog.records if "raise net.core.rmem_max" in r.getMessage()]
     assert {getattr(r, "port", None) for r in warned} == {"auth", "acct"}
+
+
+async def test_beyond_the_requests_in_flight_new_ones_are_dropped_until_room_is_made(
+    container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ratel.radius")
+    container.settings.override(replace(container.settings(), radius_max_in_flight=2))
+    server: RadiusServer = container.radius_server()
+    await server.start()
+    try:
+        await register_nas(container)
+        sub = await subscriber(container, "alice@isp", balance="5.00")
+        acct_port = ports(server)[1]
+        for name in ("busy-1", "busy-2", "busy-3"):
+            assert (await radclient(acct_port, "acct", acct("Start", name))).code == (
+                "Accounting-Response"
+            )
+        # the database is slow: two interims are being charged and wait
+        accounting = container.charge_accounting()
+        release = asyncio.Event()
+        charge = accounting.interim
+
+        async def slow_interim(report: Any) -> Any:
+            await release.wait()
+            return await charge(report)
+
+        accounting.interim = slow_interim  # type: ignore[method-assign]
+        reports = [
+            acct("Interim-Update", name, Acct_Output_Octets=MIB, Acct_Session_Time=60)
+            for name in ("busy-1", "busy-2", "busy-3")
+        ]
+        waiting = [
+            asyncio.create_task(radclient(acct_port, "acct", report, timeout=5, retries=1))
+            for report in reports[:2]
+        ]
+        while len(server._tasks) < 2:
+            await asyncio.sleep(0.01)
+        refused = await radclient(acct_port, "acct", reports[2], timeout=0.5, retries=1)
+        assert refused.code == "timeout"  # dropped: no answer, nothing charged
+        assert dropped(container, "overload") >= 1
+        release.set()
+        assert [(await w).code for w in waiting] == ["Accounting-Response"] * 2
+        # room again: the retransmission is answered and charged once
+        again = await radclient(acct_port, "acct", reports[2])
+        assert again.code == "Accounting-Response", again.output
+        assert await balance(container, sub) == Decimal("4.97")  # 3 MiB at 0.01
+    finally:
+        await server.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("RADIUS overloaded: dropping new requests") == 1
+    assert said.count("RADIUS overload over") == 1
