@@ -5,12 +5,7 @@ through GraphQL brings the restoring CoA."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -32,8 +27,8 @@ from tests.protocol.radius.radius_support import (
     radclient,
     subscriber,
 )
+from tests.serving import LogLines, ratel_env, serve
 
-STARTUP_SECONDS = 30
 ADMIN_PASSWORD = "e2e-admin-password"
 
 
@@ -53,31 +48,6 @@ class DaeRecorder(asyncio.DatagramProtocol):
         self.arrived.put_nowait((request.code, {k: list(request[k]) for k in names}))
         assert self.transport is not None
         self.transport.sendto(request.CreateReply().ReplyPacket(), addr)
-
-
-class Log:
-    """The server's JSON log lines, read without blocking the loop."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self._process = process
-        self.seen: list[str] = []
-
-    async def wait_for(self, message: str, timeout: float = STARTUP_SECONDS) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        stream = self._process.stderr
-        assert stream is not None
-        while time.monotonic() < deadline:
-            line = await asyncio.to_thread(stream.readline)
-            if not line:
-                break
-            self.seen.append(line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("message") == message:
-                return event  # type: ignore[no-any-return]
-        raise AssertionError(f"no {message!r} log line; got:\n{''.join(self.seen)}")
 
 
 async def prepare(url: str) -> tuple[Subscriber, str]:
@@ -119,29 +89,16 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
     recorder, dae_port = dae
     url = f"sqlite+aiosqlite:///{tmp_path / 'ratel.db'}"
     alice, token = await prepare(url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RATEL_")}
-    env.update(
-        RATEL_DATABASE_URL=url,
-        RATEL_HTTP_PORT="0",
-        RATEL_DIAMETER_PORT="0",
-        RATEL_RADIUS_AUTH_PORT="0",
-        RATEL_RADIUS_ACCT_PORT="0",
+    env = ratel_env(
+        tmp_path / "ratel.db",
         RATEL_EVENT_RELAY_INTERVAL="0.1",
         RATEL_RADIUS_INTERIM_INTERVAL="60",
-        RATEL_LOG_FORMAT="json",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ratel.cli", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve(env, tmp_path)
     try:
-        log = Log(process)
-        radius = await log.wait_for("radius listening")
-        http = await log.wait_for("listening")
+        log = LogLines(process.stderr)
+        radius = await asyncio.to_thread(log.wait_for, "radius listening")
+        http = await asyncio.to_thread(log.wait_for, "listening")
         auth_port, acct_port = int(str(radius["auth_port"])), int(str(radius["acct_port"]))
         base = str(http["url"])
         headers = {"Authorization": f"Bearer {token}"}
