@@ -9,7 +9,7 @@ what is queued at once (one call when the load is light, up to the batch size
 under load), so latency stays that of one transaction while throughput grows
 with the load.
 
-Calls of one session always go to the same worker, so they run in arrival
+A session's calls never run in two batches at once and keep their arrival
 order; workers run their batches concurrently (one on SQLite, whose single
 writer makes more pointless; two by default on PostgreSQL, so that one
 batch's round trips overlap the other's work).
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,8 +65,16 @@ class _Queued:
 
 
 class ChargingWorkers:
-    """Queues of credit-control calls, one per worker, and the workers that
-    run them in batches of at most ``max_batch``."""
+    """One queue of credit-control calls and the workers that run it in
+    batches of at most ``max_batch``.
+
+    A free worker takes everything queued (up to the batch size) except the
+    calls of sessions another worker's batch holds: those wait, in order,
+    for that batch to end. So one worker under load takes all that arrived
+    while the others were busy (large batches, little CPU per call), and the
+    others run meanwhile (one batch's database round trips overlap another's
+    work); a session's calls still run one batch at a time, in arrival order.
+    """
 
     name = "charging"
 
@@ -82,7 +90,10 @@ class ChargingWorkers:
         self._batch = batch
         self._workers = workers
         self._max_batch = max_batch
-        self._queues: list[asyncio.Queue[_Queued | None]] = []
+        self._queue: deque[_Queued] = deque()
+        self._busy: set[str] = set()  # sessions in a running batch
+        self._wake = asyncio.Event()
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._listener = listeners.register(self.name) if listeners is not None else None
         self.batches = 0  # batches run, and the calls in them (for metrics and benchmarks)
@@ -95,20 +106,18 @@ class ChargingWorkers:
     async def start(self) -> None:
         if self._tasks:
             return
-        self._queues = [asyncio.Queue() for _ in range(self._workers)]
+        self._stopping = False
         self._tasks = [
-            asyncio.create_task(self._work(queue), name=f"{self.name}-{n}")
-            for n, queue in enumerate(self._queues)
+            asyncio.create_task(self._work(), name=f"{self.name}-{n}") for n in range(self._workers)
         ]
         if self._listener is not None:
             self._listener.up(f"{self._workers} workers, batches of up to {self._max_batch}")
 
     async def stop(self) -> None:
         """Finish every queued call, then end the workers."""
-        tasks, queues = self._tasks, self._queues
-        self._tasks, self._queues = [], []  # new calls now run on their own
-        for queue in queues:
-            queue.put_nowait(None)  # after what is queued: the queue drains first
+        tasks, self._tasks = self._tasks, []  # new calls now run on their own
+        self._stopping = True
+        self._wake.set()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._listener is not None:
@@ -117,33 +126,47 @@ class ChargingWorkers:
     async def submit(self, call: ChargingCall) -> Answer:
         """The call's answer once the batch holding it is committed (or its
         exception, raised)."""
-        queues = self._queues
-        if not queues:
+        if not self._tasks:
             outcome = (await self._batch([call]))[0]
         else:
             future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-            # the same session, the same worker: its calls keep their order
-            queue = queues[zlib.crc32(call.session_id.encode()) % len(queues)]
-            queue.put_nowait(_Queued(call, future))
+            self._queue.append(_Queued(call, future))
+            self._wake.set()
             outcome = await future
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    async def _work(self, queue: asyncio.Queue[_Queued | None]) -> None:
-        stopping = False
-        while not stopping:
-            first = await queue.get()
-            if first is None:
-                break
-            taken = [first]
-            while len(taken) < self._max_batch and not queue.empty():
-                item = queue.get_nowait()
-                if item is None:
-                    stopping = True  # run what was taken, then end
-                    break
-                taken.append(item)
-            await self._run(taken)
+    def _take(self) -> list[_Queued]:
+        """The next batch: queued calls in arrival order, up to the batch
+        size, leaving those of sessions another batch holds. A session's
+        calls keep their order: all of a held session's calls are left, and
+        once the batch is full everything after is."""
+        taken: list[_Queued] = []
+        left: deque[_Queued] = deque()
+        for queued in self._queue:
+            if len(taken) < self._max_batch and queued.call.session_id not in self._busy:
+                taken.append(queued)
+            else:
+                left.append(queued)
+        self._queue = left
+        self._busy.update(q.call.session_id for q in taken)
+        return taken
+
+    async def _work(self) -> None:
+        while True:
+            taken = self._take()
+            if not taken:
+                if self._stopping and not self._queue:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._run(taken)
+            finally:
+                self._busy.difference_update(q.call.session_id for q in taken)
+                self._wake.set()  # calls of those sessions may be waiting
 
     async def _run(self, taken: Sequence[_Queued]) -> None:
         try:

@@ -468,6 +468,58 @@ async def test_concurrent_mixes_through_the_batcher_conserve_money(deps: Depende
         assert got["balance"] >= usd(0)  # type: ignore[operator]
 
 
+class Watched(ChargingBatch):
+    """The real batch, noting which sessions run in batches at the same time
+    and in which order each session's calls arrive."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        super().__init__(deps)
+        self.running: list[set[str]] = []
+        self.overlaps = 0
+        self.order: dict[str, list[int]] = {}
+        self.sizes: list[int] = []
+
+    async def __call__(self, calls: Sequence[ChargingCall]) -> list[Outcome]:
+        sessions = {c.session_id for c in calls}
+        self.overlaps += sum(1 for other in self.running if other & sessions)
+        self.running.append(sessions)
+        self.sizes.append(len(calls))
+        for c in calls:
+            self.order.setdefault(c.session_id, []).append(c.number)
+        try:
+            return await super().__call__(calls)
+        finally:
+            self.running.remove(sessions)
+
+
+async def test_workers_share_one_queue_and_keep_each_sessions_calls_in_order(
+    deps: Dependencies,
+) -> None:
+    owner = await line(deps, "12025550100", "50", "BASIC")
+    watched = Watched(deps)
+    charging = ChargingWorkers(watched, 2, 8)
+    cc = ChargingBatcher(charging, CreditControl(deps))
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    await charging.start()
+    try:
+        await asyncio.gather(*(cc.start(f"q{n}", who, [data()]) for n in range(12)))
+        # every session sends its next three reports without waiting (and
+        # repeats the first): pipelined, as a misbehaving gateway would
+        updates = [
+            cc.update(f"q{n}", number, [data(used=MIB // 2)])
+            for number in (1, 1, 2, 3)
+            for n in range(12)
+        ]
+        answers = await asyncio.gather(*updates)
+    finally:
+        await charging.stop()
+    assert all(isinstance(a, Answer) for a in answers)  # none out of order
+    assert watched.overlaps == 0  # a session never in two running batches
+    for n in range(12):
+        assert watched.order[f"q{n}"] == [0, 1, 1, 2, 3]
+    assert max(watched.sizes) > 1 and sum(watched.sizes) == 12 + 48
+
+
 async def test_calls_outside_the_workers_run_on_their_own(deps: Dependencies) -> None:
     owner = await line(deps, "12025550100", "1")
     charging = ChargingWorkers(ChargingBatch(deps), 2, 8)
