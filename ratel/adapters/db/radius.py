@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ratel.adapters.db.statements import Repository, lockable, retryable
+from ratel.adapters.db.statements import Repository, Transaction, lockable
 from ratel.adapters.db.tables import radius_chap_secrets, radius_nas, radius_sessions
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork
-from ratel.domain.errors import ConcurrentChange
 from ratel.domain.nas import (
     DuplicateNas,
     DuplicateRadiusSession,
@@ -262,54 +259,17 @@ class SqlChapSecretRepository(Repository):
         )
 
 
-class SqlRadiusStore:
+class SqlRadiusStore(Transaction):
     """One transaction on the RADIUS tables (see ``ratel.ports.radius``)."""
 
     nas: SqlNasRepository
     sessions: SqlRadiusSessionRepository
     chap_secrets: SqlChapSecretRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._connection: AsyncConnection | None = None
-
-    async def __aenter__(self) -> Self:
-        connection = await self._engine.connect()
-        try:
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
+    def _opened(self, connection: AsyncConnection) -> None:
         self.nas = SqlNasRepository(connection)
         self.sessions = SqlRadiusSessionRepository(connection)
         self.chap_secrets = SqlChapSecretRepository(connection)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        connection = self._connection
-        if connection is None:
-            return
-        try:
-            if connection.in_transaction():
-                await connection.rollback()
-        finally:
-            await connection.close()
-
-    async def commit(self) -> None:
-        if self._connection is None:
-            raise RuntimeError("the RADIUS store has not begun: use it with 'async with'")
-        try:
-            await self._connection.commit()
-        except DBAPIError as exc:
-            if retryable(exc):
-                raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
-            raise
 
 
 class SqlRadiusStoreFactory:

@@ -5,13 +5,14 @@ statements that differ between SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from ratel.domain.errors import ConcurrentChange
@@ -155,3 +156,60 @@ class Interned(Generic[V]):
                 self._values.clear()
             self._values[key] = value
         return value
+
+
+class Transaction:
+    """One database transaction on a connection of its own: ``async with``
+    begins it, ``commit()`` makes every change durable at once (a deadlock or
+    serialization failure becomes ``ConcurrentChange``), and leaving the block
+    without committing rolls everything back. A subclass makes the
+    repositories that work inside it in ``_opened``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The transaction's connection (for adapters that need a statement of
+        their own in the same transaction)."""
+        if self._connection is None:
+            raise RuntimeError(f"{type(self).__name__} has not begun: use it with 'async with'")
+        return self._connection
+
+    def _opened(self, connection: AsyncConnection) -> None:
+        """Make the repositories on ``connection``."""
+
+    async def __aenter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError(f"{type(self).__name__} runs once")
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._opened(connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection = self.connection
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def commit(self) -> None:
+        try:
+            await self.connection.commit()
+        except DBAPIError as exc:
+            if retryable(exc):
+                raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
+            raise

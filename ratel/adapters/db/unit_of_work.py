@@ -7,10 +7,6 @@ statements per request with no lazy loads and no flush bookkeeping.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ratel.adapters.db.accounts import SqlAccountRepository
@@ -35,11 +31,10 @@ from ratel.adapters.db.records import (
     SqlXdrRepository,
 )
 from ratel.adapters.db.sessions import SessionCache, SqlSessionRepository, session_cache_for
-from ratel.adapters.db.statements import retryable
-from ratel.domain.errors import ConcurrentChange
+from ratel.adapters.db.statements import Transaction
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(Transaction):
     """A transaction on ``engine``: ``async with`` begins it, ``commit()``
     makes every change durable at once, and leaving the block without
     committing (or with an exception) rolls everything back.
@@ -70,31 +65,13 @@ class SqlUnitOfWork:
         catalogue_cache: CatalogueCache | None = None,
         session_cache: SessionCache | None = None,
     ) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._cache = (
             catalogue_cache if catalogue_cache is not None else catalogue_cache_for(engine)
         )
         self._sessions = session_cache if session_cache is not None else session_cache_for(engine)
-        self._connection: AsyncConnection | None = None
 
-    @property
-    def connection(self) -> AsyncConnection:
-        """The transaction's connection (for adapters that need a statement of
-        their own in the same transaction)."""
-        if self._connection is None:
-            raise RuntimeError("the unit of work has not begun: use it with 'async with'")
-        return self._connection
-
-    async def __aenter__(self) -> Self:
-        if self._connection is not None:
-            raise RuntimeError("a unit of work runs once")
-        connection = await self._engine.connect()
-        try:
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
+    def _opened(self, connection: AsyncConnection) -> None:
         self.customers = SqlCustomerRepository(connection)
         self.accounts = SqlAccountRepository(connection)
         self.catalogue = SqlCatalogueRepository(connection, self._cache)
@@ -111,28 +88,9 @@ class SqlUnitOfWork:
         self.tokens = SqlTokenRepository(connection)
         self.credentials = SqlCredentialRepository(connection)
         self.crm_links = SqlCrmLinkRepository(connection)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        connection = self.connection
-        try:
-            if connection.in_transaction():
-                await connection.rollback()
-        finally:
-            await connection.close()
 
     async def commit(self) -> None:
-        try:
-            await self.connection.commit()
-        except DBAPIError as exc:
-            if retryable(exc):
-                raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
-            raise
+        await super().commit()
         self.sessions.committed()
 
     async def rollback(self) -> None:
