@@ -33,7 +33,14 @@ from ratel.domain.account import Account
 from ratel.domain.catalogue import Product, Service, ServicePolicy, Unit, effective_policy
 from ratel.domain.charging import Answer, Grant, UsageRequest
 from ratel.domain.customer import Customer
-from ratel.domain.errors import DomainError, NotFound, ServiceDenied
+from ratel.domain.errors import (
+    ConcurrentChange,
+    DomainError,
+    NotFound,
+    OutOfOrderRequest,
+    ServiceDenied,
+    SessionClosed,
+)
 from ratel.domain.nas import (
     DEFAULT_DAE_PORT,
     DuplicateRadiusSession,
@@ -353,11 +360,17 @@ class RadiusSessionCache:
 
     Accounting reads a session before each report and writes it with the
     charge; keeping the last stored state here saves a transaction per
-    report. It is right because a NAS sends a session's accounting to one
-    server, and in this process the session's reports are charged one at a
-    time: only the DAE client changes a session behind accounting's back
-    (``restricted`` and ``last_dae``), and it tells this cache. The oldest
-    sessions are forgotten beyond ``size``; a forgotten one is read again."""
+    report. A copy may be outdated: a NAS whose primary accounting server is
+    slow sends the next report to its secondary, another ratel node, and then
+    comes back. Accounting finds out without a read of its own: the charging
+    transaction writes the session's counters only over an older report
+    number, and the request number already taken gets its stored answer,
+    charging nothing; accounting then reads the session from the store and
+    charges the report again. A Start is judged on the stored session, and so
+    is a report on a session this cache holds as closed. The DAE client
+    tells this cache what it stores (``restricted`` and ``last_dae``). The
+    oldest sessions are forgotten beyond ``size``; a forgotten one is read
+    again."""
 
     def __init__(self, size: int = SESSION_CACHE_SIZE) -> None:
         self._size = size
@@ -425,6 +438,9 @@ class ChargeAccounting(RadiusUseCase):
         # two different reports never both take the same request number.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_users: dict[tuple[str, str], int] = {}
+        # Sessions whose report was charged from an outdated copy: another
+        # server (a NAS failing over and back) had charged that report number.
+        self._outdated: set[tuple[str, str]] = set()
 
     @contextmanager
     def _counting(self, key: tuple[str, str]) -> Iterator[asyncio.Lock]:
@@ -438,15 +454,23 @@ class ChargeAccounting(RadiusUseCase):
                 del self._lock_users[key]
                 del self._locks[key]
 
-    async def _session(self, report: AccountingReport) -> RadiusSession | None:
-        cached = self.cache.get(report.nas_address, report.acct_session_id)
-        if cached is not None:
-            return cached
+    async def _session(
+        self, report: AccountingReport, *, fresh: bool = False
+    ) -> tuple[RadiusSession | None, bool]:
+        """The session and whether it came from this process's cache (``fresh``:
+        read from the store whatever the cache holds)."""
+        key = (report.nas_address, report.acct_session_id)
+        if not fresh:
+            cached = self.cache.get(*key)
+            if cached is not None:
+                return cached, True
         async with self.store() as store:
-            session = await store.sessions.get(report.nas_address, report.acct_session_id)
-        if session is not None:
+            session = await store.sessions.get(*key)
+        if session is None:
+            self.cache.forget(*key)
+        else:
             self.cache.stored(session)
-        return session
+        return session, False
 
     async def write_companions(self, uow: UnitOfWork, records: Sequence[object]) -> None:
         """The new counters of charged reports, in the charging transaction
@@ -454,7 +478,8 @@ class ChargeAccounting(RadiusUseCase):
         sessions = [r for r in records if isinstance(r, RadiusSession)]
         if len(sessions) != len(records):
             raise TypeError("RADIUS accounting writes RADIUS sessions only")
-        await self.store.joining(uow).save_usage_many(sessions)
+        for old in await self.store.joining(uow).save_usage_many(sessions):
+            self._outdated.add((old.nas_address, old.acct_session_id))
 
     async def start(self, report: AccountingReport) -> AccountingOutcome:
         """Accounting Start: open (or join) the charging session and hold a first grant."""
@@ -463,7 +488,10 @@ class ChargeAccounting(RadiusUseCase):
                 return await self._start(report)
 
     async def _start(self, report: AccountingReport) -> AccountingOutcome:
-        existing = await self._session(report)
+        # From the store, not the cache: another server may have ended the
+        # session this process last saw open, or begun a new one under a reused
+        # Acct-Session-Id.
+        existing, _ = await self._session(report, fresh=True)
         if existing is not None and existing.state is RadiusSessionState.OPEN:
             return AccountingOutcome(existing, duplicate=True)
         async with self.deps.uow() as uow:
@@ -506,8 +534,8 @@ class ChargeAccounting(RadiusUseCase):
                     await store.sessions.save(session)
                 await store.commit()
         except DuplicateRadiusSession:
-            self.cache.forget(report.nas_address, report.acct_session_id)
-            return AccountingOutcome(await self._session(report), answer, duplicate=True)
+            racing, _ = await self._session(report, fresh=True)
+            return AccountingOutcome(racing, answer, duplicate=True)
         self.cache.stored(session)
         return AccountingOutcome(session, answer)
 
@@ -523,7 +551,10 @@ class ChargeAccounting(RadiusUseCase):
     async def _report(self, report: AccountingReport, *, ending: bool) -> AccountingOutcome:
         with self._counting((report.nas_address, report.acct_session_id)) as lock:
             async with lock:
-                session = await self._session(report)
+                session, cached = await self._session(report)
+                if cached and session is not None and session.state is RadiusSessionState.CLOSED:
+                    # another server may have begun a new session under this id
+                    session, cached = await self._session(report, fresh=True)
                 if session is None:
                     # The Start was lost or went to another server: open the
                     # session from zero, then charge this report's octets.
@@ -531,11 +562,29 @@ class ChargeAccounting(RadiusUseCase):
                     session = (await self._start(opening)).session
                     if session is None:
                         raise NotFound(f"session {report.acct_session_id} could not be opened")
-                return await self._charge(session, report, ending=ending)
+                    cached = False
+                outcome = await self._charge(session, report, ending=ending, cached=cached)
+                if outcome is not None:
+                    return outcome
+                # What this process knew of the session was outdated: charge
+                # the report again against the session as stored.
+                session, _ = await self._session(report, fresh=True)
+                if session is None:
+                    raise NotFound(f"session {report.acct_session_id} is gone")
+                outcome = await self._charge(session, report, ending=ending, cached=False)
+                if outcome is None:
+                    raise ConcurrentChange(
+                        f"session {report.acct_session_id} of {report.nas_address} "
+                        "is being charged by another server"
+                    )
+                return outcome
 
     async def _charge(
-        self, session: RadiusSession, report: AccountingReport, *, ending: bool
-    ) -> AccountingOutcome:
+        self, session: RadiusSession, report: AccountingReport, *, ending: bool, cached: bool
+    ) -> AccountingOutcome | None:
+        """Charge the report's usage since ``session``'s counters; None when
+        ``session`` turned out to be older than the stored one (it is forgotten
+        from the cache, nothing is charged)."""
         if session.state is RadiusSessionState.CLOSED:
             return AccountingOutcome(session, duplicate=True)
         unchanged = session.same_counters(
@@ -559,23 +608,39 @@ class ChargeAccounting(RadiusUseCase):
         if ending:
             charged.state = RadiusSessionState.CLOSED
         companion = Companion(self, charged)
-        if ending:
-            answer = await self.credit_control.terminate(
-                session.charging_session_id,
-                number,
-                request,
-                sub_session=session.sub_session,
-                cause=report.cause,
-                companion=companion,
-            )
-        else:
-            answer = await self.credit_control.update(
-                session.charging_session_id,
-                number,
-                request,
-                sub_session=session.sub_session,
-                companion=companion,
-            )
+        key = (session.nas_address, session.acct_session_id)
+        self._outdated.discard(key)
+        try:
+            if ending:
+                answer = await self.credit_control.terminate(
+                    session.charging_session_id,
+                    number,
+                    request,
+                    sub_session=session.sub_session,
+                    cause=report.cause,
+                    companion=companion,
+                )
+            else:
+                answer = await self.credit_control.update(
+                    session.charging_session_id,
+                    number,
+                    request,
+                    sub_session=session.sub_session,
+                    companion=companion,
+                )
+        except (OutOfOrderRequest, SessionClosed):
+            if not cached:
+                raise
+            self.cache.forget(*key)  # another server charged past this copy
+            return None
+        finally:
+            outdated = key in self._outdated
+            self._outdated.discard(key)
+        if outdated:
+            # The answer is the one stored for that request number: nothing
+            # was charged or written for this report yet.
+            self.cache.forget(*key)
+            return None
         self.cache.stored(charged)
         return AccountingOutcome(charged, answer)
 

@@ -63,10 +63,11 @@ class RadiusSessionRepository(Protocol):
         Framed-IP), never the DAE outcome a CoA may be writing meanwhile."""
         ...
 
-    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> None:
-        """``save_usage`` for many sessions in one statement; a session whose
-        stored ``reports`` is already at least the new one is left as it is
-        (accounting never takes a session back)."""
+    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> list[RadiusSession]:
+        """``save_usage`` for many sessions at once; a session whose stored
+        ``reports`` is already at least the new one is left as it is
+        (accounting never takes a session back) and returned: another server
+        charged that report, so what the caller knew of the session was old."""
         ...
 
     async def open_for_nas(self, nas_address: str) -> list[RadiusSession]:

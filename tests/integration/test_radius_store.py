@@ -171,9 +171,12 @@ async def test_usage_of_many_sessions_is_written_in_the_unit_of_work_and_never_g
     async with store() as work:  # the unit of work was not committed: nothing changed
         rows = [await work.sessions.get("192.0.2.1", name) for name in ("m-1", "m-2", "m-3")]
     assert [(r.reports, r.output_octets) for r in rows if r] == [(2, 0)] * 3
+    gone = session("m-4", reports=1)  # never stored (or deleted meanwhile)
     async with SqlUnitOfWork(engine) as uow:
-        await store.joining(uow).save_usage_many([ahead, behind, closed])
+        left = await store.joining(uow).save_usage_many([ahead, behind, closed, gone])
         await uow.commit()
+    # what was not written is named: the caller's idea of those sessions was old
+    assert [s.acct_session_id for s in left] == ["m-2", "m-4"]
     async with store() as work:
         rows = [await work.sessions.get("192.0.2.1", name) for name in ("m-1", "m-2", "m-3")]
     assert [(r.reports, r.output_octets, r.state) for r in rows if r] == [

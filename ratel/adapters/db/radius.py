@@ -161,6 +161,33 @@ def _usage_update() -> sa.Update:
 
 _USAGE_UPDATE = _usage_update()
 
+# PostgreSQL: the same guarded write for the whole batch in one statement,
+# which names the sessions it wrote.
+_PG_USAGE_UPDATE = sa.text(
+    """
+    UPDATE radius_sessions AS r
+    SET input_octets = v.input_octets, output_octets = v.output_octets,
+        session_time = v.session_time, reports = v.reports, state = v.state,
+        framed_ip = v.framed_ip, updated_at = v.updated_at
+    FROM unnest(CAST(:key_nas AS VARCHAR[]), CAST(:key_session AS VARCHAR[]),
+                CAST(:input_octets AS BIGINT[]), CAST(:output_octets AS BIGINT[]),
+                CAST(:session_time AS BIGINT[]), CAST(:reports AS INTEGER[]),
+                CAST(:state AS VARCHAR[]), CAST(:framed_ip AS VARCHAR[]),
+                CAST(:updated_at AS TIMESTAMPTZ[]))
+         AS v(key_nas, key_session, input_octets, output_octets, session_time, reports,
+              state, framed_ip, updated_at)
+    WHERE r.nas_address = v.key_nas AND r.acct_session_id = v.key_session
+      AND r.reports < v.reports
+    RETURNING r.nas_address, r.acct_session_id
+    """
+)
+
+
+def _usage_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        name: [row[name] for row in rows] for name in ("key_nas", "key_session", *_USAGE_COLUMNS)
+    }
+
 
 class SqlRadiusSessionRepository(Repository):
     """Accounting sessions in ``radius_sessions``."""
@@ -199,7 +226,9 @@ class SqlRadiusSessionRepository(Repository):
         usage = {name: row[name] for name in _USAGE_COLUMNS}
         await self._execute(self._update(session).values(**usage))
 
-    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> None:
+    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> list[RadiusSession]:
+        if not sessions:
+            return []
         rows = []
         for session in sessions:
             row = _session_row(session)
@@ -207,8 +236,27 @@ class SqlRadiusSessionRepository(Repository):
             usage["key_nas"] = session.nas_address
             usage["key_session"] = session.acct_session_id
             rows.append(usage)
-        if rows:
-            await self._execute(_USAGE_UPDATE, rows)
+        if self._postgresql:
+            written = {
+                (nas, acct_id)
+                for nas, acct_id in await self._execute(_PG_USAGE_UPDATE, _usage_arrays(rows))
+            }
+        else:
+            # The transaction holds SQLite's only write lock (BEGIN IMMEDIATE):
+            # what it reads here cannot change before its update.
+            c = radius_sessions.c
+            wanted = {(s.nas_address, s.acct_session_id): s.reports for s in sessions}
+            stored = await self._execute(
+                sa.select(c.nas_address, c.acct_session_id, c.reports).where(
+                    sa.tuple_(c.nas_address, c.acct_session_id).in_(sorted(wanted))
+                )
+            )
+            reports = {(nas, acct_id): n for nas, acct_id, n in stored}
+            written = {key for key, n in wanted.items() if key in reports and reports[key] < n}
+            fresh = [r for r in rows if (r["key_nas"], r["key_session"]) in written]
+            if fresh:
+                await self._execute(_USAGE_UPDATE, fresh)
+        return [s for s in sessions if (s.nas_address, s.acct_session_id) not in written]
 
     async def _open_where(self, *criteria: sa.ColumnElement[bool]) -> list[RadiusSession]:
         c = radius_sessions.c

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from radius_support import define_catalogue
+from radius_support import define_catalogue, server_settings
 
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.server import RadiusServer
-from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
 
 
@@ -24,16 +23,7 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def container(database_url: str) -> AsyncIterator[Container]:
-    container = build_container(
-        Settings(
-            database_url=database_url,
-            radius_auth_port=0,
-            radius_acct_port=0,
-            radius_interim_interval=60,
-            radius_dae_timeout=0.3,
-            radius_dae_retries=2,
-        )
-    )
+    container = build_container(server_settings(database_url))
     await define_catalogue(container)
     yield container
     await dispose(container)

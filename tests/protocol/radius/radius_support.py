@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ratel.config import Settings
 from ratel.container import Container
 from ratel.domain.catalogue import (
     ExhaustionAction,
@@ -146,3 +147,15 @@ async def radclient(
             name, _, value = line.strip().partition(" = ")
             values.setdefault(name.strip(), []).append(value.strip().strip('"'))
     return Reply(code, values, text)
+
+
+def server_settings(database_url: str) -> Settings:
+    """A server on free ports, with short DAE timeouts."""
+    return Settings(
+        database_url=database_url,
+        radius_auth_port=0,
+        radius_acct_port=0,
+        radius_interim_interval=60,
+        radius_dae_timeout=0.3,
+        radius_dae_retries=2,
+    )

@@ -1,0 +1,91 @@
+"""Two ratel servers on one database, and a NAS whose accounting fails over
+from one to the other and back (as a NAS with a primary and a secondary
+accounting server does when the primary is slow to answer): every octet is
+charged once, whichever server had last seen the session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from radius_support import MIB, radclient, register_nas, server_settings, subscriber
+
+from ratel.adapters.radius.server import RadiusServer
+from ratel.container import Container, build_container, dispose
+from ratel.ports.store import IdentifierKind
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def second(database_url: str) -> AsyncIterator[RadiusServer]:
+    """Another ratel node on the same database, with its own caches."""
+    container = build_container(server_settings(database_url))
+    server: RadiusServer = container.radius_server()
+    await server.start()
+    yield server
+    await server.stop()
+    await dispose(container)
+
+
+def acct(status: str, session: str, **counters: int) -> str:
+    attributes = [
+        'User-Name = "alice@isp"',
+        f"Acct-Status-Type = {status}",
+        f'Acct-Session-Id = "{session}"',
+    ]
+    return ", ".join(
+        attributes + [f"{name.replace('_', '-')} = {value}" for name, value in counters.items()]
+    )
+
+
+async def send(server: RadiusServer, attributes: str) -> None:
+    reply = await radclient(server.addresses["acct"][1], "acct", attributes)
+    assert reply.code == "Accounting-Response", reply.output
+
+
+async def balance(container: Container, account_id: str) -> Decimal:
+    view = await container.balance_enquiry()(IdentifierKind.ACCOUNT_ID, account_id)
+    return view.balance.amount
+
+
+async def test_reports_alternating_between_two_servers_are_each_charged_once(
+    container: Container, server: RadiusServer, second: RadiusServer
+) -> None:
+    await register_nas(container)
+    await second.nas.load()
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    await send(server, acct("Start", "fo-1"))
+    await send(server, acct("Interim-Update", "fo-1", Acct_Output_Octets=10 * MIB))
+    await send(second, acct("Interim-Update", "fo-1", Acct_Output_Octets=20 * MIB))
+    # back to the first server, which last saw the session at 10 MiB
+    await send(server, acct("Interim-Update", "fo-1", Acct_Output_Octets=30 * MIB))
+    assert await balance(container, sub.account_id) == Decimal("4.70")  # 30 MiB at 0.01
+    # the second server's report resent to the first: already charged
+    await send(server, acct("Interim-Update", "fo-1", Acct_Output_Octets=20 * MIB))
+    assert await balance(container, sub.account_id) == Decimal("4.70")
+    await send(second, acct("Stop", "fo-1", Acct_Output_Octets=35 * MIB))
+    [xdr] = await container.account_xdrs()(sub.account_id)
+    assert xdr.lines[0].units == 35 * MIB
+    assert await balance(container, sub.account_id) == Decimal("4.65")
+
+
+async def test_a_session_id_reused_on_the_other_server_is_charged_as_a_new_session(
+    container: Container, server: RadiusServer, second: RadiusServer
+) -> None:
+    await register_nas(container)
+    await second.nas.load()
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    await send(server, acct("Start", "1"))
+    await send(server, acct("Interim-Update", "1", Acct_Output_Octets=10 * MIB))
+    await send(second, acct("Stop", "1", Acct_Output_Octets=10 * MIB))
+    # the NAS rebooted and counts from 1 again; the first server last saw "1" open
+    await send(server, acct("Start", "1"))
+    await send(server, acct("Interim-Update", "1", Acct_Output_Octets=5 * MIB))
+    assert await balance(container, sub.account_id) == Decimal("4.85")
+    await send(second, acct("Interim-Update", "1", Acct_Output_Octets=7 * MIB))
+    await send(server, acct("Stop", "1", Acct_Output_Octets=8 * MIB))
+    assert await balance(container, sub.account_id) == Decimal("4.82")
+    xdrs = await container.account_xdrs()(sub.account_id)
+    assert sorted(x.lines[0].units for x in xdrs) == [8 * MIB, 10 * MIB]
