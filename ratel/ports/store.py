@@ -441,6 +441,10 @@ class Outbox(Protocol):
         the outbox; ``published_at`` is left to the workers that own it)."""
         ...
 
+    async def with_ids(self, ids: Sequence[int]) -> list[OutboxEntry]:
+        """The events among ``ids`` that exist (committed), oldest first."""
+        ...
+
     async def last_id(self) -> int:
         """The id of the newest event, 0 when there is none."""
         ...

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from use_case_support import Clock
 
 from ratel.adapters.component import EventRelayLoop
+from ratel.adapters.db.tables import outbox
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.health import ListenerRegistry, ListenerState
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
@@ -14,6 +19,7 @@ from ratel.application.base import Dependencies
 from ratel.application.customers import OpenCustomer, SuspendCustomer
 from ratel.application.payments import TopUp
 from ratel.application.relay import EventRelay
+from ratel.domain.customer import Customer
 from ratel.domain.money import Money
 from ratel.ports.store import OutboxEntry
 
@@ -123,3 +129,87 @@ async def test_the_loop_drains_bursts_and_reports_its_state(engine: AsyncEngine)
     assert seen == sorted(seen) and len(set(seen)) == 5
     status = listeners.status("event-relay")
     assert status is not None and status.state is ListenerState.DOWN
+
+
+def with_clock(engine: AsyncEngine, clock: Clock) -> Dependencies:
+    return Dependencies(
+        uow=SqlUnitOfWorkFactory(engine),
+        clock=clock,
+        ids=TimeOrderedIds(),
+        hasher=HmacHasher("test"),
+    )
+
+
+async def test_an_event_committed_after_a_newer_one_is_still_handed_on(
+    engine: AsyncEngine,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its outbox ids commit in order")
+    deps = make_deps(engine)
+    relay = EventRelay(deps)
+    await relay.start_at_newest()
+    seen: list[str] = []
+
+    async def note(entry: OutboxEntry) -> None:
+        seen.append(entry.aggregate_id)
+
+    relay.subscribe(note, "CustomerCreated")
+    async with deps.uow() as slow:  # a transaction that takes its id first...
+        early = Customer.open("cust_slow", "Slow", "USD", deps.clock.now())
+        await slow.customers.add(early)
+        await slow.outbox.add(early.pull_events())
+        # ...and commits after another one
+        quick = await OpenCustomer(deps)("Quick", "USD")
+        assert await relay() == 1
+        assert seen == [quick.id]
+        assert relay.awaited  # the slow transaction's id
+        await slow.commit()
+    assert await relay() == 1
+    assert seen == [quick.id, "cust_slow"]
+    assert relay.awaited == []
+    assert await relay() == 0
+
+
+async def test_an_id_passed_over_is_awaited_then_given_up(engine: AsyncEngine) -> None:
+    clock = Clock()
+    deps = with_clock(engine, clock)
+    relay = EventRelay(deps, gap_wait=timedelta(seconds=30))
+    await relay.start_at_newest()
+    seen: list[int] = []
+
+    async def note(entry: OutboxEntry) -> None:
+        seen.append(entry.id)
+
+    relay.subscribe(note)
+    first = await OpenCustomer(deps)("First", "USD")
+    [entry] = await relay_entries(engine, first.id)
+    # ids handed out to transactions that have not committed (or never will)
+    await copy_event(engine, entry, entry.id + 3)
+    assert await relay() == 2
+    assert seen == [entry.id, entry.id + 3]
+    assert relay.awaited == [entry.id + 1, entry.id + 2]
+    await copy_event(engine, entry, entry.id + 1)  # one of them commits
+    clock.at += timedelta(seconds=10)
+    assert await relay() == 1
+    assert seen[-1] == entry.id + 1
+    assert relay.awaited == [entry.id + 2]
+    clock.at += timedelta(seconds=30)  # the other was rolled back
+    assert await relay() == 0
+    assert relay.awaited == []
+
+
+async def relay_entries(engine: AsyncEngine, aggregate_id: str) -> list[OutboxEntry]:
+    async with SqlUnitOfWorkFactory(engine)() as uow:
+        return await uow.outbox.recent(aggregate_id=aggregate_id)
+
+
+async def copy_event(engine: AsyncEngine, entry: OutboxEntry, new_id: int) -> None:
+    """Commit a copy of ``entry`` under ``new_id``, as a transaction that took
+    that id would."""
+    async with engine.begin() as connection:
+        row = (
+            (await connection.execute(sa.select(outbox).where(outbox.c.id == entry.id)))
+            .mappings()
+            .one()
+        )
+        await connection.execute(sa.insert(outbox).values({**row, "id": new_id}))

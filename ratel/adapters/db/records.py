@@ -331,6 +331,12 @@ class SqlOutbox(Repository):
         statement = sa.select(outbox).where(c.id > last_id).order_by(c.id).limit(limit)
         return [_entry(row) for row in (await self._execute(statement)).mappings().all()]
 
+    async def with_ids(self, ids: Sequence[int]) -> list[StoredEvent]:
+        if not ids:
+            return []
+        statement = sa.select(outbox).where(outbox.c.id.in_(list(ids))).order_by(outbox.c.id)
+        return [_entry(row) for row in (await self._execute(statement)).mappings().all()]
+
     async def last_id(self) -> int:
         value = (await self._execute(sa.select(sa.func.max(outbox.c.id)))).scalar()
         return int(value or 0)
