@@ -104,6 +104,9 @@ class Housekeeping(UseCase):
                     session = await uow.sessions.get(session_id, lock=True)
                     if session is None or session.state.value != "open":
                         continue
+                    if session.last_activity >= horizon:
+                        continue  # the gateway spoke since the list was read
+
                     customer = await uow.customers.get(session.customer_id, lock=True)
                     account = await uow.accounts.get(session.account_id)
                     if customer is None or account is None:

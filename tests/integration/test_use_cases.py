@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -60,7 +62,7 @@ from ratel.domain.errors import DomainError, DuplicateIdentifier
 from ratel.domain.identifiers import Identifiers, Msisdn
 from ratel.domain.money import Money
 from ratel.domain.voucher import VoucherUnusable
-from ratel.ports.store import IdentifierKind
+from ratel.ports.store import IdentifierKind, UnitOfWork
 
 
 @pytest.fixture
@@ -251,6 +253,52 @@ async def test_housekeeping_expires_add_ons_and_releases_idle_sessions(deps: Dep
     assert not [a for a in account.add_ons if a.is_active(clock.at)]
     assert len(xdrs) == 1 and xdrs[0].cause == "idle timeout"
     assert (await Housekeeping(deps)()).sessions_released == 0
+
+
+class AfterExit:
+    """A unit of work that runs ``then`` once it has ended."""
+
+    def __init__(self, uow: UnitOfWork, then: Callable[[], Awaitable[object]]) -> None:
+        self._uow = uow
+        self._then = then
+
+    async def __aenter__(self) -> UnitOfWork:
+        return await self._uow.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._uow.__aexit__(*exc)  # type: ignore[arg-type]
+        await self._then()
+
+
+async def test_a_session_heard_from_after_the_idle_list_was_read_is_not_released(
+    deps: Dependencies,
+) -> None:
+    _, account_id = await customer_with_account(deps, "5", product="PLAIN")
+    cc = CreditControl(deps)
+    await cc.start("late", Subscriber(IdentifierKind.ACCOUNT_ID, account_id), [call(300)])
+    clock = deps.clock
+    assert isinstance(clock, Clock)
+    clock.at = START + timedelta(hours=2)
+    reads = deps.uow
+
+    class GatewaySpeaksAfterTheList:
+        """The session's gateway reports once Tcc supervision has listed the
+        idle sessions, before it locks them one by one."""
+
+        def __init__(self) -> None:
+            self.listed = False
+
+        def __call__(self) -> UnitOfWork:
+            uow = reads()
+            if self.listed:
+                return uow
+            self.listed = True
+            return AfterExit(uow, lambda: cc.update("late", 1, [call(60, used=60)]))  # type: ignore[return-value]
+
+    supervision = Housekeeping(replace(deps, uow=GatewaySpeaksAfterTheList()))
+    assert await supervision.release_idle_sessions() == 0
+    answer = await cc.update("late", 2, [call(60, used=60)])
+    assert answer.granted
 
 
 async def test_vouchers_redeem_once(deps: Dependencies) -> None:
