@@ -1,4 +1,10 @@
-"""Money in and out of a balance: top-up, payment, manual transaction."""
+"""Money in and out of a balance: top-up, payment, manual transaction.
+
+A top-up or payment that names a reference (the payment gateway's or the
+USSD gateway's transaction id) is applied once: a client that retries after a
+timeout gets the first transaction back and the balance is raised once. The
+same reference with another amount is refused. A manual transaction is never
+matched this way (its reference defaults to its reason)."""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from datetime import datetime
 
 from ratel.application.base import UseCase, found, journal, record
 from ratel.domain.customer import Customer
+from ratel.domain.errors import ReferenceReused
 from ratel.domain.ledger import BalanceTransaction, TransactionReason
 from ratel.domain.money import Money
 
@@ -20,11 +27,25 @@ class _BalanceChange(UseCase):
         *,
         reference: str,
         ledger_code: str | None = None,
+        once: Money | None = None,
     ) -> tuple[Customer, BalanceTransaction | None]:
+        """``once``: the amount of a change applied at most once per reference."""
         async with self.deps.uow() as uow:
+            # The customer's row lock also serializes two copies of one request.
             customer = found(
                 await uow.customers.get(customer_id, lock=True), "customer", customer_id
             )
+            if once is not None and reference:
+                earlier = await uow.transactions.for_customer(
+                    customer_id, limit=1, reasons=[reason], reference=reference
+                )
+                if earlier:
+                    if earlier[0].amount != once:
+                        raise ReferenceReused(
+                            f"{reason.value} {reference!r} of customer {customer_id} was "
+                            f"{earlier[0].amount}, not {once}"
+                        )
+                    return customer, earlier[0]
             before = customer.wallet.balance
             apply(customer, self.deps.clock.now())
             await uow.customers.save(customer)
@@ -53,6 +74,7 @@ class TopUp(_BalanceChange):
             TransactionReason.TOP_UP,
             lambda c, now: c.top_up(amount, now, reference),
             reference=reference,
+            once=amount,
         )
 
 
@@ -67,6 +89,7 @@ class RecordPayment(_BalanceChange):
             TransactionReason.PAYMENT,
             lambda c, now: c.pay(amount, now, reference),
             reference=reference,
+            once=amount,
         )
 
 

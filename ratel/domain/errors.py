@@ -161,6 +161,13 @@ class DuplicateIdentifier(DomainError):
     code = "duplicate_identifier"
 
 
+class ReferenceReused(DomainError):
+    """A top-up or payment names a reference the customer already has for
+    another amount (a retried request is answered with the first one)."""
+
+    code = "reference_reused"
+
+
 class SessionExists(DomainError):
     """A credit-control session with this id was already started."""
 

@@ -529,7 +529,12 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         return AccountPayload(account=Account.of(account) if account else None, errors=errors)
 
     # -- money
-    @guarded_mutation()
+    @guarded_mutation(
+        "Raise a prepaid balance. A non-empty reference (the payment's id at the "
+        "gateway) makes the call safe to retry: the same reference again returns the "
+        "first transaction and credits nothing; with another amount it is refused "
+        "(reference_reused)."
+    )
     async def top_up(
         self, info: Info, customer_id: str, amount: MoneyInput, reference: str = ""
     ) -> BalancePayload:
@@ -537,7 +542,10 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         result, errors = await attempt(lambda: call(customer_id, amount.to_domain(), reference))
         return _balance_payload(result, errors)
 
-    @guarded_mutation()
+    @guarded_mutation(
+        "Record a payment received. A non-empty reference makes the call safe to "
+        "retry, as for topUp."
+    )
     async def record_payment(
         self, info: Info, customer_id: str, amount: MoneyInput, reference: str = ""
     ) -> BalancePayload:

@@ -348,8 +348,10 @@ class TransactionRepository(Protocol):
         *,
         limit: int = 100,
         reasons: Sequence[TransactionReason] | None = None,
+        reference: str | None = None,
     ) -> list[BalanceTransaction]:
-        """The customer's transactions, newest first (of ``reasons`` only, if given)."""
+        """The customer's transactions, newest first (of ``reasons`` only, and
+        with that ``reference`` only, if given)."""
         ...
 
 

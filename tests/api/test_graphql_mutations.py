@@ -155,6 +155,25 @@ async def test_money_and_vouchers(gql: GraphQLClient) -> None:
         assert payload["errors"] == []
         assert payload["transaction"]["amount"]["amount"] == "10.5"
     assert payload["customer"]["balance"]["amount"] == "41"
+    # a client retrying after a timeout: the first transaction, credited once
+    retried = await mutate(
+        gql,
+        """mutation ($m: MoneyInput!) { topUp(customerId: "cus_demo_dave", amount: $m,
+             reference: "r1") { customer { balance { amount } }
+             transaction { id amount { amount } } errors { code } } }""",
+        m=usd,
+    )
+    assert retried["errors"] == []
+    assert retried["customer"]["balance"]["amount"] == "41"
+    assert retried["transaction"]["amount"]["amount"] == "10.5"
+    # the same reference for another amount is someone's mistake: refused
+    other = await mutate(
+        gql,
+        """mutation { topUp(customerId: "cus_demo_dave", amount: {amount: "99", currency: "USD"},
+             reference: "r1") { customer { balance { amount } } errors { code message } } }""",
+    )
+    assert other["customer"] is None
+    assert other["errors"][0]["code"] == "reference_reused"
 
     payload = await mutate(
         gql,

@@ -58,7 +58,7 @@ from ratel.domain.catalogue import (
     Unit,
 )
 from ratel.domain.charging import Denial, Grant, UsageRequest
-from ratel.domain.errors import DomainError, DuplicateIdentifier
+from ratel.domain.errors import DomainError, DuplicateIdentifier, ReferenceReused
 from ratel.domain.identifiers import Identifiers, Msisdn
 from ratel.domain.money import Money
 from ratel.domain.voucher import VoucherUnusable
@@ -312,6 +312,33 @@ async def test_vouchers_redeem_once(deps: Dependencies) -> None:
     with pytest.raises(VoucherUnusable):
         await RedeemVoucher(deps)(customer_id, "00000000000000")
     assert await balance(deps, customer_id) == usd("5")
+
+
+async def test_a_top_up_or_payment_with_a_reference_is_applied_once(deps: Dependencies) -> None:
+    customer_id, _ = await customer_with_account(deps, "0")
+    other_id, _ = await customer_with_account(deps, "0", msisdn="12025550111")
+    _, first = await TopUp(deps)(customer_id, usd("5"), "ussd-77")
+    _, again = await TopUp(deps)(customer_id, usd("5"), "ussd-77")  # the gateway retried
+    assert first is not None and again == first
+    assert await balance(deps, customer_id) == usd("5")
+    with pytest.raises(ReferenceReused):
+        await TopUp(deps)(customer_id, usd("50"), "ussd-77")
+    # the reference is the customer's own and the reason's own
+    await TopUp(deps)(other_id, usd("5"), "ussd-77")
+    await RecordPayment(deps)(customer_id, usd("2"), "ussd-77")
+    await RecordPayment(deps)(customer_id, usd("2"), "ussd-77")
+    # without a reference every request is a new top-up
+    await TopUp(deps)(customer_id, usd("1"))
+    await TopUp(deps)(customer_id, usd("1"))
+    assert await balance(deps, customer_id) == usd("9")
+    assert await balance(deps, other_id) == usd("5")
+
+
+async def test_two_copies_of_one_top_up_at_once_credit_once(deps: Dependencies) -> None:
+    customer_id, _ = await customer_with_account(deps, "0")
+    results = await asyncio.gather(*(TopUp(deps)(customer_id, usd("3"), "pay-1") for _ in range(4)))
+    assert len({transaction.id for _, transaction in results if transaction}) == 1
+    assert await balance(deps, customer_id) == usd("3")
 
 
 async def test_manual_transaction_books_its_ledger_code(deps: Dependencies) -> None:

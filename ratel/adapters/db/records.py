@@ -166,11 +166,14 @@ class SqlTransactionRepository(Repository):
         *,
         limit: int = 100,
         reasons: Sequence[TransactionReason] | None = None,
+        reference: str | None = None,
     ) -> list[BalanceTransaction]:
         c = balance_transactions.c
         statement = sa.select(balance_transactions).where(c.customer_id == customer_id)
         if reasons is not None:
             statement = statement.where(c.reason.in_([r.value for r in reasons]))
+        if reference is not None:
+            statement = statement.where(c.reference == reference)
         statement = statement.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [
             BalanceTransaction(
