@@ -16,7 +16,9 @@ accounting use case with a credit-control core that answers every report at
 once without a database: the cost of ratel's RADIUS layer alone. Each line
 also prints this process's CPU time per Interim-Update (the server's share of
 the two cores; PostgreSQL's and radclient's are not counted) and, when
-charged, the calls per group-commit batch.
+charged, the calls per group-commit batch, and how many Accounting Starts
+per second opened the sessions before (a smaller sample: one Start per
+session).
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class Measured:
     rate: float  # Interim-Updates answered per second
     cpu_ms: float  # this process's CPU per Interim-Update
     per_batch: float = 0.0  # charging calls per group-commit batch
+    starts: float = 0.0  # Accounting Starts (untimed phase before) answered per second
 
     def line(self, label: str, baseline: float | None = None) -> str:
         text = f"  {label:40} {self.rate:8.0f} /s  cpu {self.cpu_ms:.3f} ms/request"
@@ -110,6 +113,8 @@ class Measured:
             text += f"  {self.per_batch:5.1f} calls/batch"
         if baseline:
             text += f"  ratio {self.rate / baseline:.3f}"
+        if self.starts:
+            text += f"  (Starts: {self.starts:.0f} /s)"
         return text
 
 
@@ -218,7 +223,7 @@ async def charged_rate(
         accounting = container.charge_accounting()
         try:
             port = server.addresses["acct"][1]
-            await radclient(port, packets(sessions, "Start"), parallel)
+            started_in, _ = await radclient(port, packets(sessions, "Start"), parallel)
             if not charging:
                 accounting.credit_control = AnsweredAtOnce(accounting.credit_control)
             requests = "\n".join(
@@ -239,7 +244,12 @@ async def charged_rate(
             expected = Decimal(1000) - Decimal("0.01") * interims
             if view.balance.amount != expected:
                 raise SystemExit(f"charging is wrong: {view.balance} instead of {expected}")
-        return Measured(count / elapsed, cpu / count * 1000, calls / batches if batches else 0.0)
+        return Measured(
+            count / elapsed,
+            cpu / count * 1000,
+            calls / batches if batches else 0.0,
+            sessions / started_in,
+        )
     finally:
         await dispose(container)
 

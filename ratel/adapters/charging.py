@@ -199,11 +199,19 @@ class ChargingBatcher:
         *,
         number: int = 0,
         sub_session: str = "",
+        companion: Companion | None = None,
     ) -> Answer:
-        """INITIAL: authorize and grant (``CreditControl.start``)."""
+        """INITIAL: authorize and grant (``CreditControl.start``), ``companion``
+        in the same transaction."""
         return await self._workers.submit(
             ChargingCall(
-                CallKind.START, session_id, number, tuple(requests), subscriber, sub_session
+                CallKind.START,
+                session_id,
+                number,
+                tuple(requests),
+                subscriber,
+                sub_session,
+                companion=companion,
             )
         )
 

@@ -122,8 +122,10 @@ class Charging(Protocol):
         *,
         number: int = 0,
         sub_session: str = "",
+        companion: Companion | None = None,
     ) -> Answer:
-        """INITIAL: authorize and grant (see ``CreditControl.start``)."""
+        """INITIAL: authorize and grant (see ``CreditControl.start``), and
+        ``companion`` with it."""
         ...
 
     async def update(

@@ -43,7 +43,6 @@ from ratel.domain.errors import (
 )
 from ratel.domain.nas import (
     DEFAULT_DAE_PORT,
-    DuplicateRadiusSession,
     Nas,
     NasVendor,
     RadiusSession,
@@ -418,6 +417,15 @@ class RadiusSessionCache:
         self._sessions.pop((nas_address, acct_session_id), None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """A Start's session row, written with the charging session's opening
+    (``replaces``: over a closed session whose Acct-Session-Id the NAS reused)."""
+
+    session: RadiusSession
+    replaces: bool
+
+
 class ChargeAccounting(RadiusUseCase):
     """Accounting Start, Interim-Update, Stop and Accounting-On/Off charged
     through the credit-control core, each at most once. A report's new
@@ -438,8 +446,9 @@ class ChargeAccounting(RadiusUseCase):
         # two different reports never both take the same request number.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_users: dict[tuple[str, str], int] = {}
-        # Sessions whose report was charged from an outdated copy: another
-        # server (a NAS failing over and back) had charged that report number.
+        # Sessions whose Start or report was charged from an outdated copy:
+        # another server (a NAS failing over and back) had stored that Start or
+        # charged that report number.
         self._outdated: set[tuple[str, str]] = set()
 
     @contextmanager
@@ -473,12 +482,22 @@ class ChargeAccounting(RadiusUseCase):
         return session, False
 
     async def write_companions(self, uow: UnitOfWork, records: Sequence[object]) -> None:
-        """The new counters of charged reports, in the charging transaction
-        (``CompanionWriter``)."""
-        sessions = [r for r in records if isinstance(r, RadiusSession)]
-        if len(sessions) != len(records):
+        """The session rows of charged Starts and the new counters of charged
+        reports, in the charging transaction (``CompanionWriter``). What the
+        store already had newer is noted for the waiting call."""
+        usage = [r for r in records if isinstance(r, RadiusSession)]
+        openings = [r for r in records if isinstance(r, _Opening)]
+        if len(usage) + len(openings) != len(records):
             raise TypeError("RADIUS accounting writes RADIUS sessions only")
-        for old in await self.store.joining(uow).save_usage_many(sessions):
+        store = self.store.joining(uow)
+        new = [o.session for o in openings if not o.replaces]
+        not_written = await store.add_many(new) if new else []
+        for opening in openings:
+            if opening.replaces:
+                await store.save(opening.session)
+        if usage:
+            not_written += await store.save_usage_many(usage)
+        for old in not_written:
             self._outdated.add((old.nas_address, old.acct_session_id))
 
     async def start(self, report: AccountingReport) -> AccountingOutcome:
@@ -488,14 +507,21 @@ class ChargeAccounting(RadiusUseCase):
                 return await self._start(report)
 
     async def _start(self, report: AccountingReport) -> AccountingOutcome:
+        key = (report.nas_address, report.acct_session_id)
         # From the store, not the cache: another server may have ended the
         # session this process last saw open, or begun a new one under a reused
-        # Acct-Session-Id.
-        existing, _ = await self._session(report, fresh=True)
-        if existing is not None and existing.state is RadiusSessionState.OPEN:
-            return AccountingOutcome(existing, duplicate=True)
+        # Acct-Session-Id. One read transaction for the session and the login.
+        account: Account | None = None
         async with self.deps.uow() as uow:
-            account = await find_login(uow, report.user_name)
+            existing = await self.store.joining(uow).get(*key)
+            if existing is None or existing.state is not RadiusSessionState.OPEN:
+                account = await find_login(uow, report.user_name)
+        if existing is None:
+            self.cache.forget(*key)
+        else:
+            self.cache.stored(existing)
+            if existing.state is RadiusSessionState.OPEN:
+                return AccountingOutcome(existing, duplicate=True)
         if account is None:
             raise UnknownSubscriber(f"no account has the login {report.user_name!r}")
         charging_id = charging_session_id(report)
@@ -503,13 +529,6 @@ class ChargeAccounting(RadiusUseCase):
             # A NAS that restarted reuses its Acct-Session-Ids: a new session.
             charging_id = f"{charging_id}#{self.deps.ids.new('gen')}"
         sub_session = report.acct_session_id if report.correlation_id else ""
-        answer = await self.credit_control.start(
-            charging_id,
-            Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
-            [data_request()],
-            number=0,
-            sub_session=sub_session,
-        )
         now = self.deps.clock.now()
         session = RadiusSession(
             nas_address=report.nas_address,
@@ -526,16 +545,23 @@ class ChargeAccounting(RadiusUseCase):
             output_octets=report.output_octets,
             session_time=report.session_time,
         )
+        # the session row is written in the transaction that opens the charging
+        self._outdated.discard(key)
         try:
-            async with self.store() as store:
-                if existing is None:
-                    await store.sessions.add(session)
-                else:
-                    await store.sessions.save(session)
-                await store.commit()
-        except DuplicateRadiusSession:
-            racing, _ = await self._session(report, fresh=True)
-            return AccountingOutcome(racing, answer, duplicate=True)
+            answer = await self.credit_control.start(
+                charging_id,
+                Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
+                [data_request()],
+                number=0,
+                sub_session=sub_session,
+                companion=Companion(self, _Opening(session, replaces=existing is not None)),
+            )
+        finally:
+            raced = key in self._outdated
+            self._outdated.discard(key)
+        if raced:  # another server's Start of the same session was stored first
+            stored, _ = await self._session(report, fresh=True)
+            return AccountingOutcome(stored, answer, duplicate=True)
         self.cache.stored(session)
         return AccountingOutcome(session, answer)
 

@@ -48,6 +48,11 @@ class RadiusSessionRepository(Protocol):
         """Insert a session; ``DuplicateRadiusSession`` if (NAS, Acct-Session-Id) is taken."""
         ...
 
+    async def add_many(self, sessions: Sequence[RadiusSession]) -> list[RadiusSession]:
+        """Insert sessions in one statement; those whose (NAS, Acct-Session-Id)
+        is already taken are left out and returned."""
+        ...
+
     async def get(
         self, nas_address: str, acct_session_id: str, *, lock: bool = False
     ) -> RadiusSession | None:

@@ -184,3 +184,24 @@ async def test_usage_of_many_sessions_is_written_in_the_unit_of_work_and_never_g
         (2, 0, RadiusSessionState.OPEN),
         (3, 30, RadiusSessionState.CLOSED),
     ]
+
+
+async def test_sessions_are_inserted_together_and_the_taken_ones_named(
+    store: SqlRadiusStoreFactory, engine: AsyncEngine
+) -> None:
+    async with store() as work:
+        await work.sessions.add(session("t-1", output_octets=5))
+        await work.commit()
+    fresh = [session("t-2"), session("t-3")]
+    taken = session("t-1", output_octets=999)
+    async with SqlUnitOfWork(engine) as uow:
+        left = await store.joining(uow).add_many([fresh[0], taken, fresh[1]])
+        await uow.commit()
+    assert [s.acct_session_id for s in left] == ["t-1"]
+    async with store() as work:
+        rows = [await work.sessions.get("192.0.2.1", name) for name in ("t-1", "t-2", "t-3")]
+    assert [(r.acct_session_id, r.output_octets) for r in rows if r] == [
+        ("t-1", 5),  # the first one stays
+        ("t-2", 0),
+        ("t-3", 0),
+    ]

@@ -201,6 +201,21 @@ class SqlRadiusSessionRepository(Repository):
                 f"session {session.acct_session_id} of {session.nas_address} exists"
             )
 
+    async def add_many(self, sessions: Sequence[RadiusSession]) -> list[RadiusSession]:
+        if not sessions:
+            return []
+        c = radius_sessions.c
+        # RETURNING with many rows: multi-row VALUES ("insertmanyvalues"); the
+        # keys returned are the sessions inserted.
+        statement = (
+            self._insert(radius_sessions)
+            .on_conflict_do_nothing()
+            .returning(c.nas_address, c.acct_session_id)
+        )
+        result = await self._execute(statement, [_session_row(s) for s in sessions])
+        inserted = {(nas, acct_id) for nas, acct_id in result.all()}
+        return [s for s in sessions if (s.nas_address, s.acct_session_id) not in inserted]
+
     async def get(
         self, nas_address: str, acct_session_id: str, *, lock: bool = False
     ) -> RadiusSession | None:

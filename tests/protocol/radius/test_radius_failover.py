@@ -5,6 +5,7 @@ charged once, whichever server had last seen the session."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -89,3 +90,20 @@ async def test_a_session_id_reused_on_the_other_server_is_charged_as_a_new_sessi
     assert await balance(container, sub.account_id) == Decimal("4.82")
     xdrs = await container.account_xdrs()(sub.account_id)
     assert sorted(x.lines[0].units for x in xdrs) == [8 * MIB, 10 * MIB]
+
+
+async def test_one_start_sent_to_both_servers_at_once_opens_one_session(
+    container: Container, server: RadiusServer, second: RadiusServer
+) -> None:
+    await register_nas(container)
+    await second.nas.load()
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    starts = [acct("Start", f"both-{n}") for n in range(4)]
+    await asyncio.gather(*(send(node, start) for start in starts for node in (server, second)))
+    sessions = await container.radius_sessions().open_for_account(sub.account_id)
+    assert sorted(s.acct_session_id for s in sessions) == [f"both-{n}" for n in range(4)]
+    assert len({s.charging_session_id for s in sessions}) == 4
+    # each is charged once from here, whichever server gets its reports
+    for n, node in enumerate((server, second, second, server)):
+        await send(node, acct("Interim-Update", f"both-{n}", Acct_Output_Octets=10 * MIB))
+    assert await balance(container, sub.account_id) == Decimal("4.60")
