@@ -97,6 +97,10 @@ class Settings:
     # Group commit of credit control: workers running batches (0: 1 on
     # SQLite, 2 on PostgreSQL) and the most calls one transaction holds.
     charging_workers: int = 0
+    # PostgreSQL connections kept open, and how many more may be opened (and
+    # closed again after use) when every kept one is busy.
+    database_pool_size: int = 20
+    database_max_overflow: int = 20
     charging_batch: int = 100
     # Active Directory / LDAP (RATEL_DIRECTORY=ldap): see the README.
     directory_urls: tuple[str, ...] = ()
@@ -195,6 +199,13 @@ def _positive_integer(value: object) -> int:
     number = _integer(value)
     if number < 1:
         raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _non_negative_integer(value: object) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {value!r}")
     return number
 
 
@@ -361,6 +372,8 @@ def _diameter_peers(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "database_url": _database_url,
+    "database_pool_size": _positive_integer,
+    "database_max_overflow": _non_negative_integer,
     "environment": _choice(Environment),
     "secret": _required_text,
     "http_host": _required_text,

@@ -272,7 +272,12 @@ class Container(containers.DeclarativeContainer):
     # -- infrastructure
     telemetry = providers.Singleton(Telemetry)
     listeners = providers.Singleton(ListenerRegistry)
-    engine = providers.Singleton(create_engine, settings.provided.database_url)
+    engine = providers.Singleton(
+        create_engine,
+        settings.provided.database_url,
+        pool_size=settings.provided.database_pool_size,
+        max_overflow=settings.provided.database_max_overflow,
+    )
     database_check = providers.Singleton(DatabaseCheck, engine)
     uow = providers.Singleton(SqlUnitOfWorkFactory, engine)
     clock = providers.Singleton(SystemClock)

@@ -65,6 +65,8 @@ def test_toml_flat_and_in_tables(tmp_path: Path) -> None:
 
         [database]
         url = "postgresql+asyncpg://ratel@db/ratel"
+        pool_size = 40
+        max_overflow = 0
 
         [http]
         host = "0.0.0.0"
@@ -80,6 +82,7 @@ def test_toml_flat_and_in_tables(tmp_path: Path) -> None:
     )
     settings = load_settings(path, env={})
     assert settings.database_url == "postgresql+asyncpg://ratel@db/ratel"
+    assert (settings.database_pool_size, settings.database_max_overflow) == (40, 0)
     assert (settings.http_host, settings.http_port) == ("0.0.0.0", 9000)
     assert settings.environment is Environment.PRODUCTION
     assert (settings.log_level, settings.log_format) == ("DEBUG", LogFormat.TEXT)
@@ -141,6 +144,8 @@ def test_every_setting_has_its_variable() -> None:
         ("RATEL_HTTP_HOST", "", "must not be empty"),
         ("RATEL_DIAMETER_MAX_IN_FLIGHT", "0", "at least 1"),
         ("RATEL_DIAMETER_WATCHDOG", "0", "positive"),
+        ("RATEL_DATABASE_POOL_SIZE", "0", "at least 1"),
+        ("RATEL_DATABASE_MAX_OVERFLOW", "-1", "at least 0"),
     ],
 )
 def test_bad_environment_values_name_the_variable(variable: str, value: str, says: str) -> None:
@@ -219,3 +224,20 @@ def test_the_diameter_peer_limits_reach_the_node() -> None:
         30.0,
         4.0,
     )
+
+
+async def test_the_pool_settings_reach_the_engine() -> None:
+    from ratel.container import build_container, dispose
+
+    settings = load_settings(
+        env={
+            "RATEL_DATABASE_URL": "postgresql+asyncpg://ratel@127.0.0.1/ratel",
+            "RATEL_DATABASE_POOL_SIZE": "7",
+            "RATEL_DATABASE_MAX_OVERFLOW": "0",
+        }
+    )
+    container = build_container(settings)
+    pool = container.engine().sync_engine.pool
+    # no connection is opened to know the pool's shape
+    assert (pool.size(), pool._max_overflow) == (7, 0)  # type: ignore[attr-defined]
+    await dispose(container)

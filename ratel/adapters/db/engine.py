@@ -38,13 +38,16 @@ def create_engine(
     url: str,
     *,
     echo: bool = False,
-    pool_size: int = 10,
+    pool_size: int = 20,
     max_overflow: int = 20,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
 ) -> AsyncEngine:
     """An engine for ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://...``.
 
-    ``pool_size``/``max_overflow`` apply to PostgreSQL; ``busy_timeout_ms`` is
+    ``pool_size``/``max_overflow`` apply to PostgreSQL: connections beyond
+    ``pool_size`` are opened for one use and closed again, which costs a TCP
+    and TLS handshake and asyncpg's type set-up each time, so ``pool_size``
+    should cover the transactions usually open at once. ``busy_timeout_ms`` is
     how long a SQLite transaction waits for another process's write lock.
     """
     parsed = make_url(url)
