@@ -304,6 +304,37 @@ class Stream:
     closed: bool = False
 
 
+class _Orders:
+    """The buckets a stream draws on now, per unit, in consumption order
+    (``consumption_order``): computed once per request for its commit and its
+    grant. What is chosen and its order depend on the buckets' scope, unit,
+    validity, precedence and id and on ``now``, none of which a charging call
+    changes; the units they hold or have used are read afresh from the
+    buckets themselves."""
+
+    __slots__ = ("_buckets", "_group", "_now", "_orders", "_request")
+
+    def __init__(
+        self, ctx: ChargingContext, stream: Stream, group: str | None, now: datetime
+    ) -> None:
+        self._buckets = ctx.buckets
+        self._request = stream.request
+        self._group = group
+        self._now = now
+        self._orders: dict[Unit, list[QuotaBucket]] = {}
+
+    def of(self, unit: Unit) -> list[QuotaBucket]:
+        """The active buckets of ``unit`` covering the stream, in the order they
+        are drawn (callers only read the list)."""
+        order = self._orders.get(unit)
+        if order is None:
+            r = self._request
+            order = self._orders[unit] = consumption_order(
+                self._buckets, r.service, self._group, r.rating_group, self._now, unit
+            )
+        return order
+
+
 class SessionState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -433,14 +464,16 @@ class CreditControlSession:
         else:
             for request in requests:
                 stream = self._stream(ctx, request)
-                self._commit(ctx, stream, request.used, now, request.used_after_change)
+                # the commit and the grant draw on the same buckets in the same order
+                orders = _Orders(ctx, stream, self._group(stream), now)
+                self._commit(ctx, stream, request.used, now, request.used_after_change, orders)
                 if ending or request.final:
                     # the hold was settled by the commit; a stream ends with its last sub-session
                     stream.closed = ending and not self._others_active(sub_session)
                     continue
                 if kind is RequestKind.INITIAL:
                     translated = translated or self._translation(ctx, request)
-                results.append(self._grant(ctx, stream, request, now))
+                results.append(self._grant(ctx, stream, request, now, orders))
         xdr = None
         if ending:
             self.sub_sessions[sub_session] = False
@@ -525,7 +558,8 @@ class CreditControlSession:
         stream: Stream,
         used: int,
         now: datetime,
-        after_change: int = 0,
+        after_change: int,
+        orders: _Orders,
     ) -> None:
         """Consume ``used`` units: from the held buckets, then from buckets with
         free units, then money (held first); release whatever is left held.
@@ -549,7 +583,7 @@ class CreditControlSession:
                 self._count_bucket(stream, bucket_id, take)
                 remaining -= take
         if remaining > 0:
-            for bucket in self._buckets_for(ctx, stream, stream.request.unit, now):
+            for bucket in orders.of(stream.request.unit):
                 take = bucket.draw(remaining)
                 if take:
                     touched.append(bucket)
@@ -565,14 +599,20 @@ class CreditControlSession:
             if money_units
             else Money.zero(self.currency)
         )
-        self._pay(ctx, stream, hold, cost, now)
+        self._pay(ctx, stream, hold, cost, now, orders)
         stream.money_units += money_units
         stream.used_units += used
         stream.cost = (stream.cost or Money.zero(self.currency)) + cost
         self._notify_exhausted(ctx, touched, before, now)
 
     def _pay(
-        self, ctx: ChargingContext, stream: Stream, hold: Hold | None, cost: Money, now: datetime
+        self,
+        ctx: ChargingContext,
+        stream: Stream,
+        hold: Hold | None,
+        cost: Money,
+        now: datetime,
+        orders: _Orders,
     ) -> None:
         """Pay ``cost`` from the held service wallets, then the balance (the held
         money is released in the same step)."""
@@ -590,7 +630,7 @@ class CreditControlSession:
         held_money = hold.money if hold is not None else Money.zero(self.currency)
         if remaining.is_positive() and hold is None:
             # usage without a hold (overuse): service wallets with free money first
-            for bucket in self._buckets_for(ctx, stream, Unit.MONEY, now):
+            for bucket in orders.of(Unit.MONEY):
                 take = bucket.draw(remaining.amount)
                 stream.paid_by_buckets = (
                     stream.paid_by_buckets or Money.zero(self.currency)
@@ -676,7 +716,12 @@ class CreditControlSession:
         )
 
     def _grant(
-        self, ctx: ChargingContext, stream: Stream, request: UsageRequest, now: datetime
+        self,
+        ctx: ChargingContext,
+        stream: Stream,
+        request: UsageRequest,
+        now: datetime,
+        orders: _Orders,
     ) -> Grant | Denial:
         """Hold the next grant: buckets in consumption order, then money."""
         try:
@@ -704,7 +749,7 @@ class CreditControlSession:
             )
         held: list[tuple[str, Decimal]] = []
         remaining = Decimal(wanted)
-        for bucket in self._buckets_for(ctx, stream, request.unit, now):
+        for bucket in orders.of(request.unit):
             if remaining <= 0:
                 break
             taken = bucket.hold(remaining)
@@ -722,7 +767,7 @@ class CreditControlSession:
             ExhaustionAction.REDIRECT,
         ) or not self._has_quota(ctx, stream)
         if remaining > 0 and charge_beyond and stream.rated is not None:
-            wallets = self._buckets_for(ctx, stream, Unit.MONEY, now)
+            wallets = orders.of(Unit.MONEY)
             funds = ctx.customer.wallet.available() + Money(
                 sum((b.free for b in wallets), Decimal(0)), self.currency
             )
@@ -746,7 +791,7 @@ class CreditControlSession:
         if (
             remaining == 0
             and granted > 0
-            and not self._more_available(ctx, stream, charge_beyond, now)
+            and not self._more_available(ctx, stream, charge_beyond, now, orders)
         ):
             remaining = Decimal(1)  # these are the last units: say so with the grant
         if granted == 0 and wanted > 0:
@@ -795,16 +840,21 @@ class CreditControlSession:
         return units, max(costs, key=lambda m: m.amount)
 
     def _more_available(
-        self, ctx: ChargingContext, stream: Stream, charge_beyond: bool, now: datetime
+        self,
+        ctx: ChargingContext,
+        stream: Stream,
+        charge_beyond: bool,
+        now: datetime,
+        orders: _Orders,
     ) -> bool:
         """Whether anything (quota or money) is left for the stream after this grant."""
-        if any(b.free > 0 for b in self._buckets_for(ctx, stream, stream.request.unit, now)):
+        if any(b.free > 0 for b in orders.of(stream.request.unit)):
             return True
         if not charge_beyond or stream.rated is None:
             return False
         hold = stream.hold
         after = stream.money_units + (hold.money_units if hold else 0)
-        wallets = self._buckets_for(ctx, stream, Unit.MONEY, now)
+        wallets = orders.of(Unit.MONEY)
         funds = ctx.customer.wallet.available() + Money(
             sum((b.free for b in wallets), Decimal(0)), self.currency
         )

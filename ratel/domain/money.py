@@ -12,6 +12,7 @@ Rounding happens in two named places only:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from types import MappingProxyType
@@ -109,6 +110,8 @@ class Money:
 
     @classmethod
     def zero(cls, currency: str) -> Money:
+        if cls is Money and type(currency) is str and currency in _VALID_CODES:
+            return _exact(_DECIMAL_ZERO, currency)
         return cls(Decimal(0), currency)
 
     def _same(self, other: Money) -> None:
@@ -117,16 +120,24 @@ class Money:
         if other.currency != self.currency:
             raise CurrencyMismatch(f"{self.currency} and {other.currency} cannot be combined")
 
+    # Same-currency arithmetic of two Money values needs no checks: their
+    # amounts are finite Decimals (an overflow raises, it never gives an
+    # infinity) and their currency was checked when the first was made.
+
     def __add__(self, other: Money) -> Money:
+        if type(other) is Money and other.currency == self.currency:
+            return _exact(self.amount + other.amount, self.currency)
         self._same(other)
         return Money(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
+        if type(other) is Money and other.currency == self.currency:
+            return _exact(self.amount - other.amount, self.currency)
         self._same(other)
         return Money(self.amount - other.amount, self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return _exact(-self.amount, self.currency)
 
     def __mul__(self, factor: Decimal | int) -> Money:
         if isinstance(factor, Money | float):
@@ -176,7 +187,7 @@ class Money:
 
     def stored(self) -> Money:
         """Quantized to the storage precision (8 places, banker's rounding)."""
-        return Money(
+        return _exact(
             self.amount.quantize(_STORAGE_QUANTUM, rounding=ROUND_HALF_EVEN), self.currency
         )
 
@@ -190,3 +201,20 @@ class Money:
     def display(self) -> str:
         """As a person reads it: record-rounded, for example ``43.25 USD``."""
         return str(self.for_record())
+
+
+_DECIMAL_ZERO: Final = Decimal(0)
+_new = object.__new__
+# the slots' own setters, which a frozen dataclass's __setattr__ does not stand in front of
+_set_amount: Callable[[Money, Decimal], None] = vars(Money)["amount"].__set__
+_set_currency: Callable[[Money, str], None] = vars(Money)["currency"].__set__
+
+
+def _exact(amount: Decimal, currency: str) -> Money:
+    """``Money(amount, currency)`` without the checks, for what arithmetic on
+    valid Money gives: a finite Decimal and a currency already checked. Three
+    times cheaper than the constructor, and a charging request makes a dozen."""
+    money: Money = _new(Money)
+    _set_amount(money, amount)
+    _set_currency(money, currency)
+    return money

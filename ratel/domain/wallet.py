@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ratel.domain.errors import CreditLimitExceeded, CurrencyMismatch, InvalidMoney
-from ratel.domain.money import Money
+from ratel.domain.money import Money, _exact
 
 
 @dataclass(slots=True)
@@ -42,7 +42,16 @@ class Wallet:
 
     def available(self) -> Money:
         """What may still be reserved or spent."""
-        return self.balance + self.credit_limit - self.reserved
+        balance, limit, reserved = self.balance, self.credit_limit, self.reserved
+        if (
+            type(balance) is Money
+            and type(limit) is Money
+            and type(reserved) is Money
+            and balance.currency == limit.currency == reserved.currency
+        ):
+            # one Money instead of two: a credit-control grant asks twice
+            return _exact(balance.amount + limit.amount - reserved.amount, balance.currency)
+        return balance + limit - reserved
 
     def can_reserve(self, amount: Money) -> bool:
         return amount <= self.available()

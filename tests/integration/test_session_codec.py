@@ -9,6 +9,8 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from store_builders import MIB, NOW
 from test_session_store import Subscriber, charge_in_memory, data, voice
 
@@ -16,7 +18,11 @@ from ratel.adapters.db.codec import (
     _PENDING,
     ANSWERS_KEPT_PER_SUB_SESSION,
     StoredAnswers,
+    _answer_content,
+    _content,
     _kept_keys,
+    _numbers_text,
+    answer_to_json,
     session_from_snapshot,
     session_snapshot,
     snapshot_text,
@@ -24,8 +30,18 @@ from ratel.adapters.db.codec import (
 )
 from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.sessions import SessionCache
-from ratel.domain.catalogue import Unit
-from ratel.domain.charging import Answer, CreditControlSession, Grant, RequestKind
+from ratel.domain.catalogue import ExhaustionAction, Service, Unit
+from ratel.domain.charging import (
+    Answer,
+    CreditControlSession,
+    Denial,
+    FinalUnitIndication,
+    Grant,
+    RequestKind,
+    Xdr,
+    XdrLine,
+)
+from ratel.domain.money import Money
 
 
 def long_session(sub: Subscriber) -> CreditControlSession:
@@ -194,3 +210,65 @@ def test_a_kept_copy_holds_its_answers_as_text_and_answers_a_retransmission() ->
         assert taken.stored_answer(number, sub_session) == answer
         assert answer == session.answers[(sub_session, number)]
     assert taken.stored_answer(1) is None
+
+
+texts = st.text(max_size=12)  # any character: the encoder escapes them to ASCII
+maybe_ints = st.none() | st.integers(min_value=-(2**40), max_value=2**40)
+finals = st.none() | st.builds(
+    FinalUnitIndication,
+    st.sampled_from(list(ExhaustionAction)),
+    st.none() | texts,
+    maybe_ints,
+    maybe_ints,
+)
+grants = st.builds(
+    Grant,
+    texts,
+    maybe_ints,
+    maybe_ints,
+    st.sampled_from(list(Unit)),
+    st.integers(min_value=0, max_value=2**40),
+    st.integers(min_value=0, max_value=86400),
+    st.integers(min_value=0, max_value=2**40),
+    finals,
+    st.booleans(),
+    st.none() | st.integers(min_value=0, max_value=10**6).map(lambda s: NOW + timedelta(seconds=s)),
+)
+denials = st.builds(Denial, texts, maybe_ints, maybe_ints, texts, texts, finals)
+answers = st.builds(
+    Answer,
+    st.integers(min_value=0, max_value=2**31),
+    st.sampled_from(list(RequestKind)),
+    st.lists(grants | denials, max_size=3).map(tuple),
+    st.none(),
+    st.none() | texts,
+)
+
+
+@settings(max_examples=300)
+@given(answers)
+def test_an_answer_content_written_directly_is_what_the_encoder_writes(answer: Answer) -> None:
+    assert _answer_content(answer) == _content(answer_to_json(answer))
+
+
+def test_an_answer_with_an_xdr_or_odd_values_has_the_encoder_content() -> None:
+    line = XdrLine(
+        Service.DATA, Unit.BYTES, "DATA", None, 10, "DATA", "400", 5, 5, (), usd("1"), usd("0")
+    )
+    xdr = Xdr("x-1", "s-1", "a-1", "c-1", NOW, NOW, (line,), usd("1"))
+    grant = Grant("data|10|DATA|", 10, None, Unit.BYTES, MIB, 3600, MIB // 5)
+    for answer in (
+        Answer(3, RequestKind.TERMINATE, (), xdr),
+        Answer(4, RequestKind.UPDATE, (replace(grant, units=True),)),  # a bool is written as one
+        Answer(5, RequestKind.UPDATE, (grant, grant), None, "ünïcode"),
+    ):
+        assert _answer_content(answer) == _content(answer_to_json(answer))
+
+
+def test_request_numbers_are_written_as_the_encoder_writes_them() -> None:
+    for numbers in ([1, 2, 30], [0], [True, 2], [2**70, -1]):
+        assert _numbers_text(numbers, compact_json) == compact_json(numbers)[1:-1]
+
+
+def usd(amount: str) -> Money:
+    return Money.of(amount, "USD")

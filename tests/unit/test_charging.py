@@ -24,6 +24,7 @@ from ratel.domain.catalogue import (
     UsageCharge,
 )
 from ratel.domain.charging import (
+    ChargingConfig,
     ChargingContext,
     CreditControlSession,
     Denial,
@@ -327,6 +328,35 @@ def test_validity_is_bounded_by_the_add_on_end() -> None:
         s.reserve(w.ctx(), 0, [data(requested=GIB)], NOW + timedelta(hours=23, minutes=50))
     )
     assert grant.validity_seconds == 600
+
+
+def test_usage_past_the_grant_and_the_next_grant_draw_the_buckets_in_one_order() -> None:
+    # one request commits past its hold (into the next buckets) and grants across
+    # the rest and money: both use the consumption order, which the charging of
+    # the request does not change
+    w = World(balance="1", buckets=turbo_regular_basic())
+    s = w.session()
+    assert only_grant(s.reserve(w.ctx(), 0, [data(requested=GIB)], NOW)).units == GIB
+    ctx = w.ctx()
+    ctx.config = ChargingConfig(max_grant={Unit.BYTES: 8 * GIB})
+    grant = only_grant(s.report(ctx, 1, [data(requested=6 * GIB, used=5 * GIB // 2)], NOW))
+    by_id = {b.id: b for b in w.buckets}
+    assert {i: b.used for i, b in by_id.items()} == {
+        "turbo": 2 * GIB,
+        "regular": GIB // 2,
+        "basic": 0,
+    }
+    assert {i: b.reserved for i, b in by_id.items()} == {
+        "turbo": 0,
+        "regular": 9 * GIB // 2,
+        "basic": GIB,
+    }
+    # 4.5 GiB of Regular, 1 GiB of Basic, and what 1 USD buys: the last units
+    assert grant.units == 11 * GIB // 2 + 100 * MIB
+    assert grant.final is not None and grant.final.action is ExhaustionAction.TERMINATE
+    assert w.customer.wallet.reserved == usd(1)
+    # Turbo is used up, but Regular and Basic of the same scope are not
+    assert not [e for e in ctx.events if isinstance(e, events.QuotaExhausted)]
 
 
 def test_quota_exhausted_then_money_and_one_event() -> None:

@@ -434,3 +434,50 @@ def test_for_record_never_moves_by_more_than_half_a_quantum(
     # the result is a whole number of quanta, and rounding it again changes nothing
     assert rounded.amount % quantum == 0
     assert rounded.for_record(overrides) == rounded
+
+
+# -- the unchecked fast paths give what the checked constructor gives -------------
+
+
+class _Cents(Money):
+    """A Money subclass: arithmetic on it takes the checked path."""
+
+
+@settings(max_examples=200)
+@given(amounts, amounts, currencies)
+def test_arithmetic_results_are_plain_checked_money(a: Decimal, b: Decimal, currency: str) -> None:
+    x, y = Money(a, currency), Money(b, currency)
+    for result, expected in (
+        (x + y, a + b),
+        (x - y, a - b),
+        (-x, -a),
+        (x.stored(), a.quantize(Decimal(1).scaleb(-STORAGE_PLACES), rounding=ROUND_HALF_EVEN)),
+    ):
+        assert type(result) is Money
+        assert type(result.amount) is Decimal
+        assert result.amount.is_finite()
+        assert result == Money(expected, currency)
+        assert hash(result) == hash(Money(expected, currency))
+        assert repr(result) == repr(Money(expected, currency))
+        with pytest.raises(AttributeError):
+            result.amount = Decimal(1)  # type: ignore[misc]
+
+
+def test_the_fast_paths_still_refuse_what_the_checks_refuse() -> None:
+    usd = Money.of("1", "USD")
+    with pytest.raises(CurrencyMismatch):
+        usd + Money.of("1", "EUR")
+    with pytest.raises(CurrencyMismatch):
+        usd - Money.of("1", "EUR")
+    with pytest.raises(TypeError):
+        usd + Decimal(1)  # type: ignore[operator]
+    with pytest.raises(InvalidMoney):
+        Money.zero("usd")
+    with pytest.raises(InvalidMoney):
+        Money.zero("ÉUR")
+    assert type(Money.zero("USD").amount) is Decimal
+    assert Money.zero("USD") == Money.of(0, "USD")
+    # a subclass and a plain Money still combine (through the checked path)
+    assert usd + _Cents(Decimal(2), "USD") == Money.of("3", "USD")
+    assert _Cents(Decimal(2), "USD") - usd == Money.of("1", "USD")
+    assert type(_Cents.zero("USD")) is _Cents

@@ -400,3 +400,17 @@ def test_reserve_and_debit_sequences_stop_at_the_limit(steps: list[tuple[str, Mo
     # everything accepted fits in balance + limit, and is accounted for
     assert accepted <= usd(50)
     assert w.available() == usd(50) - accepted
+
+
+def test_available_of_a_wallet_whose_parts_were_replaced_by_another_currency_refuses() -> None:
+    # the one-Money fast path of ``available`` only takes one currency
+    w = wallet("10", "5", "3")
+    w.reserved = Money("1", "EUR")
+    with pytest.raises(CurrencyMismatch):
+        w.available()
+    w = wallet("10", "5", "3")
+    w.credit_limit = Money("1", "EUR")
+    with pytest.raises(CurrencyMismatch):
+        w.available()
+    assert wallet("10", "5", "3").available() == usd("12")
+    assert type(wallet("10", "5", "3").available()) is Money

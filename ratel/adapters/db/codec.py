@@ -523,6 +523,10 @@ def _kept_keys(
 ) -> list[tuple[str, int]]:
     if len(answers) <= per_sub_session:
         return list(answers)  # nothing to drop (the usual case but for a long session)
+    if len({sub_session for sub_session, _ in answers}) == 1:
+        # one sub-session (a long RADIUS or Diameter session): its lowest kept number
+        floor = sorted([number for _, number in answers])[-per_sub_session]
+        return [key for key in answers if key[1] >= floor]
     numbers: dict[str, list[int]] = {}
     for sub_session, number in answers:
         found = numbers.get(sub_session)
@@ -593,6 +597,60 @@ def _content(data: Json) -> str:
     return _canonical({k: v for k, v in data.items() if k != "request_number"})
 
 
+def _canonical_scalar(value: Any) -> str:
+    """A value of an answer as ``_canonical`` writes it inside the answer."""
+    return _scalar(value, _canonical)
+
+
+def _final_content(final: FinalUnitIndication | None) -> str:
+    """``_canonical(_final_to_json(final))``."""
+    if final is None:
+        return "null"
+    return (
+        f'{{"action":{_canonical_scalar(final.action.value)},'
+        f'"redirect_url":{_canonical_scalar(final.redirect_url)},'
+        f'"throttle_download_kbps":{_canonical_scalar(final.throttle_download_kbps)},'
+        f'"throttle_upload_kbps":{_canonical_scalar(final.throttle_upload_kbps)}}}'
+    )
+
+
+def _result_content(result: Grant | Denial) -> str:
+    """``_canonical(_result_to_json(result))``: the same keys, sorted."""
+    c = _canonical_scalar
+    if isinstance(result, Grant):
+        change = (
+            ""
+            if result.tariff_change_at is None
+            else f'"tariff_change_at":{c(time_to_json(result.tariff_change_at))},'
+        )
+        return (
+            f'{{"final":{_final_content(result.final)},"free":{c(result.free)},'
+            f'"key":{c(result.key)},"rating_group":{c(result.rating_group)},'
+            f'"service_identifier":{c(result.service_identifier)},{change}'
+            f'"threshold":{c(result.threshold)},"type":"grant","unit":{c(result.unit.value)},'
+            f'"units":{c(result.units)},"validity_seconds":{c(result.validity_seconds)}}}'
+        )
+    return (
+        f'{{"final":{_final_content(result.final)},"key":{c(result.key)},'
+        f'"message":{c(result.message)},"rating_group":{c(result.rating_group)},'
+        f'"reason":{c(result.reason)},"service_identifier":{c(result.service_identifier)},'
+        f'"type":"denial"}}'
+    )
+
+
+def _answer_content(answer: Answer) -> str:
+    """``_content(answer_to_json(answer))`` written directly, without the
+    document and the sorting encoder: an interim update's new answer is
+    encoded at every write. An answer with an xDR takes the plain way."""
+    if answer.xdr is not None:
+        return _content(answer_to_json(answer))
+    results = ",".join([_result_content(result) for result in answer.results])
+    return (
+        f'{{"kind":{_canonical_scalar(answer.kind.value)},"results":[{results}],'
+        f'"translated_number":{_canonical_scalar(answer.translated_number)},"xdr":null}}'
+    )
+
+
 def _answer_text(number: int, content: str) -> str:
     """The JSON text of the answer numbered ``number`` saying ``content``."""
     if content == "{}":
@@ -615,32 +673,34 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
     # an answer in full, or a run of answers alike an earlier one:
     # [sub-session, the earlier one's place, their numbers]
     parts: list[str | list[Any]] = []
+    run: list[Any] | None = None  # the run ``parts`` ends with, if it ends with one
     for key in _kept_keys(answers, ANSWERS_KEPT_PER_SUB_SESSION):
         content = known.get(key)
         if content is None:
-            content = _content(
-                stored.as_json(key) if stored is not None else answer_to_json(answers[key])
-            )
+            if stored is not None and dict.__getitem__(stored, key) is _PENDING:
+                content = _content(stored.as_json(key))
+            else:
+                content = _answer_content(answers[key])
         contents[key] = content
-        sub, number = key
         place = first.get(content)
         if place is not None:
-            run = parts[-1]
-            if type(run) is list and run[0] == sub and run[1] == place:
-                run[2].append(number)
+            if run is not None and run[1] == place and run[0] == key[0]:
+                run[2].append(key[1])
             else:
-                parts.append([sub, place, [number]])
+                run = [key[0], place, [key[1]]]
+                parts.append(run)
             continue
+        run = None
         first[content] = len(parts)
         # the answer is its content with its number: no encoding again
         parts.append(
-            f'{{"sub_session":{_quote(sub, dumps)},"answer":{_answer_text(number, content)}}}'
+            f'{{"sub_session":{_quote(key[0], dumps)},"answer":{_answer_text(key[1], content)}}}'
         )
     written = ",".join(
         part
         if type(part) is str
         else f'{{"sub_session":{_quote(part[0], dumps)},"like":{part[1]},'
-        f'"request_numbers":[{",".join([_scalar(n, dumps) for n in part[2]])}]}}'
+        f'"request_numbers":[{_numbers_text(part[2], dumps)}]}}'
         for part in parts
     )
     streams = ",".join(_stream_text(key, stream, dumps) for key, stream in session.streams.items())
@@ -658,6 +718,13 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
         f'"sub_sessions":[{sub_sessions}],"xdr":{xdr},"answers":[{written}]}}'
     )
     return SnapshotText(text, contents)
+
+
+def _numbers_text(numbers: list[Any], dumps: Callable[[Any], str]) -> str:
+    """Request numbers as the items of a JSON list (``_scalar`` of each)."""
+    if set(map(type, numbers)) == {int}:  # the usual: plain ints (no bools) as int writes them
+        return ",".join(map(int.__repr__, numbers))
+    return ",".join([_scalar(n, dumps) for n in numbers])
 
 
 def _scalar(value: Any, dumps: Callable[[Any], str] = compact_json) -> str:
