@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from store_builders import MIB, NOW, usd
 from test_session_store import Subscriber, charge_in_memory, data, store_subscriber
 
-from ratel.adapters.db import accounts, customers, quotas, radius, sessions
+from ratel.adapters.db import accounts, catalogue, customers, quotas, radius, sessions
 from ratel.adapters.db.fast import FastPath, FastResult, fast
 from ratel.adapters.db.statements import retryable, unique_violation
 from ratel.adapters.db.tables import radius_sessions
@@ -149,6 +149,8 @@ async def test_hot_selects_read_the_same_both_ways(
         assert rowcount == len(rows)
     _, rows, *_ = await _same_both_ways(engine, sessions._BY_IDS(PG), {"session_ids": ["nope"]})
     assert rows == []
+    # a literal bound value (the version row's id), no parameters
+    await _same_both_ways(engine, catalogue._VERSION, {})
     # what was compared: exact amounts, aware UTC times, JSON documents
     keys, rows, *_ = await _run(
         engine,

@@ -101,7 +101,15 @@ class _Slot:
 class Plan:
     """A statement compiled once for a dialect, ready to run on asyncpg."""
 
-    __slots__ = ("_attributes", "_metadata", "_result_types", "_slots", "sql", "statement")
+    __slots__ = (
+        "_attributes",
+        "_metadata",
+        "_oids",
+        "_result_types",
+        "_slots",
+        "sql",
+        "statement",
+    )
 
     def __init__(self, statement: Executable, compiled: SQLCompiler) -> None:
         self.statement = statement
@@ -119,6 +127,7 @@ class Plan:
             else None
         )
         self._attributes: Any = None
+        self._oids: tuple[int, ...] = ()
         self._metadata: Any = None
 
     def arguments(self, parameters: Mapping[str, Any] | None) -> list[Any] | None:
@@ -143,8 +152,13 @@ class Plan:
 
     def metadata(self, attributes: Any, dialect: Dialect) -> Any:
         """The result metadata for rows described by asyncpg's ``attributes``
-        (made once: the same statement returns the same column types)."""
+        (made once per column types: each pooled connection has its own
+        prepared statement, whose columns have the same types)."""
         if attributes is self._attributes:
+            return self._metadata
+        oids = tuple(attribute.type.oid for attribute in attributes or ())
+        if self._metadata is not None and oids == self._oids:
+            self._attributes = attributes
             return self._metadata
         if not attributes:
             metadata: Any = _NO_RESULT_METADATA
@@ -156,11 +170,11 @@ class Plan:
             metadata = SimpleResultMetaData(
                 [key for key, _ in self._result_types],
                 _processors=[
-                    type_._cached_result_processor(dialect, attribute.type.oid)
-                    for (_, type_), attribute in zip(self._result_types, attributes, strict=True)
+                    type_._cached_result_processor(dialect, oid)
+                    for (_, type_), oid in zip(self._result_types, oids, strict=True)
                 ],
             )
-        self._attributes, self._metadata = attributes, metadata
+        self._attributes, self._oids, self._metadata = attributes, oids, metadata
         return metadata
 
 
