@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ratel.adapters.db.codec import periods_from_json, periods_to_json
+from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Repository
 from ratel.adapters.db.tables import (
     catalogue_version,
@@ -61,7 +62,9 @@ from ratel.domain.rating import (
 )
 
 _VERSION_ROW = 1
-_VERSION = sa.select(catalogue_version.c.version).where(catalogue_version.c.id == _VERSION_ROW)
+_VERSION = fast(
+    sa.select(catalogue_version.c.version).where(catalogue_version.c.id == _VERSION_ROW)
+)
 #: The catalogue's version as a column of another statement (see
 #: ``SqlCatalogueRepository.observe_version``).
 CATALOGUE_VERSION = _VERSION.scalar_subquery()

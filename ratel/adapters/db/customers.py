@@ -21,6 +21,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db import tables
+from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Interned, Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, customers
 from ratel.adapters.db.types import AmountSql, amount_param, to_storage
@@ -43,18 +44,20 @@ _CHUNK = 1000  # ids per SELECT ... IN
 # PostgreSQL: the wallet changes of a batch in one statement; RETURNING names
 # the rows written (asyncpg gives no row count for an executemany). A NULL
 # floor is a change that does not lower what the customer may spend.
-_PG_WALLETS = sa.text(
-    """
-    UPDATE customers AS c
-    SET balance = c.balance + v.d_balance, reserved = c.reserved + v.d_reserved
-    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:d_balance AS NUMERIC[]),
-                CAST(:d_reserved AS NUMERIC[]), CAST(:floor AS NUMERIC[]))
-         AS v(id, d_balance, d_reserved, floor)
-    WHERE c.id = v.id
-      AND (v.floor IS NULL
-           OR c.balance + v.d_balance + c.credit_limit - c.reserved - v.d_reserved >= v.floor)
-    RETURNING c.id
-    """
+_PG_WALLETS = fast(
+    sa.text(
+        """
+        UPDATE customers AS c
+        SET balance = c.balance + v.d_balance, reserved = c.reserved + v.d_reserved
+        FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:d_balance AS NUMERIC[]),
+                    CAST(:d_reserved AS NUMERIC[]), CAST(:floor AS NUMERIC[]))
+             AS v(id, d_balance, d_reserved, floor)
+        WHERE c.id = v.id
+          AND (v.floor IS NULL
+               OR c.balance + v.d_balance + c.credit_limit - c.reserved - v.d_reserved >= v.floor)
+        RETURNING c.id
+        """
+    )
 )
 _INSERT = sa.insert(customers)
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Interned, Prebuilt, PrebuiltMany, Repository, lockable
 from ratel.adapters.db.tables import quota_buckets
 from ratel.adapters.db.types import to_storage
@@ -90,18 +91,20 @@ _SAVE = (
 # PostgreSQL: the changed buckets of a batch in one statement (arrays
 # unnested): one Bind message instead of one per row, and no per-row
 # parameter processing.
-_PG_SAVE_MANY = sa.text(
-    """
-    UPDATE quota_buckets AS q
-    SET allowance = v.allowance, used = v.used, reserved = v.reserved,
-        expires_at = v.expires_at, period_end = v.period_end, precedence = v.precedence
-    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:allowance AS NUMERIC[]),
-                CAST(:used AS NUMERIC[]), CAST(:reserved AS NUMERIC[]),
-                CAST(:expires_at AS TIMESTAMPTZ[]), CAST(:period_end AS TIMESTAMPTZ[]),
-                CAST(:precedence AS INTEGER[]))
-         AS v(id, allowance, used, reserved, expires_at, period_end, precedence)
-    WHERE q.id = v.id
-    """
+_PG_SAVE_MANY = fast(
+    sa.text(
+        """
+        UPDATE quota_buckets AS q
+        SET allowance = v.allowance, used = v.used, reserved = v.reserved,
+            expires_at = v.expires_at, period_end = v.period_end, precedence = v.precedence
+        FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:allowance AS NUMERIC[]),
+                    CAST(:used AS NUMERIC[]), CAST(:reserved AS NUMERIC[]),
+                    CAST(:expires_at AS TIMESTAMPTZ[]), CAST(:period_end AS TIMESTAMPTZ[]),
+                    CAST(:precedence AS INTEGER[]))
+             AS v(id, allowance, used, reserved, expires_at, period_end, precedence)
+        WHERE q.id = v.id
+        """
+    )
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Repository, Transaction, lockable
 from ratel.adapters.db.tables import radius_chap_secrets, radius_nas, radius_sessions
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork
@@ -163,23 +164,25 @@ _USAGE_UPDATE = _usage_update()
 
 # PostgreSQL: the same guarded write for the whole batch in one statement,
 # which names the sessions it wrote.
-_PG_USAGE_UPDATE = sa.text(
-    """
-    UPDATE radius_sessions AS r
-    SET input_octets = v.input_octets, output_octets = v.output_octets,
-        session_time = v.session_time, reports = v.reports, state = v.state,
-        framed_ip = v.framed_ip, updated_at = v.updated_at
-    FROM unnest(CAST(:key_nas AS VARCHAR[]), CAST(:key_session AS VARCHAR[]),
-                CAST(:input_octets AS BIGINT[]), CAST(:output_octets AS BIGINT[]),
-                CAST(:session_time AS BIGINT[]), CAST(:reports AS INTEGER[]),
-                CAST(:state AS VARCHAR[]), CAST(:framed_ip AS VARCHAR[]),
-                CAST(:updated_at AS TIMESTAMPTZ[]))
-         AS v(key_nas, key_session, input_octets, output_octets, session_time, reports,
-              state, framed_ip, updated_at)
-    WHERE r.nas_address = v.key_nas AND r.acct_session_id = v.key_session
-      AND r.reports < v.reports
-    RETURNING r.nas_address, r.acct_session_id
-    """
+_PG_USAGE_UPDATE = fast(
+    sa.text(
+        """
+        UPDATE radius_sessions AS r
+        SET input_octets = v.input_octets, output_octets = v.output_octets,
+            session_time = v.session_time, reports = v.reports, state = v.state,
+            framed_ip = v.framed_ip, updated_at = v.updated_at
+        FROM unnest(CAST(:key_nas AS VARCHAR[]), CAST(:key_session AS VARCHAR[]),
+                    CAST(:input_octets AS BIGINT[]), CAST(:output_octets AS BIGINT[]),
+                    CAST(:session_time AS BIGINT[]), CAST(:reports AS INTEGER[]),
+                    CAST(:state AS VARCHAR[]), CAST(:framed_ip AS VARCHAR[]),
+                    CAST(:updated_at AS TIMESTAMPTZ[]))
+             AS v(key_nas, key_session, input_octets, output_octets, session_time, reports,
+                  state, framed_ip, updated_at)
+        WHERE r.nas_address = v.key_nas AND r.acct_session_id = v.key_session
+          AND r.reports < v.reports
+        RETURNING r.nas_address, r.acct_session_id
+        """
+    )
 )
 
 

@@ -27,6 +27,7 @@ from ratel.adapters.db.codec import (
     stored_copy,
 )
 from ratel.adapters.db.engine import compact_json
+from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
 from ratel.domain.charging import CreditControlSession, SessionState
@@ -53,33 +54,37 @@ _VERSIONS = PrebuiltMany(
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
 # RETURNING telling which rows were written: asyncpg gives no row count for
 # an executemany.
-_PG_INSERT_MANY = sa.text(
-    """
-    INSERT INTO cc_sessions (id, account_id, customer_id, currency, state, started_at,
-                             last_activity, snapshot, version)
-    SELECT v.id, v.account_id, v.customer_id, v.currency, v.state, v.started_at,
-           v.last_activity, CAST(v.snapshot AS JSONB), 1
-    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:account_ids AS VARCHAR[]),
-                CAST(:customer_ids AS VARCHAR[]), CAST(:currencies AS VARCHAR[]),
-                CAST(:states AS VARCHAR[]), CAST(:started AS TIMESTAMPTZ[]),
-                CAST(:activity AS TIMESTAMPTZ[]), CAST(:snapshots AS TEXT[]))
-         AS v(id, account_id, customer_id, currency, state, started_at, last_activity, snapshot)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-    """
+_PG_INSERT_MANY = fast(
+    sa.text(
+        """
+        INSERT INTO cc_sessions (id, account_id, customer_id, currency, state, started_at,
+                                 last_activity, snapshot, version)
+        SELECT v.id, v.account_id, v.customer_id, v.currency, v.state, v.started_at,
+               v.last_activity, CAST(v.snapshot AS JSONB), 1
+        FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:account_ids AS VARCHAR[]),
+                    CAST(:customer_ids AS VARCHAR[]), CAST(:currencies AS VARCHAR[]),
+                    CAST(:states AS VARCHAR[]), CAST(:started AS TIMESTAMPTZ[]),
+                    CAST(:activity AS TIMESTAMPTZ[]), CAST(:snapshots AS TEXT[]))
+             AS v(id, account_id, customer_id, currency, state, started_at, last_activity, snapshot)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+        """
+    )
 )
-_PG_SAVE_MANY = sa.text(
-    """
-    UPDATE cc_sessions AS s
-    SET state = v.state, last_activity = v.last_activity,
-        snapshot = CAST(v.snapshot AS JSONB), version = s.version + 1
-    FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:versions AS INTEGER[]),
-                CAST(:states AS VARCHAR[]), CAST(:activity AS TIMESTAMPTZ[]),
-                CAST(:snapshots AS TEXT[]))
-         AS v(id, version, state, last_activity, snapshot)
-    WHERE s.id = v.id AND s.version = v.version
-    RETURNING s.id
-    """
+_PG_SAVE_MANY = fast(
+    sa.text(
+        """
+        UPDATE cc_sessions AS s
+        SET state = v.state, last_activity = v.last_activity,
+            snapshot = CAST(v.snapshot AS JSONB), version = s.version + 1
+        FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:versions AS INTEGER[]),
+                    CAST(:states AS VARCHAR[]), CAST(:activity AS TIMESTAMPTZ[]),
+                    CAST(:snapshots AS TEXT[]))
+             AS v(id, version, state, last_activity, snapshot)
+        WHERE s.id = v.id AND s.version = v.version
+        RETURNING s.id
+        """
+    )
 )
 
 

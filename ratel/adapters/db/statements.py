@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
+from ratel.adapters.db.fast import FastPath, fast
 from ratel.domain.errors import ConcurrentChange
 
 # PostgreSQL SQLSTATEs after which the whole call may simply be retried.
@@ -50,6 +51,8 @@ class Repository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self._dialect = connection.dialect.name
+        # PostgreSQL: registered statements (``fast``) run straight on asyncpg
+        self._fast = FastPath(connection) if FastPath.applies(connection) else None
 
     @property
     def _postgresql(self) -> bool:
@@ -60,8 +63,14 @@ class Repository:
         statement: Executable,
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     ) -> CursorResult[Any]:
-        """Run ``statement``; a deadlock or lock timeout becomes ``ConcurrentChange``."""
+        """Run ``statement``; a deadlock or lock timeout becomes ``ConcurrentChange``.
+        On PostgreSQL a statement registered with ``fast`` (one parameter set)
+        runs straight on asyncpg, with the same result and errors."""
         try:
+            if self._fast is not None and not isinstance(parameters, Sequence):
+                result = await self._fast.execute(statement, parameters)
+                if result is not None:
+                    return result  # type: ignore[return-value]  # FastResult: the same API
             if parameters is None:
                 return await self._connection.execute(statement)
             return await self._connection.execute(statement, parameters)
@@ -80,11 +89,12 @@ class Repository:
 class Prebuilt:
     """A hot-path SELECT built once, in an unlocked and a locked variant:
     executed with parameters, it costs neither statement construction nor
-    SQLAlchemy cache-key computation per request."""
+    SQLAlchemy cache-key computation per request, and on PostgreSQL it takes
+    the fast path (``ratel.adapters.db.fast``)."""
 
     def __init__(self, statement: sa.Select[Any]) -> None:
-        self._plain = statement
-        self._locked = lockable(statement, True)
+        self._plain = fast(statement)
+        self._locked = fast(lockable(statement, True))
 
     def __call__(self, lock: bool = False) -> sa.Select[Any]:
         return self._locked if lock else self._plain
