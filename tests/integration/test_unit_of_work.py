@@ -109,3 +109,53 @@ async def test_a_unit_of_work_runs_once(uow: SqlUnitOfWorkFactory) -> None:
     with pytest.raises(RuntimeError):
         async with work:
             pass
+
+
+async def backend_pid(work: SqlUnitOfWork) -> int:
+    # through the shared connection: ``connection`` would begin for real
+    result = await work.shared_connection().execute(sa.text("SELECT pg_backend_pid()"))
+    return int(result.scalar_one())
+
+
+async def backend_state(engine: AsyncEngine, pid: int) -> str:
+    """What PostgreSQL says the backend ``pid`` is doing, seen from another connection."""
+    async with engine.connect() as other:
+        statement = sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid")
+        return str((await other.execute(statement, {"pid": pid})).scalar_one())
+
+
+async def test_on_postgresql_a_unit_of_work_begins_at_its_first_write_or_lock(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite begins IMMEDIATE: its write lock is what serializes writers")
+    owner = customer(balance="5")
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.commit()
+
+    async with uow() as work:
+        pid = await backend_pid(work)
+        assert await work.customers.get(owner.id) is not None
+        # only reads so far: no transaction is held open (no BEGIN, no ROLLBACK to come)
+        assert await backend_state(engine, pid) == "idle"
+        assert await work.customers.get(owner.id, lock=True) is not None
+        assert await backend_state(engine, pid) == "idle in transaction"
+
+    async with uow() as work:
+        pid = await backend_pid(work)
+        assert await work.customers.get(owner.id) is not None
+        assert await backend_state(engine, pid) == "idle"
+        later = customer(balance="1")
+        await work.customers.add(later)
+        assert await backend_state(engine, pid) == "idle in transaction"
+        # leaving without commit: the write is undone as ever
+    async with uow() as work:
+        assert await work.customers.get(later.id) is None
+        assert await work.customers.get(owner.id) is not None
+
+    # the pooled connection went back as it came: a plain transaction
+    async with engine.connect() as connection, connection.begin():
+        await connection.execute(sa.text("SELECT 1"))
+        pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        assert await backend_state(engine, pid) == "idle in transaction"

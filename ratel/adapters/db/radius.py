@@ -350,4 +350,4 @@ class SqlRadiusStoreFactory:
     def joining(self, uow: UnitOfWork) -> SqlRadiusSessionRepository:
         if not isinstance(uow, SqlUnitOfWork):
             raise TypeError(f"the RADIUS store joins SQL units of work, not {type(uow).__name__}")
-        return SqlRadiusSessionRepository(uow.connection)
+        return SqlRadiusSessionRepository(uow.shared_connection())

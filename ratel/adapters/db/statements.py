@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,6 +53,7 @@ class Repository:
         self._dialect = connection.dialect.name
         # PostgreSQL: registered statements (``fast``) run straight on asyncpg
         self._fast = FastPath(connection) if FastPath.applies(connection) else None
+        self._begin: DeferredBegin | None = connection.info.get(DeferredBegin.KEY)
 
     @property
     def _postgresql(self) -> bool:
@@ -66,6 +67,8 @@ class Repository:
         """Run ``statement``; a deadlock or lock timeout becomes ``ConcurrentChange``.
         On PostgreSQL a statement registered with ``fast`` (one parameter set)
         runs straight on asyncpg, with the same result and errors."""
+        if self._begin is not None:
+            self._begin.before(statement, parameters)
         try:
             if self._fast is not None and not isinstance(parameters, Sequence):
                 result = await self._fast.execute(statement, parameters)
@@ -168,6 +171,60 @@ class Interned(Generic[V]):
         return value
 
 
+class DeferredBegin:
+    """PostgreSQL: a unit of work sends BEGIN only before its first write or
+    locking read. Until then each SELECT runs on its own (the driver's
+    autocommit mode). At READ COMMITTED that reads exactly what it would read
+    inside the transaction, since there every statement takes a fresh
+    snapshot and a plain SELECT holds nothing; and a unit of work that only
+    reads (a login, a session lookup, a GraphQL query) saves the BEGIN and
+    ROLLBACK round trips. The state is the asyncpg adapter's own
+    ``autocommit`` flag (a DB-API attribute of SQLAlchemy's adapter), so the
+    statements of every path, fast or not, see it; ``close`` restores it
+    before the connection goes back to the pool."""
+
+    KEY: Final = "ratel.deferred_begin"
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._adapter: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        self._adapter.autocommit = True
+        self.deferred = True
+        connection.info[self.KEY] = self
+
+    @staticmethod
+    def applies(connection: AsyncConnection) -> bool:
+        return connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg"
+
+    def before(
+        self,
+        statement: Executable,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    ) -> None:
+        """Begin for real before ``statement`` unless it is a plain SELECT."""
+        if not self.deferred:
+            return
+        if (
+            isinstance(statement, sa.Select)
+            and statement._for_update_arg is None
+            and not isinstance(parameters, Sequence)
+        ):
+            return
+        self.now()
+
+    def now(self) -> None:
+        """Begin with the next statement, whatever it is."""
+        if self.deferred:
+            self.deferred = False
+            self._adapter.autocommit = False  # the driver sends BEGIN with the next statement
+
+    def close(self) -> None:
+        self._connection.info.pop(self.KEY, None)
+        if self.deferred:
+            self.deferred = False
+            self._adapter.autocommit = False
+
+
 class Transaction:
     """One database transaction on a connection of its own: ``async with``
     begins it, ``commit()`` makes every change durable at once (a deadlock or
@@ -178,11 +235,20 @@ class Transaction:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._begin: DeferredBegin | None = None
 
     @property
     def connection(self) -> AsyncConnection:
-        """The transaction's connection (for adapters that need a statement of
-        their own in the same transaction)."""
+        """The transaction's connection, for statements of one's own: the
+        transaction has begun for real (see ``DeferredBegin``)."""
+        connection = self.shared_connection()
+        if self._begin is not None:
+            self._begin.now()
+        return connection
+
+    def shared_connection(self) -> AsyncConnection:
+        """The connection, for repositories of other adapters (``Repository``
+        begins the transaction before their first write or lock)."""
         if self._connection is None:
             raise RuntimeError(f"{type(self).__name__} has not begun: use it with 'async with'")
         return self._connection
@@ -196,6 +262,8 @@ class Transaction:
         connection = await self._engine.connect()
         try:
             await connection.begin()
+            if DeferredBegin.applies(connection):
+                self._begin = DeferredBegin(connection)
         except BaseException:
             await connection.close()
             raise
@@ -209,16 +277,18 @@ class Transaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        connection = self.connection
+        connection = self.shared_connection()
         try:
             if connection.in_transaction():
                 await connection.rollback()
         finally:
+            if self._begin is not None:
+                self._begin.close()
             await connection.close()
 
     async def commit(self) -> None:
         try:
-            await self.connection.commit()
+            await self.shared_connection().commit()
         except DBAPIError as exc:
             if retryable(exc):
                 raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc

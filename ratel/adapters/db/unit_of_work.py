@@ -94,7 +94,7 @@ class SqlUnitOfWork(Transaction):
         self.sessions.committed()
 
     async def rollback(self) -> None:
-        await self.connection.rollback()
+        await self.shared_connection().rollback()
         # What the repositories remember describes rows that no longer exist.
         for repository in (
             self.customers,
