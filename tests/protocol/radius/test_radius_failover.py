@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from radius_support import MIB, radclient, register_nas, server_settings, subscriber
+from radius_support import (
+    MIB,
+    Subscriber,
+    radclient,
+    register_nas,
+    server_settings,
+    subscriber,
+)
 
 from ratel.adapters.radius.server import RadiusServer
 from ratel.container import Container, build_container, dispose
@@ -28,6 +35,14 @@ async def second(database_url: str) -> AsyncIterator[RadiusServer]:
     yield server
     await server.stop()
     await dispose(container)
+
+
+@pytest.fixture
+async def sub(container: Container, server: RadiusServer, second: RadiusServer) -> Subscriber:
+    """Alice, with 5.00, behind a NAS both servers know."""
+    await register_nas(container)
+    await second.nas.load()
+    return await subscriber(container, "alice@isp", balance="5.00")
 
 
 def acct(status: str, session: str, **counters: int) -> str:
@@ -52,11 +67,8 @@ async def balance(container: Container, account_id: str) -> Decimal:
 
 
 async def test_reports_alternating_between_two_servers_are_each_charged_once(
-    container: Container, server: RadiusServer, second: RadiusServer
+    container: Container, server: RadiusServer, second: RadiusServer, sub: Subscriber
 ) -> None:
-    await register_nas(container)
-    await second.nas.load()
-    sub = await subscriber(container, "alice@isp", balance="5.00")
     await send(server, acct("Start", "fo-1"))
     await send(server, acct("Interim-Update", "fo-1", Acct_Output_Octets=10 * MIB))
     await send(second, acct("Interim-Update", "fo-1", Acct_Output_Octets=20 * MIB))
@@ -73,11 +85,8 @@ async def test_reports_alternating_between_two_servers_are_each_charged_once(
 
 
 async def test_a_session_id_reused_on_the_other_server_is_charged_as_a_new_session(
-    container: Container, server: RadiusServer, second: RadiusServer
+    container: Container, server: RadiusServer, second: RadiusServer, sub: Subscriber
 ) -> None:
-    await register_nas(container)
-    await second.nas.load()
-    sub = await subscriber(container, "alice@isp", balance="5.00")
     await send(server, acct("Start", "1"))
     await send(server, acct("Interim-Update", "1", Acct_Output_Octets=10 * MIB))
     await send(second, acct("Stop", "1", Acct_Output_Octets=10 * MIB))
@@ -93,11 +102,8 @@ async def test_a_session_id_reused_on_the_other_server_is_charged_as_a_new_sessi
 
 
 async def test_one_start_sent_to_both_servers_at_once_opens_one_session(
-    container: Container, server: RadiusServer, second: RadiusServer
+    container: Container, server: RadiusServer, second: RadiusServer, sub: Subscriber
 ) -> None:
-    await register_nas(container)
-    await second.nas.load()
-    sub = await subscriber(container, "alice@isp", balance="5.00")
     starts = [acct("Start", f"both-{n}") for n in range(4)]
     await asyncio.gather(*(send(node, start) for start in starts for node in (server, second)))
     sessions = await container.radius_sessions().open_for_account(sub.account_id)
