@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -500,6 +500,20 @@ class ChargeAccounting(RadiusUseCase):
         for old in not_written:
             self._outdated.add((old.nas_address, old.acct_session_id))
 
+    async def _written_with(
+        self, key: tuple[str, str], call: Awaitable[Answer]
+    ) -> tuple[Answer, bool]:
+        """The answer of a charging ``call`` whose companion is the session
+        ``key``'s row, and whether that row was left unwritten because the
+        store already had it newer (``write_companions`` notes it)."""
+        self._outdated.discard(key)
+        try:
+            answer = await call
+        finally:
+            outdated = key in self._outdated
+            self._outdated.discard(key)
+        return answer, outdated
+
     async def start(self, report: AccountingReport) -> AccountingOutcome:
         """Accounting Start: open (or join) the charging session and hold a first grant."""
         with self._counting((report.nas_address, report.acct_session_id)) as lock:
@@ -546,19 +560,17 @@ class ChargeAccounting(RadiusUseCase):
             session_time=report.session_time,
         )
         # the session row is written in the transaction that opens the charging
-        self._outdated.discard(key)
-        try:
-            answer = await self.credit_control.start(
+        answer, raced = await self._written_with(
+            key,
+            self.credit_control.start(
                 charging_id,
                 Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
                 [data_request()],
                 number=0,
                 sub_session=sub_session,
                 companion=Companion(self, _Opening(session, replaces=existing is not None)),
-            )
-        finally:
-            raced = key in self._outdated
-            self._outdated.discard(key)
+            ),
+        )
         if raced:  # another server's Start of the same session was stored first
             stored, _ = await self._session(report, fresh=True)
             return AccountingOutcome(stored, answer, duplicate=True)
@@ -635,33 +647,30 @@ class ChargeAccounting(RadiusUseCase):
             charged.state = RadiusSessionState.CLOSED
         companion = Companion(self, charged)
         key = (session.nas_address, session.acct_session_id)
-        self._outdated.discard(key)
+        if ending:
+            call = self.credit_control.terminate(
+                session.charging_session_id,
+                number,
+                request,
+                sub_session=session.sub_session,
+                cause=report.cause,
+                companion=companion,
+            )
+        else:
+            call = self.credit_control.update(
+                session.charging_session_id,
+                number,
+                request,
+                sub_session=session.sub_session,
+                companion=companion,
+            )
         try:
-            if ending:
-                answer = await self.credit_control.terminate(
-                    session.charging_session_id,
-                    number,
-                    request,
-                    sub_session=session.sub_session,
-                    cause=report.cause,
-                    companion=companion,
-                )
-            else:
-                answer = await self.credit_control.update(
-                    session.charging_session_id,
-                    number,
-                    request,
-                    sub_session=session.sub_session,
-                    companion=companion,
-                )
+            answer, outdated = await self._written_with(key, call)
         except (OutOfOrderRequest, SessionClosed):
             if not cached:
                 raise
             self.cache.forget(*key)  # another server charged past this copy
             return None
-        finally:
-            outdated = key in self._outdated
-            self._outdated.discard(key)
         if outdated:
             # The answer is the one stored for that request number: nothing
             # was charged or written for this report yet.

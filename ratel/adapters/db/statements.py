@@ -192,10 +192,6 @@ class DeferredBegin:
         self.deferred = True
         connection.info[self.KEY] = self
 
-    @staticmethod
-    def applies(connection: AsyncConnection) -> bool:
-        return connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg"
-
     def before(
         self,
         statement: Executable,
@@ -262,7 +258,7 @@ class Transaction:
         connection = await self._engine.connect()
         try:
             await connection.begin()
-            if DeferredBegin.applies(connection):
+            if FastPath.applies(connection):  # asyncpg: the adapter has ``autocommit``
                 self._begin = DeferredBegin(connection)
         except BaseException:
             await connection.close()
