@@ -293,7 +293,8 @@ class ChargingBatch(UseCase):
                     # without the call that failed.
                     left_out[failed.index] = failed.error
                     continue
-                await self._write(uow, loaded)
+                async with uow.together():  # one round trip where the store can
+                    await self._write(uow, loaded)
                 await _write_companions(uow, calls, outcomes)
                 await uow.commit()
                 return outcomes

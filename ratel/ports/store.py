@@ -10,6 +10,7 @@ are exclusive already), so a read-modify-write is safe across awaits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -489,6 +490,15 @@ class UnitOfWork(Protocol):
 
     async def rollback(self) -> None:
         """Discard every change of this unit of work."""
+        ...
+
+    def together(self) -> AbstractAsyncContextManager[None]:
+        """A block whose writes the store may send together when it ends (one
+        round trip for a batch's writes to several tables). A write's error
+        or failed check may then be raised when the block ends rather than
+        by the call; a read inside the block still sees the writes made
+        before it. An exception inside the block leaves a unit of work that
+        can only be rolled back."""
         ...
 
 

@@ -172,7 +172,8 @@ async def test_add_many_round_trips(uow: SqlUnitOfWorkFactory, engine: AsyncEngi
             await work.quotas.add_many(buckets)
             await work.transactions.add_many(journal)
             await work.commit()
-    # one statement per table, every one an executemany
+    # one statement per table, every one an executemany (on PostgreSQL the
+    # journal is one INSERT over arrays, whatever the number of rows)
     assert inserts(seen) == [
         "customers",
         "accounts",
@@ -181,7 +182,11 @@ async def test_add_many_round_trips(uow: SqlUnitOfWorkFactory, engine: AsyncEngi
         "quota_buckets",
         "balance_transactions",
     ]
-    assert all(many for sql, many in seen if sql.lstrip().startswith("INSERT"))
+    postgresql = engine.dialect.name == "postgresql"
+    for sql, many in seen:
+        if sql.lstrip().startswith("INSERT"):
+            over_arrays = postgresql and sql.split()[2] == "balance_transactions"
+            assert many is not over_arrays, sql
     async with uow() as work:
         for owner in owners:
             assert await work.customers.get(owner.id) == owner

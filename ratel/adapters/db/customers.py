@@ -279,8 +279,28 @@ class SqlCustomerRepository(Repository):
             wallets.append((customer, now, d_balance, d_reserved, floor))
         if not wallets:
             return
+
+        async def after(written: set[str]) -> None:
+            refused = [c.id for c, *_ in wallets if c.id not in written]
+            if refused:
+                c = tables.customers.c  # (``customers`` is the argument here)
+                exists = await self._execute(sa.select(c.id).where(c.id.in_(refused)))
+                missing = set(refused) - set(exists.scalars().all())
+                if missing:
+                    raise NotFound(f"customers {sorted(missing)} do not exist")
+                raise CreditLimitExceeded(
+                    f"customers {refused}: the change would pass the credit limit "
+                    "(another transaction spent the money first)"
+                )
+            for customer, now, *_ in wallets:
+                self._seen[id(customer)] = (customer, now)
+
         if self._postgresql:
-            result = await self._execute(
+
+            async def returned(ids: list[Any]) -> None:
+                await after(set(ids))
+
+            await self._write(
                 _PG_WALLETS,
                 {
                     "ids": [c.id for c, *_ in wallets],
@@ -288,38 +308,26 @@ class SqlCustomerRepository(Repository):
                     "d_reserved": [to_storage(w[3]) for w in wallets],
                     "floor": [None if w[4] is None else to_storage(w[4]) for w in wallets],
                 },
+                returned,
             )
-            written = {row[0] for row in result.all()}
-        else:
-            # SQLite runs in-process: one executemany per shape, whose summed
-            # row count says whether a guard refused one of them.
-            written = {c.id for c, *_ in wallets}
-            for guarded in (False, True):
-                shape = [w for w in wallets if (w[4] is not None) is guarded]
-                if not shape:
-                    continue
-                statement = _update_statement(
-                    self._dialect, (), balance=True, reserved=True, limit=False, guarded=guarded
-                )
-                rows = [
-                    {"c_id": c.id, "d_balance": d_b, "d_reserved": d_r, "floor": floor}
-                    for c, _after, d_b, d_r, floor in shape
-                ]
-                if (await self._execute(statement, rows)).rowcount != len(rows):
-                    written -= {c.id for c, *_ in shape}
-        refused = [c.id for c, *_ in wallets if c.id not in written]
-        if refused:
-            c = tables.customers.c  # (``customers`` is the argument here)
-            exists = await self._execute(sa.select(c.id).where(c.id.in_(refused)))
-            missing = set(refused) - set(exists.scalars().all())
-            if missing:
-                raise NotFound(f"customers {sorted(missing)} do not exist")
-            raise CreditLimitExceeded(
-                f"customers {refused}: the change would pass the credit limit "
-                "(another transaction spent the money first)"
+            return
+        # SQLite runs in-process: one executemany per shape, whose summed
+        # row count says whether a guard refused one of them.
+        written = {c.id for c, *_ in wallets}
+        for guarded in (False, True):
+            shape = [w for w in wallets if (w[4] is not None) is guarded]
+            if not shape:
+                continue
+            statement = _update_statement(
+                self._dialect, (), balance=True, reserved=True, limit=False, guarded=guarded
             )
-        for customer, now, *_ in wallets:
-            self._seen[id(customer)] = (customer, now)
+            rows = [
+                {"c_id": c.id, "d_balance": d_b, "d_reserved": d_r, "floor": floor}
+                for c, _after, d_b, d_r, floor in shape
+            ]
+            if (await self._execute(statement, rows)).rowcount != len(rows):
+                written -= {c.id for c, *_ in shape}
+        await after(written)
 
     async def save(self, customer: Customer) -> None:
         seen = self._seen.get(id(customer))

@@ -103,9 +103,15 @@ _PG_SAVE_MANY = fast(
                     CAST(:precedence AS INTEGER[]))
              AS v(id, allowance, used, reserved, expires_at, period_end, precedence)
         WHERE q.id = v.id
+        RETURNING q.id
         """
     )
 )
+
+
+async def _written(ids: list[Any]) -> None:
+    """Nothing to check after a bucket save: the buckets were read locked in
+    this transaction."""
 
 
 def _mutable(bucket: QuotaBucket) -> tuple[Any, ...]:
@@ -193,20 +199,18 @@ class SqlQuotaRepository(Repository):
             return
         if self._postgresql:
             columns = list(zip(*(stored for _, stored in changed), strict=True))
-            # times bound as the column binds them (aware, in UTC)
-            dialect = self._connection.dialect
-            moment = quota_buckets.c.expires_at.type.process_bind_param
-            await self._execute(
+            await self._write(
                 _PG_SAVE_MANY,
                 {
                     "ids": [bucket_id for bucket_id, _ in changed],
                     "allowance": list(columns[0]),
                     "used": list(columns[1]),
                     "reserved": list(columns[2]),
-                    "expires_at": [moment(v, dialect) for v in columns[3]],
-                    "period_end": [moment(v, dialect) for v in columns[4]],
+                    "expires_at": self._times(quota_buckets.c.expires_at, columns[3]),
+                    "period_end": self._times(quota_buckets.c.period_end, columns[4]),
                     "precedence": list(columns[5]),
                 },
+                _written,
             )
             return
         # SQLite: one executemany however many buckets changed.

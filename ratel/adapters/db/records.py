@@ -12,8 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from ratel.adapters.db.codec import xdr_line_from_json, xdr_line_to_json
+from ratel.adapters.db.engine import compact_json
+from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Repository, lockable
 from ratel.adapters.db.tables import balance_transactions, outbox, vouchers, xdrs
+from ratel.adapters.db.types import to_storage
 from ratel.domain.charging import Xdr
 from ratel.domain.errors import ConcurrentChange
 from ratel.domain.events import DomainEvent
@@ -132,6 +135,21 @@ class SqlXdrRepository(Repository):
 
 
 _TRANSACTION_INSERT = sa.insert(balance_transactions)
+# PostgreSQL: a batch's journal in one statement, the arrays unnested.
+_PG_TRANSACTIONS = fast(
+    sa.text(
+        """
+        INSERT INTO balance_transactions (id, customer_id, account_id, amount, balance_after,
+                                          currency, reason, reference, ledger_code, created_at)
+        SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:customer_ids AS VARCHAR[]),
+                             CAST(:account_ids AS VARCHAR[]), CAST(:amounts AS NUMERIC[]),
+                             CAST(:balances AS NUMERIC[]), CAST(:currencies AS VARCHAR[]),
+                             CAST(:reasons AS VARCHAR[]), CAST(:references AS VARCHAR[]),
+                             CAST(:ledger_codes AS VARCHAR[]), CAST(:created AS TIMESTAMPTZ[]))
+        RETURNING id
+        """
+    )
+)
 
 
 def _transaction_row(transaction: BalanceTransaction) -> dict[str, Any]:
@@ -156,9 +174,30 @@ class SqlTransactionRepository(Repository):
         await self.add_many((transaction,))
 
     async def add_many(self, transactions: Sequence[BalanceTransaction]) -> None:
-        if transactions:
-            # One executemany (a plain execute for one row).
-            await self._execute(_TRANSACTION_INSERT, [_transaction_row(t) for t in transactions])
+        if not transactions:
+            return
+        if self._postgresql:
+            await self._write(
+                _PG_TRANSACTIONS,
+                {
+                    "ids": [t.id for t in transactions],
+                    "customer_ids": [t.customer_id for t in transactions],
+                    "account_ids": [t.account_id for t in transactions],
+                    "amounts": [to_storage(t.amount.amount) for t in transactions],
+                    "balances": [to_storage(t.balance_after.amount) for t in transactions],
+                    "currencies": [t.amount.currency for t in transactions],
+                    "reasons": [t.reason.value for t in transactions],
+                    "references": [t.reference for t in transactions],
+                    "ledger_codes": [t.ledger_code for t in transactions],
+                    "created": self._times(
+                        balance_transactions.c.created_at, [t.created_at for t in transactions]
+                    ),
+                },
+                _inserted,
+            )
+            return
+        # SQLite: one executemany (a plain execute for one row)
+        await self._execute(_TRANSACTION_INSERT, [_transaction_row(t) for t in transactions])
 
     async def for_customer(
         self,
@@ -294,6 +333,26 @@ def _entry(row: RowMapping) -> StoredEvent:
 
 
 _OUTBOX_INSERT = sa.insert(outbox)
+# PostgreSQL: a batch's events in one statement; ids are taken in the
+# list's order (ORDER BY the position), so events keep their order.
+_PG_OUTBOX = fast(
+    sa.text(
+        """
+        INSERT INTO outbox (event_type, aggregate, aggregate_id, payload, occurred_at)
+        SELECT v.event_type, v.aggregate, v.aggregate_id, CAST(v.payload AS JSONB), v.occurred_at
+        FROM unnest(CAST(:types AS VARCHAR[]), CAST(:aggregates AS VARCHAR[]),
+                    CAST(:aggregate_ids AS VARCHAR[]), CAST(:payloads AS TEXT[]),
+                    CAST(:occurred AS TIMESTAMPTZ[]))
+             WITH ORDINALITY AS v(event_type, aggregate, aggregate_id, payload, occurred_at, n)
+        ORDER BY v.n
+        RETURNING id
+        """
+    )
+)
+
+
+async def _inserted(ids: list[Any]) -> None:
+    """Nothing to check after an insert: a failure raises."""
 
 
 class SqlOutbox(Repository):
@@ -304,6 +363,21 @@ class SqlOutbox(Repository):
 
     async def add(self, events: Sequence[DomainEvent]) -> None:
         if not events:
+            return
+        if self._postgresql:
+            await self._write(
+                _PG_OUTBOX,
+                {
+                    "types": [event.event_type for event in events],
+                    "aggregates": [event.aggregate for event in events],
+                    "aggregate_ids": [event.aggregate_id for event in events],
+                    "payloads": [compact_json(event.payload()) for event in events],
+                    "occurred": self._times(
+                        outbox.c.occurred_at, [event.occurred_at for event in events]
+                    ),
+                },
+                _inserted,
+            )
             return
         rows: list[dict[str, Any]] = [
             {

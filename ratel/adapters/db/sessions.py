@@ -320,8 +320,23 @@ class SqlSessionRepository(Repository):
                 )
             versions.append(seen[1])
         snapshots = [snapshot_text(session, _dumps) for session in sessions]
+
+        async def after(written: int) -> None:
+            if written != len(sessions):
+                raise ConcurrentChange(
+                    f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
+                    "were changed or removed by another request"
+                )
+            for session, w, version in zip(sessions, snapshots, versions, strict=True):
+                self._seen[id(session)] = (session, version + 1)
+                self._written[session.id] = (version + 1, stored_copy(session, w))
+
         if self._postgresql:
-            result = await self._execute(
+
+            async def counted(ids: list[Any]) -> None:
+                await after(len(ids))
+
+            await self._write(
                 _PG_SAVE_MANY,
                 {
                     "ids": [s.id for s in sessions],
@@ -330,31 +345,23 @@ class SqlSessionRepository(Repository):
                     "activity": [s.last_activity for s in sessions],
                     "snapshots": [w.text for w in snapshots],
                 },
+                counted,
             )
-            written = len(result.all())
-        else:
-            result = await self._execute(
-                _SQLITE_SAVE_TEXT,
-                [
-                    {
-                        "s_id": s.id,
-                        "s_state": s.state.value,
-                        "s_last_activity": s.last_activity,
-                        "s_snapshot": w.text,
-                        "s_version": version,
-                    }
-                    for s, w, version in zip(sessions, snapshots, versions, strict=True)
-                ],
-            )
-            written = result.rowcount
-        if written != len(sessions):
-            raise ConcurrentChange(
-                f"{len(sessions) - written} of sessions {[s.id for s in sessions]} "
-                "were changed or removed by another request"
-            )
-        for session, w, version in zip(sessions, snapshots, versions, strict=True):
-            self._seen[id(session)] = (session, version + 1)
-            self._written[session.id] = (version + 1, stored_copy(session, w))
+            return
+        result = await self._execute(
+            _SQLITE_SAVE_TEXT,
+            [
+                {
+                    "s_id": s.id,
+                    "s_state": s.state.value,
+                    "s_last_activity": s.last_activity,
+                    "s_snapshot": w.text,
+                    "s_version": version,
+                }
+                for s, w, version in zip(sessions, snapshots, versions, strict=True)
+            ],
+        )
+        await after(result.rowcount)
 
     async def save(self, session: CreditControlSession) -> None:
         seen = self._seen.get(id(session))

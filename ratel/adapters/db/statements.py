@@ -4,7 +4,9 @@ statements that differ between SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
@@ -67,6 +69,9 @@ class Repository:
         """Run ``statement``; a deadlock or lock timeout becomes ``ConcurrentChange``.
         On PostgreSQL a statement registered with ``fast`` (one parameter set)
         runs straight on asyncpg, with the same result and errors."""
+        together: Together | None = self._connection.info.get(Together.KEY)
+        if together is not None and together.pending:
+            await together.flush()  # what this statement reads or writes follows them
         if self._begin is not None:
             self._begin.before(statement, parameters)
         try:
@@ -81,6 +86,31 @@ class Repository:
             if retryable(exc):
                 raise ConcurrentChange(f"the database asked to retry: {exc.orig}") from exc
             raise
+
+    async def _write(
+        self,
+        statement: sa.TextClause,
+        parameters: Mapping[str, Any],
+        after: Callable[[list[Any]], Awaitable[None]],
+    ) -> None:
+        """Run a PostgreSQL write that returns one column (``... RETURNING x``)
+        and hand ``after`` the returned values: at once, or inside
+        ``Transaction.together()`` when the block's writes go to the server
+        (``Together``). ``after`` checks them (and may raise) and records what
+        was written; nothing else may depend on the write before it runs."""
+        together: Together | None = self._connection.info.get(Together.KEY)
+        if together is not None:
+            await together.add(statement, parameters, after)
+            return
+        result = await self._execute(statement, parameters)
+        await after([row[0] for row in result.all()])
+
+    def _times(self, column: sa.Column[Any], values: Sequence[Any]) -> list[Any]:
+        """``values`` bound as ``column`` binds them (aware, in UTC), for a
+        statement that takes them as an array."""
+        bind = column.type.process_bind_param  # type: ignore[attr-defined]
+        dialect = self._connection.dialect
+        return [bind(value, dialect) for value in values]
 
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """The dialect's INSERT, which knows ``ON CONFLICT``."""
@@ -221,6 +251,89 @@ class DeferredBegin:
             self._adapter.autocommit = False
 
 
+# SQLAlchemy's own pattern for a named parameter in ``text()``.
+_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
+
+# Combined statements by the identities of their parts (the parts are
+# module-level statements, so the set is small and lives with the process).
+_COMBINED: dict[tuple[int, ...], sa.TextClause] = {}
+
+
+def _renamed(sql: str, n: int) -> str:
+    """``sql`` with each parameter ``:x`` renamed ``:wN_x``."""
+    return _BIND.sub(lambda match: f":w{n}_{match.group(1)}", sql)
+
+
+def combined(parts: Sequence[sa.TextClause]) -> sa.TextClause:
+    """One statement running ``parts`` (writes returning one column each) as
+    data-modifying CTEs: one row, column ``wN`` holding part N's returned
+    values as text. Part N's parameter ``x`` is named ``wN_x``."""
+    key = tuple(id(part) for part in parts)
+    statement = _COMBINED.get(key)
+    if statement is None:
+        ctes = ", ".join(f"w{n} AS ({_renamed(part.text, n)})" for n, part in enumerate(parts))
+        columns = ", ".join(
+            f"ARRAY(SELECT CAST(v.r AS TEXT) FROM w{n} AS v(r)) AS w{n}" for n in range(len(parts))
+        )
+        statement = _COMBINED[key] = fast(sa.text(f"WITH {ctes} SELECT {columns}"))
+    return statement
+
+
+class Together:
+    """PostgreSQL: the writes of a ``Transaction.together()`` block, sent as
+    one statement (data-modifying CTEs) when the block ends, or before any
+    other statement a repository of the unit of work runs meanwhile, so that
+    statement sees them. A charging batch's session, wallet, bucket, journal and outbox
+    writes so cost one round trip instead of five.
+
+    The parts must touch distinct rows: the CTEs of one statement see the
+    same snapshot, not each other's changes. A statement added twice sends
+    what is pending first. Each part's ``after`` runs once the statement
+    has, in the order the parts were added."""
+
+    KEY: Final = "ratel.together"
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._runner = Repository(connection)
+        self._parts: list[
+            tuple[sa.TextClause, Mapping[str, Any], Callable[[list[Any]], Awaitable[None]]]
+        ] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._parts)
+
+    async def add(
+        self,
+        statement: sa.TextClause,
+        parameters: Mapping[str, Any],
+        after: Callable[[list[Any]], Awaitable[None]],
+    ) -> None:
+        if any(part[0] is statement for part in self._parts):
+            await self.flush()
+        self._parts.append((statement, parameters, after))
+
+    async def flush(self) -> None:
+        """Send the pending writes, then run their ``after``."""
+        parts, self._parts = self._parts, []
+        if not parts:
+            return
+        if len(parts) == 1:
+            statement, parameters, after = parts[0]
+            result = await self._runner._execute(statement, parameters)
+            await after([row[0] for row in result.all()])
+            return
+        values = {
+            f"w{n}_{name}": value
+            for n, (_, parameters, _) in enumerate(parts)
+            for name, value in parameters.items()
+        }
+        result = await self._runner._execute(combined([part[0] for part in parts]), values)
+        row = result.one()
+        for n, (_, _, after) in enumerate(parts):
+            await after(list(row[n]))
+
+
 class Transaction:
     """One database transaction on a connection of its own: ``async with``
     begins it, ``commit()`` makes every change durable at once (a deadlock or
@@ -232,12 +345,17 @@ class Transaction:
         self._engine = engine
         self._connection: AsyncConnection | None = None
         self._begin: DeferredBegin | None = None
+        self._lost_writes = False
 
     @property
     def connection(self) -> AsyncConnection:
         """The transaction's connection, for statements of one's own: the
         transaction has begun for real (see ``DeferredBegin``)."""
         connection = self.shared_connection()
+        together: Together | None = connection.info.get(Together.KEY)
+        if together is not None and together.pending:
+            # a statement of one's own would not see them (nor they it)
+            raise RuntimeError("writes of a 'together' block are pending: use it after the block")
         if self._begin is not None:
             self._begin.now()
         return connection
@@ -282,7 +400,33 @@ class Transaction:
                 self._begin.close()
             await connection.close()
 
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """Writes made inside the block may reach the database together when
+        it ends (PostgreSQL: see ``Together``): their errors and failed
+        checks are raised then, from the block. An exception inside the
+        block drops what was not sent yet, and this transaction can then
+        only be rolled back. Elsewhere (SQLite, in-process) writes run at
+        once."""
+        connection = self.shared_connection()
+        if not FastPath.applies(connection) or Together.KEY in connection.info:
+            yield  # nothing to gain, or an outer block sends them
+            return
+        together = Together(connection)
+        connection.info[Together.KEY] = together
+        try:
+            yield
+        except BaseException:
+            if together.pending:
+                self._lost_writes = True
+            raise
+        finally:
+            connection.info.pop(Together.KEY, None)
+        await together.flush()
+
     async def commit(self) -> None:
+        if self._lost_writes:
+            raise RuntimeError("writes of a failed 'together' block were dropped: roll back")
         try:
             await self.shared_connection().commit()
         except DBAPIError as exc:
