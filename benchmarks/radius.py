@@ -1,10 +1,15 @@
 """Charged RADIUS Interim-Updates per second, driven by FreeRADIUS's radclient.
 
 Run with ``uv run python -m benchmarks.radius [--sessions N] [--interims K]
-[--parallel P] [--postgres URL]``. ``N`` broadband sessions are started, then
+[--parallel P] [--clients C] [--workers W] [--postgres URL]
+[--backends sqlite,postgresql]``. ``N`` broadband sessions are started, then
 ``N x K`` Interim-Updates (each one charging 1 MiB through the credit-control
-core) are sent by ``radclient -p P`` from one file, interleaved so that two
-reports of one session are never in flight together (as on a real NAS).
+core) are sent by ``C`` radclient processes (1 by default), each with its
+share of the sessions in one file and ``P / C`` requests in flight,
+interleaved so that two reports of one session are never in flight together
+(as on a real NAS). radclient runs at the lowest priority (``nice -n 19``):
+it polls while it waits for answers, and that polling must not take the
+cores from the server it measures.
 The figure is charged Interim-Updates answered per second by ratel's RADIUS
 server on SQLite and on PostgreSQL (a fresh database on the server named by
 ``--postgres`` / ``RATEL_TEST_PG_URL``, dropped afterwards). The baseline, in
@@ -15,10 +20,12 @@ what charging costs on top of the RADIUS round trip. A second reference line,
 accounting use case with a credit-control core that answers every report at
 once without a database: the cost of ratel's RADIUS layer alone. Each line
 also prints this process's CPU time per Interim-Update (the server's share of
-the two cores; PostgreSQL's and radclient's are not counted) and, when
+the two cores), radclient's (how much it polled) and, when
 charged, the calls per group-commit batch, and how many Accounting Starts
 per second opened the sessions before (a smaller sample: one Start per
-session).
+session). On PostgreSQL the line also prints the database server's CPU per
+Interim-Update (all ``postgres`` processes of this machine, read from
+/proc): with the two cores shared, it counts as much as ours.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import secrets
 import shutil
 import subprocess
@@ -106,9 +114,15 @@ class Measured:
     cpu_ms: float  # this process's CPU per Interim-Update
     per_batch: float = 0.0  # charging calls per group-commit batch
     starts: float = 0.0  # Accounting Starts (untimed phase before) answered per second
+    server_cpu_ms: float = 0.0  # the PostgreSQL server's CPU per Interim-Update
+    client_cpu_ms: float = 0.0  # radclient's CPU per Interim-Update
 
     def line(self, label: str, baseline: float | None = None) -> str:
         text = f"  {label:40} {self.rate:8.0f} /s  cpu {self.cpu_ms:.3f} ms/request"
+        if self.server_cpu_ms:
+            text += f" + postgres {self.server_cpu_ms:.3f}"
+        if self.client_cpu_ms:
+            text += f" + radclient {self.client_cpu_ms:.3f}"
         if self.per_batch:
             text += f"  {self.per_batch:5.1f} calls/batch"
         if baseline:
@@ -122,10 +136,11 @@ def login(n: int) -> str:
     return f"bench{n}@isp"
 
 
-def packets(sessions: int, status: str, interim: int = 0) -> str:
-    """One radclient file block per session."""
+def packets(sessions: int, status: str, interim: int = 0, part: tuple[int, int] = (0, 1)) -> str:
+    """One radclient file block per session (of the sessions ``n`` with
+    ``n % part[1] == part[0]``)."""
     blocks = []
-    for n in range(sessions):
+    for n in range(part[0], sessions, part[1]):
         lines = [
             f'User-Name = "{login(n)}"',
             f"Acct-Status-Type = {status}",
@@ -137,8 +152,37 @@ def packets(sessions: int, status: str, interim: int = 0) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+#: radclient's CPU seconds so far (one slot, added to by ``radclient``).
+RADCLIENT_CPU = [0.0]
+
+
+def files(sessions: int, status: str, interims: int, clients: int) -> list[str]:
+    """The radclient file of each of ``clients`` clients: each drives its own
+    share of the sessions, ``interims`` reports each (0: one, a Start or
+    Stop), interleaved so that two reports of one session are never in
+    flight together."""
+    rounds = range(1, interims + 1) if interims else (0,)
+    return [
+        "\n".join(packets(sessions, status, k, (client, clients)) for k in rounds)
+        for client in range(clients)
+    ]
+
+
+async def radclients(port: int, requests: list[str], parallel: int) -> float:
+    """Seconds until every client's requests were answered: one radclient
+    per file, run at once, sharing ``parallel`` requests in flight. radclient
+    walks its whole request list at every turn, so its CPU per request grows
+    with the file and with the time answers take: several shorter files
+    keep the load generator from taking a core the server needs."""
+    share = max(1, parallel // len(requests))
+    started = time.perf_counter()
+    await asyncio.gather(*(radclient(port, text, share) for text in requests))
+    return time.perf_counter() - started
+
+
 async def radclient(port: int, requests: str, parallel: int) -> tuple[float, str]:
-    """Seconds radclient took to get every request answered, and its summary."""
+    """Seconds radclient took to get every request answered, and its summary
+    (its CPU seconds are added to ``RADCLIENT_CPU``)."""
     binary = shutil.which("radclient")
     if binary is None:
         raise SystemExit("radclient is missing: run `bash scripts/services` (freeradius-utils)")
@@ -147,12 +191,17 @@ async def radclient(port: int, requests: str, parallel: int) -> tuple[float, str
     try:
         started = time.perf_counter()
         process = await asyncio.create_subprocess_exec(
-            binary, "-s", "-q", "-p", str(parallel), "-r", "5", "-t", "5",
+            "nice", "-n", "19", binary, "-s", "-q", "-p", str(parallel), "-r", "5", "-t", "5",
             "-f", file.name, f"127.0.0.1:{port}", "acct", SECRET,
             stdout=asyncio.subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         out, _ = await process.communicate()
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        RADCLIENT_CPU[0] += (after.ru_utime - children.ru_utime) + (
+            after.ru_stime - children.ru_stime
+        )
     finally:
         os.unlink(file.name)
     summary = out.decode(errors="replace")
@@ -207,36 +256,44 @@ async def postgres_database(server_url: str) -> AsyncIterator[str]:
 
 
 async def charged_rate(
-    url: str, sessions: int, interims: int, parallel: int, *, charging: bool = True
+    url: str,
+    sessions: int,
+    interims: int,
+    parallel: int,
+    clients: int,
+    *,
+    workers: int = 0,
+    charging: bool = True,
 ) -> Measured:
     """Interim-Updates per second on the database at ``url``, charged (or,
     with ``charging=False``, answered at once by a core without a database)."""
     await asyncio.to_thread(upgrade, url)
-    container = build_container(Settings(database_url=url, radius_auth_port=0, radius_acct_port=0))
+    container = build_container(
+        Settings(database_url=url, radius_auth_port=0, radius_acct_port=0, charging_workers=workers)
+    )
     try:
         await seed(container, sessions)
         # group commit: the interims queued while a transaction runs share the next one
-        workers = container.charging_workers()
-        await workers.start()
+        pool = container.charging_workers()
+        await pool.start()
         server: RadiusServer = container.radius_server()
         await server.start()
         accounting = container.charge_accounting()
         try:
             port = server.addresses["acct"][1]
-            started_in, _ = await radclient(port, packets(sessions, "Start"), parallel)
+            started_in = await radclients(port, files(sessions, "Start", 0, clients), parallel)
             if not charging:
                 accounting.credit_control = AnsweredAtOnce(accounting.credit_control)
-            requests = "\n".join(
-                packets(sessions, "Interim-Update", k) for k in range(1, interims + 1)
-            )
-            batches, calls = workers.batches, workers.calls
-            cpu = time.process_time()
-            elapsed, _ = await radclient(port, requests, parallel)
-            cpu = time.process_time() - cpu
-            batches, calls = workers.batches - batches, workers.calls - calls
+            requests = files(sessions, "Interim-Update", interims, clients)
+            batches, calls = pool.batches, pool.calls
+            cpu, server_cpu, client_cpu = time.process_time(), postgres_cpu(), RADCLIENT_CPU[0]
+            elapsed = await radclients(port, requests, parallel)
+            cpu, server_cpu = time.process_time() - cpu, postgres_cpu() - server_cpu
+            client_cpu = RADCLIENT_CPU[0] - client_cpu
+            batches, calls = pool.batches - batches, pool.calls - calls
         finally:
             await server.stop()
-            await workers.stop()
+            await pool.stop()
         count = sessions * interims
         if charging:
             # every interim charged exactly once: 1 MiB at 0.01 each
@@ -249,41 +306,62 @@ async def charged_rate(
             cpu / count * 1000,
             calls / batches if batches else 0.0,
             sessions / started_in,
+            server_cpu / count * 1000 if url.startswith("postgresql") else 0.0,
+            client_cpu / count * 1000,
         )
     finally:
         await dispose(container)
 
 
-async def baseline_rate(sessions: int, interims: int, parallel: int) -> float:
+def postgres_cpu() -> float:
+    """CPU seconds used so far by this machine's ``postgres`` processes that
+    are still running (a benchmark's connections live through its run)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, _, rest = text.partition(") ")
+        if name.endswith("(postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+async def baseline_rate(sessions: int, interims: int, parallel: int, clients: int) -> float:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(NullResponder, local_addr=("127.0.0.1", 0))
     try:
         port = transport.get_extra_info("sockname")[1]
-        requests = "\n".join(packets(sessions, "Interim-Update", k) for k in range(1, interims + 1))
-        elapsed, _ = await radclient(port, requests, parallel)
-        return sessions * interims / elapsed
+        requests = files(sessions, "Interim-Update", interims, clients)
+        return sessions * interims / await radclients(port, requests, parallel)
     finally:
         transport.close()
 
 
 async def run(args: argparse.Namespace) -> None:
     print(
-        f"{args.sessions} sessions x {args.interims} Interim-Updates, radclient -p {args.parallel}"
+        f"{args.sessions} sessions x {args.interims} Interim-Updates, {args.clients} radclient "
+        f"processes, {args.parallel} requests in flight in all"
     )
-    baseline = await baseline_rate(args.sessions, args.interims, args.parallel)
+    shape = (args.sessions, args.interims, args.parallel, args.clients)
+    baseline = await baseline_rate(*shape)
     print(f"  {'baseline (do-nothing pyrad responder)':40} {baseline:8.0f} /s")
-    shape = (args.sessions, args.interims, args.parallel)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'answered.db'}"
         answered = await charged_rate(url, *shape, charging=False)
     print(answered.line("ratel server, answered at once", baseline))
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        sqlite = await charged_rate(url, *shape)
-    print(sqlite.line("charged on SQLite", baseline))
-    if args.postgres:
+    backends = set(args.backends.split(","))
+    if "sqlite" in backends:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+            sqlite = await charged_rate(url, *shape, workers=args.workers)
+        print(sqlite.line("charged on SQLite", baseline))
+    if args.postgres and "postgresql" in backends:
         async with postgres_database(args.postgres) as url:
-            pg = await charged_rate(url, *shape)
+            pg = await charged_rate(url, *shape, workers=args.workers)
         print(pg.line("charged on PostgreSQL", baseline))
 
 
@@ -292,11 +370,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--interims", type=int, default=10)
     parser.add_argument("--parallel", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=1, help="radclient processes")
+    parser.add_argument("--workers", type=int, default=0, help="charging workers (0: by backend)")
     parser.add_argument(
         "--postgres",
         default=os.environ.get("RATEL_TEST_PG_URL", DEFAULT_PG_URL),
         help="PostgreSQL server URL ('' to skip)",
     )
+    parser.add_argument("--backends", default="sqlite,postgresql")
     tune_collector()  # as `ratel serve` runs (every line of the run alike)
     asyncio.run(run(parser.parse_args(argv)))
 
