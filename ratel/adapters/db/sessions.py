@@ -10,8 +10,9 @@ request numbers, sub-sessions and the xDR.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +38,10 @@ _BY_ID = Prebuilt(sa.select(cc_sessions).where(cc_sessions.c.id == sa.bindparam(
 # Sorted by id: concurrent batches lock their sessions in one global order.
 _BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session_ids")
 # What tells whether the process's copy of a session is current (and locks
-# it); with the catalogue's version, which a batch would read next otherwise.
+# it); with the catalogue's version and the session's account, which a batch
+# would read next otherwise (the account read, not locked, as a batch reads
+# it).
+_ACCOUNT_PREFIX = "account__"
 _VERSIONS = PrebuiltMany(
     cc_sessions,
     cc_sessions.c.id,
@@ -48,8 +52,20 @@ _VERSIONS = PrebuiltMany(
         cc_sessions.c.version,
         cc_sessions.c.last_activity,
         CATALOGUE_VERSION.label("catalogue_version"),
+        *(column.label(_ACCOUNT_PREFIX + column.name) for column in accounts.c),
     ),
+    joined=cc_sessions.outerjoin(accounts, accounts.c.id == cc_sessions.c.account_id),
 )
+_ACCOUNT_COLUMNS = [(_ACCOUNT_PREFIX + column.name, column.name) for column in accounts.c]
+
+
+def _account_row(row: Any) -> Mapping[Any, Any] | None:
+    """The account columns of a ``_VERSIONS`` row, as the account's own row
+    (``None`` when the session's account is gone)."""
+    if row[_ACCOUNT_COLUMNS[0][0]] is None:
+        return None
+    return MappingProxyType({name: row[label] for label, name in _ACCOUNT_COLUMNS})
+
 
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
 # RETURNING telling which rows were written: asyncpg gives no row count for
@@ -191,12 +207,15 @@ class SqlSessionRepository(Repository):
         connection: AsyncConnection,
         cache: SessionCache | None = None,
         catalogue_version: Callable[[int | None], None] | None = None,
+        accounts_read: Callable[[list[Mapping[Any, Any]]], None] | None = None,
     ) -> None:
         super().__init__(connection)
         self._seen = {}
         self._cache = cache
         # told the catalogue's version when a batch load reads it
         self._catalogue_version = catalogue_version
+        # handed the sessions' account rows when a batch load reads them
+        self._accounts_read = accounts_read
         # for the cache, on commit: the version written and the session as stored
         self._written: dict[str, tuple[int, CreditControlSession]] = {}
 
@@ -250,11 +269,15 @@ class SqlSessionRepository(Repository):
             # Versions first (this is what locks); whole rows only for the
             # sessions whose current row the process does not hold.
             missing: list[str] = []
-            versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).all()
+            versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).mappings().all()
             if versions and self._catalogue_version is not None:
-                self._catalogue_version(versions[0][3])
-            for session_id, version, last_activity, _ in versions:
-                session = cache.take(session_id, version, last_activity)
+                self._catalogue_version(versions[0]["catalogue_version"])
+            if self._accounts_read is not None:
+                read = [_account_row(row) for row in versions]
+                self._accounts_read([row for row in read if row is not None])
+            for row in versions:
+                session_id, version = row["id"], row["version"]
+                session = cache.take(session_id, version, row["last_activity"])
                 if session is None:
                     missing.append(session_id)
                 else:

@@ -125,9 +125,9 @@ class Prebuilt:
     SQLAlchemy cache-key computation per request, and on PostgreSQL it takes
     the fast path (``ratel.adapters.db.fast``)."""
 
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    def __init__(self, statement: sa.Select[Any], *, of: sa.Table | None = None) -> None:
         self._plain = fast(statement)
-        self._locked = fast(lockable(statement, True))
+        self._locked = fast(lockable(statement, True, of=of))
 
     def __call__(self, lock: bool = False) -> sa.Select[Any]:
         return self._locked if lock else self._plain
@@ -151,29 +151,41 @@ class PrebuiltMany:
         name: str = "values",
         *,
         columns: Sequence[sa.ColumnElement[Any]] = (),
+        joined: sa.FromClause | None = None,
     ) -> None:
         array = postgresql.ARRAY(column.type)
         selected = sa.select(*columns) if columns else sa.select(table)
+        if joined is not None:
+            # rows of ``table`` with what ``joined`` adds; only ``table``'s are locked
+            selected = selected.select_from(joined)
+        of = table if joined is not None else None
         pg = selected.where(column == sa.any_(sa.bindparam(name, type_=array)))
         lite = selected.where(column.in_(sa.bindparam(name, expanding=True)))
         self._by_dialect = {
-            "postgresql": Prebuilt(pg.order_by(order)),
-            "sqlite": Prebuilt(lite.order_by(order)),
+            "postgresql": Prebuilt(pg.order_by(order), of=of),
+            "sqlite": Prebuilt(lite.order_by(order), of=of),
         }
 
     def __call__(self, dialect: str, lock: bool = False) -> sa.Select[Any]:
         return self._by_dialect[dialect](lock)
 
 
-def lockable(statement: sa.Select[Any], lock: bool, *, skip_locked: bool = False) -> sa.Select[Any]:
+def lockable(
+    statement: sa.Select[Any],
+    lock: bool,
+    *,
+    skip_locked: bool = False,
+    of: sa.Table | None = None,
+) -> sa.Select[Any]:
     """``SELECT ... FOR NO KEY UPDATE`` when ``lock`` (PostgreSQL): exclusive
     against other lockers and writers of the row, but not against inserts
     whose foreign key points at it (a journal row for a locked customer),
-    since we never change a key. SQLite renders no lock clause: its
+    since we never change a key. ``of``: only that table's rows (a join's
+    others are read, not locked). SQLite renders no lock clause: its
     transactions begin IMMEDIATE and already hold the only write lock."""
     if not lock:
         return statement
-    return statement.with_for_update(key_share=True, skip_locked=skip_locked)
+    return statement.with_for_update(key_share=True, skip_locked=skip_locked, of=of)
 
 
 V = TypeVar("V")

@@ -77,7 +77,10 @@ class SqlUnitOfWork(Transaction):
         self.catalogue = SqlCatalogueRepository(connection, self._cache)
         self.quotas = SqlQuotaRepository(connection)
         self.sessions = SqlSessionRepository(
-            connection, self._sessions, catalogue_version=self.catalogue.observe_version
+            connection,
+            self._sessions,
+            catalogue_version=self.catalogue.observe_version,
+            accounts_read=self.accounts.read_with_sessions,
         )
         self.xdrs = SqlXdrRepository(connection)
         self.transactions = SqlTransactionRepository(connection)
