@@ -43,10 +43,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from diameter.message import Message
 from diameter.message.avp import Avp
@@ -95,6 +96,10 @@ def _sequence() -> int:
     return ((int(time.time()) & 0xFFF) << 20) | random.randint(1, 0xFFFFF)
 
 
+#: Linux's TCP_QUICKACK (None elsewhere).
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
 class PeerConnection(asyncio.Protocol):
     """One TCP connection of a peer: framing, state, in-flight count, and the
     answers it owes us."""
@@ -112,6 +117,7 @@ class PeerConnection(asyncio.Protocol):
         self._hop_by_hop = _sequence()
         self.waiting: dict[int, asyncio.Future[Message]] = {}
         self._outgoing: list[bytes] = []
+        self._socket: Any = None
 
     def __repr__(self) -> str:
         return f"<peer {self.origin_host or '?'} {self.address} {self.state}>"
@@ -123,9 +129,21 @@ class PeerConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else ""
+        self._socket = transport.get_extra_info("socket") if _QUICKACK is not None else None
         self._node.connected(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._socket is not None:
+            # Acknowledge at once, not with the answer (Linux delays ACKs and
+            # drops quick-ACK mode by itself, so it is asked for at every
+            # read): a peer whose socket runs Nagle's algorithm, as
+            # freeDiameter's does, holds back its next request while one is
+            # unacknowledged, so every CCR of a connection would otherwise wait
+            # for the answer to the one before, across sessions.
+            try:
+                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self._socket = None
         self.last_read = self._node.now()
         buffer = self._buffer
         buffer += data

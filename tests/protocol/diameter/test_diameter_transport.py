@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -273,3 +274,48 @@ async def test_stop_refuses_new_requests_answers_those_in_flight_and_says_dpr(he
     gw1.send(codec.answer_to(dpr, "gw1.test", "gw.test", [avp(codec.RESULT_CODE, 2001)]))
     await asyncio.wait_for(stopping, 5)
     assert await gw1.read() is None
+
+
+class AnswersThenHolds(Held):
+    """Answers at once until ``answered`` requests were answered, then holds."""
+
+    def __init__(self, answered: int) -> None:
+        super().__init__()
+        self.left = answered
+
+    async def answer(self, request: Message) -> Message:
+        if self.left:
+            self.left -= 1
+            return codec.answer_to(request, OCS, REALM, [codec.new(codec.RESULT_CODE, 2001)])
+        return await super().answer(request)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+async def test_a_request_is_acknowledged_at_once_while_its_answer_is_pending() -> None:
+    # After a run of request/answer exchanges Linux delays the ACK of a
+    # request until the answer carries it. A peer with Nagle's algorithm on
+    # (freeDiameter) then holds back its next request, of any session, until
+    # that answer: its sessions would be charged one after the other. The
+    # node asks for quick ACKs at every read; the kernel's own flag says so.
+    application = AnswersThenHolds(answered=10)
+    node = await started(application)
+    try:
+        gw = await Peer.connect(node.address[1], "gw1.test")
+        gw.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        for _ in range(10):
+            gw.send(ccr())
+            answer = await gw.read()
+            assert answer is not None and result_code(answer) == 2001
+        gw.send(ccr())
+        while not application.received:
+            await asyncio.sleep(0.01)
+        (connection,) = node._connections
+        server_socket = connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        assert server_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+        application.release.set()
+        answer = await gw.read()
+        assert answer is not None and result_code(answer) == 2001
+        gw.close()
+    finally:
+        application.release.set()
+        await node.stop(1.0)
