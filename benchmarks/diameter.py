@@ -1,7 +1,7 @@
 """Diameter credit control: charged CCR-UPDATE answers per second, p50/p95.
 
 Run with ``uv run python -m benchmarks.diameter [--updates N] [--sessions 1,50]
-[--backends sqlite,postgresql] [--profile FILE]``. On PostgreSQL a last line
+[--backends sqlite,postgresql] [--workers W] [--profile FILE]``. On PostgreSQL a last line
 says whether one of the concurrencies reached the issue's target (1,100
 charged CCR-U/s with p95 at most 3.6 ms).
 
@@ -21,8 +21,11 @@ server also runs on. Each measurement is S concurrent data sessions
   journal, outbox in one transaction).
 
 Rates count CCR-U answered per second over the run (CCR-I/T included in the
-time); latencies are of CCR-U only, measured by the generator. Each figure
-is printed with its ratio to the baseline of the same concurrency.
+time); latencies are of CCR-U only, measured by the generator. Each line
+also gives the CPU time per CCR-U (CCR-I and CCR-T included) of this
+process (the server), of PostgreSQL's processes and of the generator: the
+two cores are shared. Each figure is printed with its ratio to the baseline
+of the same concurrency.
 
 ``--profile FILE`` writes a cProfile of the server side (this process: the
 node, the charging, the database driver) of the charged runs, and prints
@@ -63,6 +66,8 @@ from ratel.demo import bulk_identifiers, load_demo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol" / "diameter"))
 from fdgateway import FreeDiameterGateway, free_port
 
+from benchmarks.cpu import postgres_cpu, process_cpu
+
 PG_URL = os.environ.get("RATEL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 OCS, REALM = "ocs.ratel.local", "ratel.local"
 SUBSCRIBERS = 50
@@ -75,6 +80,9 @@ class Figures:
     p50_ms: float
     p95_ms: float
     errors: int
+    cpu_ms: float = 0.0  # this process's CPU per CCR-U (the server's)
+    postgres_ms: float = 0.0  # the PostgreSQL server's
+    generator_ms: float = 0.0  # the load generator's (freeDiameter)
 
     @property
     def rate(self) -> float:
@@ -126,30 +134,42 @@ class Constant:
         return constant_answer(request)
 
 
-async def drive(folder: Path, port: int, sessions: int, updates: int, first: str) -> Figures:
+async def drive(
+    folder: Path, port: int, sessions: int, updates: int, first: str, *, postgresql: bool = False
+) -> Figures:
+    """Run the load generator against ``port``; its figures, and the CPU
+    per CCR-U (CCR-I and CCR-T included) of this process, of PostgreSQL
+    (when ``postgresql``) and of the generator."""
     gateway = FreeDiameterGateway(
         folder,
         port,
         f"mode=load ocs={OCS} realm={REALM} msisdn={first} subscribers={SUBSCRIBERS} "
         f"sessions={sessions} updates={updates}",
     )
+    cpu, server = time.process_time(), postgres_cpu()
     try:
         for _ in range(6000):
             if any(line == "DONE" for line in gateway.lines()):
                 break
             await asyncio.sleep(0.05)
+        cpu, server = time.process_time() - cpu, postgres_cpu() - server
+        generator = process_cpu(gateway.process.pid)
     finally:
         gateway.stop()
     load = next((line for line in gateway.lines() if line.startswith("LOAD")), None)
     if load is None:
         raise RuntimeError(f"the load generator said: {gateway.lines()} {gateway.output()[-2000:]}")
     values = dict(item.split("=") for item in load.split()[1:])
+    count = max(1, int(values["count"]))
     return Figures(
         int(values["count"]),
         float(values["seconds"]),
         float(values["p50_us"]) / 1000,
         float(values["p95_us"]) / 1000,
         int(values["errors"]),
+        cpu / count * 1000,
+        server / count * 1000 if postgresql else 0.0,
+        generator / count * 1000,
     )
 
 
@@ -195,7 +215,11 @@ async def database(backend: str, folder: Path) -> AsyncIterator[str]:
 
 
 async def charged(
-    folder: Path, backend: str, runs: list[tuple[int, int]], profile: cProfile.Profile | None
+    folder: Path,
+    backend: str,
+    runs: list[tuple[int, int]],
+    profile: cProfile.Profile | None,
+    workers: int = 0,
 ) -> list[tuple[int, Figures]]:
     async with database(backend, folder) as url:
         upgrade(url)
@@ -205,6 +229,7 @@ async def charged(
                 diameter_port=0,
                 diameter_peers=(("fdgw.test", ("127.0.0.1",)),),
                 log_level="WARNING",
+                charging_workers=workers,
             )
         )
         report = await load_demo(container, customers=SUBSCRIBERS)
@@ -212,9 +237,9 @@ async def charged(
         server = container.diameter()
         relay = container.event_relay_loop()
         # group commit: the CCRs queued while a transaction runs share the next one
-        workers = container.charging_workers()
+        pool = container.charging_workers()
         await relay.start()
-        await workers.start()
+        await pool.start()
         await server.start()
         try:
             results = []
@@ -222,7 +247,14 @@ async def charged(
                 if profile is not None:
                     profile.enable()  # the measured load only, not the set-up
                 try:
-                    figures = await drive(folder, server.address[1], sessions, updates, first)
+                    figures = await drive(
+                        folder,
+                        server.address[1],
+                        sessions,
+                        updates,
+                        first,
+                        postgresql=backend == "postgresql",
+                    )
                 finally:
                     if profile is not None:
                         profile.disable()
@@ -230,7 +262,7 @@ async def charged(
             return results
         finally:
             await server.stop()
-            await workers.stop()
+            await pool.stop()
             await relay.stop()
             await dispose(container)
 
@@ -238,8 +270,11 @@ async def charged(
 def line(name: str, figures: Figures, base: Figures | None = None) -> str:
     text = (
         f"{name}: {figures.rate:,.0f} CCR-U/s, p50 {figures.p50_ms:.2f} ms, "
-        f"p95 {figures.p95_ms:.2f} ms, errors {figures.errors}"
+        f"p95 {figures.p95_ms:.2f} ms, errors {figures.errors}, cpu {figures.cpu_ms:.2f}"
     )
+    if figures.postgres_ms:
+        text += f" + postgres {figures.postgres_ms:.2f}"
+    text += f" + generator {figures.generator_ms:.2f} ms/CCR-U"
     if base is not None and base.rate:
         text += f" ({figures.rate / base.rate:.2f}x baseline {base.rate:,.0f}/s)"
     return text
@@ -298,7 +333,7 @@ async def run(args: argparse.Namespace) -> None:
             )
         profile = cProfile.Profile() if args.profile else None
         for backend in args.backends.split(","):
-            measured = await charged(folder, backend, runs, profile)
+            measured = await charged(folder, backend, runs, profile, args.workers)
             for sessions, figures in measured:
                 print(
                     line(
@@ -323,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         "--sessions", default="1,50", help="concurrent sessions of each run, e.g. 1,4,8,50"
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the charged runs into FILE")
+    parser.add_argument("--workers", type=int, default=0, help="charging workers (0: by backend)")
     args = parser.parse_args(argv)
     # python-diameter logs every connection coming and going at WARNING
     logging.getLogger("diameter").setLevel(logging.ERROR)

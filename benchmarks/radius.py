@@ -51,6 +51,7 @@ from pyrad import packet as rp
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from benchmarks.cpu import postgres_cpu
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.server import RadiusServer
@@ -311,23 +312,6 @@ async def charged_rate(
         )
     finally:
         await dispose(container)
-
-
-def postgres_cpu() -> float:
-    """CPU seconds used so far by this machine's ``postgres`` processes that
-    are still running (a benchmark's connections live through its run)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # ended meanwhile
-        name, _, rest = text.partition(") ")
-        if name.endswith("(postgres"):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
 
 
 async def baseline_rate(sessions: int, interims: int, parallel: int, clients: int) -> float:
