@@ -10,9 +10,14 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _seconds(stat: str) -> float:
+def _seconds(stat: str, children: bool = False) -> float:
+    """utime + stime of a /proc/PID/stat line; with ``children``, also the
+    time of its children that ended (cutime + cstime)."""
     fields = stat.rpartition(") ")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _TICK
 
 
 def process_cpu(pid: int) -> float:
@@ -24,8 +29,9 @@ def process_cpu(pid: int) -> float:
 
 
 def postgres_cpu() -> float:
-    """CPU seconds used so far by this machine's ``postgres`` processes that
-    are still running (a benchmark's connections live through its run)."""
+    """CPU seconds used so far by this machine's ``postgres`` processes,
+    those still running and (counted by the postmaster that waited for them)
+    those that ended: a pool closes connections during a run."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -33,5 +39,5 @@ def postgres_cpu() -> float:
         except OSError:
             continue  # ended meanwhile
         if text.partition(") ")[0].endswith("(postgres"):
-            total += _seconds(text)
+            total += _seconds(text, children=True)
     return total
