@@ -324,7 +324,9 @@ class ChargingBatch(UseCase):
         by_subscriber = {who: accounts[a.id] for who, a in by_subscriber.items()}
         customer_ids = {s.customer_id for s in sessions.values()}
         customer_ids |= {a.customer_id for a in accounts.values()}
-        customers = await uow.customers.get_many(sorted(customer_ids), lock=True)
+        customers = await uow.customers.get_many(
+            sorted(customer_ids), lock=True, buckets_of=sorted(accounts)
+        )
         buckets = await uow.quotas.for_accounts(sorted(accounts), lock=True)
         return _Loaded(sessions, by_subscriber, accounts, customers, buckets)
 

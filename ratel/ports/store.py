@@ -64,11 +64,19 @@ class CustomerRepository(Protocol):
         ...
 
     async def get_many(
-        self, customer_ids: Sequence[str], *, lock: bool = False
+        self,
+        customer_ids: Sequence[str],
+        *,
+        lock: bool = False,
+        buckets_of: Sequence[str] = (),
     ) -> dict[str, Customer]:
         """The customers that exist among ``customer_ids``, by id, in one query
         per thousand ids. With ``lock`` they are locked in id order, so that
-        transactions locking several customers never deadlock each other."""
+        transactions locking several customers never deadlock each other.
+        ``buckets_of`` (with ``lock``): the accounts whose quota buckets the
+        caller locks next with ``QuotaRepository.for_accounts``; the store may
+        lock and read them now, in the same round trip (after the customers,
+        so the lock order holds)."""
         ...
 
     async def save_many(self, customers: Sequence[Customer]) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import NOW, account, customer, identifiers
-from test_catalogue_store import statements
+from store_databases import statements
 
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.domain.account import Account, AccountStatus

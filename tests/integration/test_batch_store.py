@@ -10,10 +10,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy.exc import StatementError
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import MIB, NOW, account, bucket, customer, main_product, usd
-from test_catalogue_store import statements
+from store_databases import statements
 from test_session_store import Subscriber, charge_in_memory, data, store_subscriber
 
 from ratel.adapters.db.sessions import SessionCache
@@ -176,6 +177,58 @@ async def test_accounts_and_buckets_of_many(uow: SqlUnitOfWorkFactory) -> None:
     async with uow() as work:
         used = {b.id: b.used for b in await work.quotas.for_account(first.id)}
     assert sorted(used.values()) == [Decimal(0), Decimal(10)]
+
+
+async def test_customers_and_the_buckets_locked_next_come_in_one_round_trip(
+    uow: SqlUnitOfWorkFactory, engine: AsyncEngine
+) -> None:
+    product = main_product()
+    owners = [customer(balance="1"), customer(balance="2")]
+    lines = [account(owner) for owner in owners] + [account(owners[0])]
+    buckets = [bucket(line, quota) for line in lines[:2] for quota in product.quotas[:2]]
+    async with uow() as work:
+        await work.customers.add_many(owners)
+        await work.accounts.add_many(lines)
+        await work.quotas.add_many(buckets)
+        await work.commit()
+    async with uow() as work:  # the same rows read the usual way
+        expected = await work.quotas.for_accounts([line.id for line in lines])
+        expected_owners = await work.customers.get_many([o.id for o in owners])
+    postgresql = engine.dialect.name == "postgresql"
+    wanted = [line.id for line in lines]
+    with statements(engine) as seen:
+        async with uow() as work:
+            found = await work.customers.get_many(
+                [o.id for o in owners] + ["nobody"], lock=True, buckets_of=wanted
+            )
+            read = len(seen)
+            held = await work.quotas.for_accounts(list(reversed(wanted)), lock=True)
+            # PostgreSQL locked and read them with the customers; SQLite reads them now
+            assert len(seen) == read + (0 if postgresql else 1)
+            assert found == expected_owners and held == expected
+            assert held[lines[2].id] == []
+            # once: a later read asks the database again
+            assert await work.quotas.for_accounts([lines[0].id], lock=True) == {
+                lines[0].id: expected[lines[0].id]
+            }
+            assert len(seen) == read + (1 if postgresql else 2)
+            if postgresql:  # locked: another transaction may not take them
+                for table, row_id in (
+                    ("quota_buckets", buckets[2].id),  # not read again since
+                    ("customers", owners[1].id),
+                ):
+                    async with engine.connect() as other:
+                        with pytest.raises(DBAPIError, match="could not obtain lock"):
+                            await other.execute(
+                                sa.text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
+                                {"id": row_id},
+                            )
+            held[lines[0].id][0].draw(Decimal(7))
+            await work.quotas.save(held[lines[0].id])
+            await work.commit()
+    async with uow() as work:
+        used = {b.id: b.used for b in await work.quotas.for_account(lines[0].id)}
+    assert sorted(used.values()) == [Decimal(0), Decimal(7)]
 
 
 async def test_xdrs_many_at_once_and_once_per_session(uow: SqlUnitOfWorkFactory) -> None:

@@ -3,16 +3,14 @@ cached per process and a write anywhere invalidates the cache."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import time
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import DATA, INTL, LOCAL, NOW, USSD, add_on, main_product, tariffs, usd
+from store_databases import statements
 from test_session_store import Subscriber, store_subscriber
 
 from ratel.adapters.db.engine import create_engine
@@ -21,21 +19,6 @@ from ratel.domain.catalogue import ServicePolicy
 from ratel.domain.charging import CreditControlSession
 from ratel.domain.errors import InvalidCatalogue
 from ratel.domain.rating import DestinationGroup, DialingRule, Rate, RatePeriod, Tariff
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements ``engine`` runs inside the block."""
-    seen: list[str] = []
-
-    def record(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def define_catalogue(uow: SqlUnitOfWorkFactory) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import copy
 from datetime import time, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import MIB, NOW, account, bucket, customer, main_product, tariffs, usd
+from store_databases import statements
 
 from ratel.adapters.db.codec import ANSWERS_KEPT_PER_SUB_SESSION
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -188,25 +187,17 @@ async def test_a_batch_load_of_sessions_brings_their_accounts_as_they_are_now(
         blocked.block("fraud", NOW)
         await work.accounts.save(blocked)
         await work.commit()
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with statements(engine) as seen:
         async with uow() as work:
             assert set(await work.sessions.get_many(["s-1", "nobody"], lock=True)) == {"s-1"}
-            read = len(statements)
+            read = len(seen)
             first = await work.accounts.get_many([sub.account.id])
             # read with the session, in its statement: not read again...
-            assert len(statements) == read
+            assert len(seen) == read
             assert first == {sub.account.id: blocked}
             # ...once: a later read asks the database
             assert await work.accounts.get_many([sub.account.id]) == first
-            assert len(statements) == read + 1
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+            assert len(seen) == read + 1
 
 
 async def test_only_the_latest_answers_are_kept(uow: SqlUnitOfWorkFactory) -> None:

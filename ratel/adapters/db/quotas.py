@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db.fast import fast
@@ -50,7 +49,7 @@ _scope = Interned(
 )
 
 
-def bucket_from_row(row: RowMapping) -> QuotaBucket:
+def bucket_from_row(row: Mapping[Any, Any]) -> QuotaBucket:
     return QuotaBucket(
         id=row["id"],
         account_id=row["account_id"],
@@ -143,12 +142,25 @@ class SqlQuotaRepository(Repository):
     def __init__(self, connection: AsyncConnection) -> None:
         super().__init__(connection)
         self._seen = {}
+        # buckets locked moments ago with their customers: the accounts asked
+        # for, and the rows
+        self._locked_ahead: tuple[frozenset[str], list[Mapping[Any, Any]]] | None = None
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the rows it holds are stale)."""
         self._seen.clear()
+        self._locked_ahead = None
 
-    def _loaded(self, rows: Sequence[RowMapping]) -> list[QuotaBucket]:
+    def read_with_customers(
+        self, account_ids: Sequence[str], rows: list[Mapping[Any, Any]]
+    ) -> None:
+        """The buckets of ``account_ids``, locked in this unit of work by the
+        statement that locked their customers: the next ``for_accounts`` of
+        those accounts (or fewer) with ``lock`` hands them out instead of
+        reading them again, once."""
+        self._locked_ahead = (frozenset(account_ids), rows)
+
+    def _loaded(self, rows: Sequence[Mapping[Any, Any]]) -> list[QuotaBucket]:
         buckets = [bucket_from_row(row) for row in rows]
         for bucket in buckets:
             self._seen[id(bucket)] = (bucket, _mutable(bucket))
@@ -175,6 +187,12 @@ class SqlQuotaRepository(Repository):
     ) -> dict[str, list[QuotaBucket]]:
         wanted = sorted(set(account_ids))
         found: dict[str, list[QuotaBucket]] = {account_id: [] for account_id in wanted}
+        ahead, self._locked_ahead = self._locked_ahead, None
+        if lock and ahead is not None and ahead[0].issuperset(wanted):
+            rows = [row for row in ahead[1] if row["account_id"] in found]
+            for bucket in self._loaded(sorted(rows, key=lambda row: row["id"])):
+                found[bucket.account_id].append(bucket)
+            return found
         for start in range(0, len(wanted), 1000):
             result = await self._execute(
                 _OF_ACCOUNTS(self._dialect, lock), {"account_ids": wanted[start : start + 1000]}

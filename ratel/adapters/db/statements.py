@@ -213,6 +213,20 @@ class Interned(Generic[V]):
         return value
 
 
+# SELECTs that lock rows without saying so at their top (a locking CTE), by
+# identity: module-level statements, marked with ``locking``.
+_LOCKING: set[int] = set()
+
+S = TypeVar("S", bound=sa.Select[Any])
+
+
+def locking(statement: S) -> S:
+    """Mark a module-level SELECT whose CTEs lock rows, so that a unit of
+    work begins its transaction before it (``DeferredBegin``)."""
+    _LOCKING.add(id(statement))
+    return statement
+
+
 class DeferredBegin:
     """PostgreSQL: a unit of work sends BEGIN only before its first write or
     locking read. Until then each SELECT runs on its own (the driver's
@@ -245,6 +259,7 @@ class DeferredBegin:
         if (
             isinstance(statement, sa.Select)
             and statement._for_update_arg is None
+            and id(statement) not in _LOCKING
             and not isinstance(parameters, Sequence)
         ):
             return

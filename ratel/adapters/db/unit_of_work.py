@@ -61,7 +61,9 @@ class SqlUnitOfWork(Transaction):
 
     @cached_property
     def customers(self) -> SqlCustomerRepository:
-        return SqlCustomerRepository(self.shared_connection())
+        return SqlCustomerRepository(
+            self.shared_connection(), buckets_read=self.quotas.read_with_customers
+        )
 
     @cached_property
     def accounts(self) -> SqlAccountRepository:
