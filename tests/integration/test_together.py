@@ -143,5 +143,18 @@ async def test_on_postgresql_writes_dropped_by_a_failed_block_cannot_be_committe
                 raise ValueError("the use case failed midway")
         with pytest.raises(RuntimeError, match="roll back"):
             await work.commit()
+    # a write refused when the block sends them: the others of the statement
+    # were made, so the unit of work can only be rolled back either
+    async with uow() as work:
+        loaded = await work.customers.get(owner.id)
+        assert loaded is not None
+        loaded.charge(usd("4"), NOW, "usage")
+        await work.connection.execute(sa.text("UPDATE customers SET balance = '2'"))
+        with pytest.raises(CreditLimitExceeded):
+            async with work.together():
+                await work.transactions.add_many([usage(owner, 2, "-4", "1")])
+                await work.customers.save_many([loaded])
+        with pytest.raises(RuntimeError, match="roll back"):
+            await work.commit()
     async with uow() as work:
         assert await work.transactions.for_customer(owner.id) == []

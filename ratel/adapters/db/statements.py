@@ -306,12 +306,16 @@ def combined(parts: Sequence[sa.TextClause]) -> sa.TextClause:
     return statement
 
 
+#: One write of a ``Together``: its statement, parameters and ``after``.
+_Part = tuple[sa.TextClause, Mapping[str, Any], Callable[[list[Any]], Awaitable[None]]]
+
+
 class Together:
     """PostgreSQL: the writes of a ``Transaction.together()`` block, sent as
     one statement (data-modifying CTEs) when the block ends, or before any
     other statement a repository of the unit of work runs meanwhile, so that
-    statement sees them. A charging batch's session, wallet, bucket, journal and outbox
-    writes so cost one round trip instead of five.
+    statement sees them. A charging batch's session, wallet, bucket, journal
+    and outbox writes so cost one round trip instead of five.
 
     The parts must touch distinct rows: the CTEs of one statement see the
     same snapshot, not each other's changes. A statement added twice sends
@@ -322,9 +326,8 @@ class Together:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._runner = Repository(connection)
-        self._parts: list[
-            tuple[sa.TextClause, Mapping[str, Any], Callable[[list[Any]], Awaitable[None]]]
-        ] = []
+        self._parts: list[_Part] = []
+        self.failed = False  # a flush raised: what it held may be half written
 
     @property
     def pending(self) -> bool:
@@ -345,6 +348,13 @@ class Together:
         parts, self._parts = self._parts, []
         if not parts:
             return
+        try:
+            await self._send(parts)
+        except BaseException:
+            self.failed = True
+            raise
+
+    async def _send(self, parts: list[_Part]) -> None:
         if len(parts) == 1:
             statement, parameters, after = parts[0]
             result = await self._runner._execute(statement, parameters)
@@ -444,16 +454,22 @@ class Transaction:
         try:
             yield
         except BaseException:
-            if together.pending:
+            if together.pending or together.failed:
                 self._lost_writes = True
             raise
         finally:
             connection.info.pop(Together.KEY, None)
-        await together.flush()
+        try:
+            await together.flush()
+        except BaseException:
+            self._lost_writes = True
+            raise
 
     async def commit(self) -> None:
         if self._lost_writes:
-            raise RuntimeError("writes of a failed 'together' block were dropped: roll back")
+            raise RuntimeError(
+                "writes of a failed 'together' block were dropped or half made: roll back"
+            )
         try:
             await self.shared_connection().commit()
         except DBAPIError as exc:
