@@ -133,7 +133,7 @@ async def test_hot_selects_read_the_same_both_ways(
             (customers._BY_ID(lock), {"customer_id": customer_ids[1]}),
             (customers._BY_IDS(PG, lock), {"customer_ids": customer_ids}),
             (quotas._OF_ACCOUNT(lock), {"account_id": account_ids[1]}),
-            (quotas._OF_ACCOUNTS(PG, lock), {"account_ids": account_ids}),
+            (quotas.OF_ACCOUNTS(PG, lock), {"account_ids": account_ids}),
         ]
     msisdns = sorted(str(s.account.identifiers.msisdn) for s in subscribers)
     for kind, values in (

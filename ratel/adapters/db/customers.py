@@ -17,17 +17,17 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ratel.adapters.db import tables
 from ratel.adapters.db.fast import fast
+from ratel.adapters.db.quotas import OF_ACCOUNTS
 from ratel.adapters.db.statements import (
     Interned,
     Prebuilt,
     PrebuiltMany,
+    Prefixed,
     Repository,
-    lockable,
     locking,
 )
 from ratel.adapters.db.tables import accounts, customers, quota_buckets
@@ -49,6 +49,10 @@ _BY_IDS = PrebuiltMany(customers, customers.c.id, customers.c.id, "customer_ids"
 _CHUNK = 1000  # ids per SELECT ... IN
 
 
+_CUSTOMER = Prefixed(customers, "c__")
+_BUCKET = Prefixed(quota_buckets, "b__")
+
+
 def _locked_with_buckets() -> sa.Select[Any]:
     """PostgreSQL: customers and the quota buckets of some accounts, both
     locked, in one statement: a charging batch's second and third locking
@@ -58,30 +62,17 @@ def _locked_with_buckets() -> sa.Select[Any]:
     row holds a customer (``c__`` columns) or a bucket (``b__``), the other
     half NULL."""
 
-    def locked(table: sa.Table, column: sa.Column[Any], name: str) -> Any:
-        values = sa.bindparam(name, type_=postgresql.ARRAY(column.type))
-        return lockable(
-            sa.select(table).where(column == sa.any_(values)).order_by(table.c.id), True
-        ).cte(f"locked_{table.name}")
-
-    def nulls(table: sa.Table, prefix: str) -> list[Any]:
-        return [sa.cast(sa.null(), c.type).label(prefix + c.name) for c in table.c]
-
-    def kept(cte: Any, table: sa.Table, prefix: str) -> list[Any]:
-        return [cte.c[c.name].label(prefix + c.name) for c in table.c]
-
-    owners = locked(customers, customers.c.id, "customer_ids")
-    held = locked(quota_buckets, quota_buckets.c.account_id, "account_ids")
+    # the locking reads the two would otherwise be, each a CTE
+    owners = _BY_IDS("postgresql", lock=True).cte("locked_customers")
+    held = OF_ACCOUNTS("postgresql", lock=True).cte("locked_buckets")
     both = sa.union_all(
-        sa.select(*kept(owners, customers, "c__"), *nulls(quota_buckets, "b__")),
-        sa.select(*nulls(customers, "c__"), *kept(held, quota_buckets, "b__")),
+        sa.select(*_CUSTOMER.columns(owners), *_BUCKET.nulls()),
+        sa.select(*_CUSTOMER.nulls(), *_BUCKET.columns(held)),
     ).subquery("locked")
     return locking(fast(sa.select(*both.c)))
 
 
 _LOCKED_WITH_BUCKETS = _locked_with_buckets()
-_CUSTOMER_COLUMNS = [("c__" + c.name, c.name) for c in customers.c]
-_BUCKET_COLUMNS = [("b__" + c.name, c.name) for c in quota_buckets.c]
 
 # PostgreSQL: the wallet changes of a batch in one statement; RETURNING names
 # the rows written (asyncpg gives no row count for an executemany). A NULL
@@ -307,13 +298,14 @@ class SqlCustomerRepository(Repository):
                 {"customer_ids": wanted, "account_ids": accounts_wanted},
             )
             buckets: list[Mapping[Any, Any]] = []
-            for row in result.mappings():
-                if row["c__id"] is not None:
-                    customer = customer_from_row({n: row[label] for label, n in _CUSTOMER_COLUMNS})
+            for wide in result.mappings():
+                row, bucket = _CUSTOMER.row(wide), _BUCKET.row(wide)
+                if bucket is not None:
+                    buckets.append(bucket)
+                if row is not None:
+                    customer = customer_from_row(row)
                     self._seen[id(customer)] = (customer, _state(customer))
                     found[customer.id] = customer
-                else:
-                    buckets.append({n: row[label] for label, n in _BUCKET_COLUMNS})
             self._buckets_read(accounts_wanted, buckets)
             return found
         for start in range(0, len(wanted), _CHUNK):

@@ -79,7 +79,8 @@ _OF_ACCOUNT = Prebuilt(
 
 
 # Sorted by bucket id: concurrent batches lock buckets in one global order.
-_OF_ACCOUNTS = PrebuiltMany(
+# (also the buckets half of ``customers._LOCKED_WITH_BUCKETS``)
+OF_ACCOUNTS = PrebuiltMany(
     quota_buckets, quota_buckets.c.account_id, quota_buckets.c.id, "account_ids"
 )
 _SAVE = (
@@ -195,7 +196,7 @@ class SqlQuotaRepository(Repository):
             return found
         for start in range(0, len(wanted), 1000):
             result = await self._execute(
-                _OF_ACCOUNTS(self._dialect, lock), {"account_ids": wanted[start : start + 1000]}
+                OF_ACCOUNTS(self._dialect, lock), {"account_ids": wanted[start : start + 1000]}
             )
             for bucket in self._loaded(result.mappings().all()):
                 found[bucket.account_id].append(bucket)

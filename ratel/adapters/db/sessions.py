@@ -12,7 +12,6 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +28,7 @@ from ratel.adapters.db.codec import (
 )
 from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.fast import fast
-from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Repository
+from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Prefixed, Repository
 from ratel.adapters.db.tables import accounts, cc_sessions
 from ratel.domain.charging import CreditControlSession, SessionState
 from ratel.domain.errors import ConcurrentChange, SessionExists
@@ -41,7 +40,7 @@ _BY_IDS = PrebuiltMany(cc_sessions, cc_sessions.c.id, cc_sessions.c.id, "session
 # it); with the catalogue's version and the session's account, which a batch
 # would read next otherwise (the account read, not locked, as a batch reads
 # it).
-_ACCOUNT_PREFIX = "account__"
+_ACCOUNT = Prefixed(accounts, "account__")
 _VERSIONS = PrebuiltMany(
     cc_sessions,
     cc_sessions.c.id,
@@ -52,21 +51,10 @@ _VERSIONS = PrebuiltMany(
         cc_sessions.c.version,
         cc_sessions.c.last_activity,
         CATALOGUE_VERSION.label("catalogue_version"),
-        *(column.label(_ACCOUNT_PREFIX + column.name) for column in accounts.c),
+        *_ACCOUNT.columns(),
     ),
     joined=cc_sessions.outerjoin(accounts, accounts.c.id == cc_sessions.c.account_id),
 )
-_ACCOUNT_COLUMNS = [(_ACCOUNT_PREFIX + column.name, column.name) for column in accounts.c]
-
-
-def _account_row(row: Any) -> Mapping[Any, Any] | None:
-    """The account columns of a ``_VERSIONS`` row, as the account's own row
-    (``None`` when the session's account is gone)."""
-    if row[_ACCOUNT_COLUMNS[0][0]] is None:
-        return None
-    return MappingProxyType({name: row[label] for label, name in _ACCOUNT_COLUMNS})
-
-
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
 # RETURNING telling which rows were written: asyncpg gives no row count for
 # an executemany.
@@ -273,7 +261,7 @@ class SqlSessionRepository(Repository):
             if versions and self._catalogue_version is not None:
                 self._catalogue_version(versions[0]["catalogue_version"])
             if self._accounts_read is not None:
-                read = [_account_row(row) for row in versions]
+                read = [_ACCOUNT.row(row) for row in versions]
                 self._accounts_read([row for row in read if row is not None])
             for row in versions:
                 session_id, version = row["id"], row["version"]

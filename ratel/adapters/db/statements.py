@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
 import sqlalchemy as sa
@@ -186,6 +186,37 @@ def lockable(
     if not lock:
         return statement
     return statement.with_for_update(key_share=True, skip_locked=skip_locked, of=of)
+
+
+class Prefixed:
+    """A table's columns under a prefix in a wider row (a join, or a union of
+    two tables' rows), and the table's own row taken back out of it: one
+    round trip reads two tables' rows."""
+
+    def __init__(self, table: sa.Table, prefix: str) -> None:
+        self._table = table
+        self._prefix = prefix
+        self._names = [(prefix + column.name, column.name) for column in table.c]
+
+    def columns(self, source: Any = None) -> list[sa.ColumnElement[Any]]:
+        """The table's columns (or those of ``source``, a CTE of the table),
+        labelled with the prefix."""
+        columns = (source if source is not None else self._table).c
+        return [columns[name].label(label) for label, name in self._names]
+
+    def nulls(self) -> list[sa.ColumnElement[Any]]:
+        """Typed NULLs in the table's place (the other half of a union row)."""
+        return [
+            sa.cast(sa.null(), column.type).label(label)
+            for (label, _), column in zip(self._names, self._table.c, strict=True)
+        ]
+
+    def row(self, wide: Any) -> Mapping[Any, Any] | None:
+        """The table's row in ``wide``; None where its key is NULL (no row)."""
+        if wide[self._names[0][0]] is None:
+            return None
+        # read-only: repositories that keep rows as read tell them from rows they built
+        return MappingProxyType({name: wide[label] for label, name in self._names})
 
 
 V = TypeVar("V")
