@@ -47,7 +47,14 @@ class DaeRecorder(asyncio.DatagramProtocol):
         names = request.keys()
         self.arrived.put_nowait((request.code, {k: list(request[k]) for k in names}))
         assert self.transport is not None
-        self.transport.sendto(request.CreateReply().ReplyPacket(), addr)
+        # A NAS answers after it has applied the change: the ACK comes later
+        # than the request arrived, as it would from a busy gateway.
+        reply = request.CreateReply().ReplyPacket()
+        asyncio.get_running_loop().call_later(0.2, self._answer, reply, addr)
+
+    def _answer(self, reply: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(reply, addr)
 
 
 async def prepare(url: str) -> tuple[Subscriber, str]:
@@ -71,6 +78,20 @@ async def graphql(
     body: dict[str, Any] = response.json()
     assert "errors" not in body, response.text
     return body["data"]  # type: ignore[no-any-return]
+
+
+async def restricted_becomes(client: httpx.AsyncClient, account_id: str, wanted: bool) -> None:
+    """Wait until the account's session is recorded as (not) restricted."""
+    query = (
+        "query ($a: String!) { radiusSessions(accountId: $a) { edges { node { restricted } } } }"
+    )
+    for _ in range(200):
+        data = await graphql(client, query, {"a": account_id})
+        [edge] = data["radiusSessions"]["edges"]
+        if edge["node"]["restricted"] is wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the session never became restricted={wanted}")
 
 
 @pytest.fixture
@@ -134,6 +155,9 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
             assert code == rp.CoARequest
             assert hotline["Huawei-PortalURL"] == ["https://topup.example/"]
             assert hotline["Acct-Session-Id"] == ["e2e-1"]
+            # The NAS's ACK reaches ratel just after the CoA reached the NAS:
+            # only a session recorded as hotlined gets a restoring CoA.
+            await restricted_becomes(client, alice.account_id, True)
 
             topped = await graphql(
                 client,
@@ -147,6 +171,8 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
             assert code == rp.CoARequest
             assert restore["Huawei-Output-Average-Rate"] == [20_000_000]
             assert restore["Huawei-Input-Average-Rate"] == [5_000_000]
+            # usage reported once the restore is recorded is charged again
+            await restricted_becomes(client, alice.account_id, False)
 
             stop = session + f"Acct-Status-Type = Stop, Acct-Output-Octets = {7 * MIB}"
             assert (await radclient(acct_port, "acct", stop)).code == "Accounting-Response"

@@ -12,7 +12,11 @@ until an answer comes or the retries are spent.
   to the hotline (redirect to the policy's top-up URL) or to the throttle
   rates, as the product says, or a Disconnect when it says terminate;
 - a payment, top-up or new add-on sends a CoA restoring the policy to the
-  customer's hotlined or throttled sessions;
+  customer's hotlined or throttled sessions; so does the next report of such
+  a session that is granted again (the restore went unanswered, or the
+  top-up came while the hotline was on its way);
+- the CoAs of one session go one at a time, so a restore decided while the
+  hotline awaits its ACK sees the hotline's outcome;
 - a blocked, suspended, closed or terminated account is disconnected.
 
 A NAS that accepts neither (Cisco ASR 5700) is never sent one. The outcome
@@ -24,7 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from pyrad import packet as rp
@@ -41,6 +46,7 @@ from ratel.adapters.telemetry import Telemetry
 from ratel.application.radius import AccountingOutcome, RadiusSessions
 from ratel.application.relay import EventRelay
 from ratel.domain.catalogue import ExhaustionAction
+from ratel.domain.charging import Answer
 from ratel.domain.nas import Nas, RadiusSession
 from ratel.ports.store import OutboxEntry
 
@@ -117,30 +123,52 @@ class DynamicAuthorization:
     # -- what to send -------------------------------------------------------------
 
     async def after_accounting(self, nas: Nas, operation: str, outcome: AccountingOutcome) -> None:
-        """A refused grant: hotline, throttle or disconnect the session (in a
-        task of this component, so that ``stop`` waits for it)."""
-        if outcome.session is not None and outcome.answer is not None:
-            self._spawn(self._refused(nas, operation, outcome))
-
-    async def _refused(self, nas: Nas, operation: str, outcome: AccountingOutcome) -> None:
-        session = outcome.session
-        answer = outcome.answer
-        if session is None or answer is None or session.restricted or answer.granted:
+        """A refused grant: hotline, throttle or disconnect the session; a
+        granted one on a restricted session: restore it (in a task of this
+        component, so that ``stop`` waits for it)."""
+        session, answer = outcome.session, outcome.answer
+        if session is None or answer is None:
             return
         if operation not in ("accounting_start", "accounting_interim"):
             return
+        if answer.granted and session.restricted:
+            # The restoring CoA went unanswered, or the top-up was handled
+            # while the hotline CoA was on its way: the session has funds now.
+            self._spawn(self._restore_session(session, "granted"))
+        elif not answer.granted and not session.restricted:
+            self._spawn(self._refused(nas, session, answer))
+
+    @asynccontextmanager
+    async def _one_at_a_time(self, session: RadiusSession) -> AsyncIterator[None]:
+        """One CoA or Disconnect at a time per session, so that a restore
+        decided while a hotline is on its way sees the hotline's outcome."""
+        key = (session.nas_address, session.acct_session_id)
+        lock = self._session_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._session_locks.get(key) is lock:
+                del self._session_locks[key]
+
+    async def _refused(self, nas: Nas, session: RadiusSession, answer: Answer) -> None:
         denial = answer.first_denial()
         final = denial.final if denial is not None else None
-        if final is not None and final.action is ExhaustionAction.REDIRECT and final.redirect_url:
-            attributes = hotline_attributes(nas.vendor, final.redirect_url)
-            await self.change(nas, session, attributes, restricted=True, why="hotline")
-        elif final is not None and final.action is ExhaustionAction.THROTTLE:
-            attributes = throttle_attributes(
-                nas.vendor, final.throttle_download_kbps, final.throttle_upload_kbps
-            )
-            await self.change(nas, session, attributes, restricted=True, why="throttle")
-        else:
-            await self.disconnect(nas, session, why=denial.reason if denial else "denied")
+        async with self._one_at_a_time(session):
+            if (
+                final is not None
+                and final.action is ExhaustionAction.REDIRECT
+                and final.redirect_url
+            ):
+                attributes = hotline_attributes(nas.vendor, final.redirect_url)
+                await self.change(nas, session, attributes, restricted=True, why="hotline")
+            elif final is not None and final.action is ExhaustionAction.THROTTLE:
+                attributes = throttle_attributes(
+                    nas.vendor, final.throttle_download_kbps, final.throttle_upload_kbps
+                )
+                await self.change(nas, session, attributes, restricted=True, why="throttle")
+            else:
+                await self.disconnect(nas, session, why=denial.reason if denial else "denied")
 
     async def change(
         self,
@@ -226,27 +254,24 @@ class DynamicAuthorization:
         else:
             sessions = await self._sessions.open_for_customer(entry.aggregate_id)
         for listed in sessions:
-            key = (listed.nas_address, listed.acct_session_id)
-            # one top-up often raises several events: one restoring CoA per session
-            async with self._session_locks.setdefault(key, asyncio.Lock()):
-                session = await self._sessions.get(*key)
-                if session is None or not session.restricted:
-                    continue
-                if not await self._sessions.can_use(session.account_id):
-                    continue  # still nothing to spend: the hotline stays
-                nas = self._server.nas.get(session.nas_address)
-                if nas is None:
-                    continue
-                policy = await self._sessions.policy(session.account_id)
-                await self.change(
-                    nas,
-                    session,
-                    policy_attributes(nas.vendor, policy),
-                    restricted=False,
-                    why=entry.event_type,
-                )
-            if not self._session_locks[key].locked():
-                del self._session_locks[key]
+            await self._restore_session(listed, entry.event_type)
+
+    async def _restore_session(self, listed: RadiusSession, why: str) -> None:
+        """The restoring CoA, when the session is restricted as stored and its
+        account may use data again (one top-up often raises several events:
+        one restoring CoA per session)."""
+        async with self._one_at_a_time(listed):
+            session = await self._sessions.get(listed.nas_address, listed.acct_session_id)
+            if session is None or not session.restricted:
+                return
+            if not await self._sessions.can_use(session.account_id):
+                return  # still nothing to spend: the hotline stays
+            nas = self._server.nas.get(session.nas_address)
+            if nas is None:
+                return
+            policy = await self._sessions.policy(session.account_id)
+            attributes = policy_attributes(nas.vendor, policy)
+            await self.change(nas, session, attributes, restricted=False, why=why)
 
     async def _disconnect_session(self, session: RadiusSession, why: str) -> None:
         nas = self._server.nas.get(session.nas_address)

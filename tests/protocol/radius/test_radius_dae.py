@@ -38,6 +38,8 @@ class DaeListener(asyncio.DatagramProtocol):
     arrived: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
     disconnect_nak: int | None = None
     silent: bool = False
+    held: asyncio.Event | None = None  # answers wait until it is set
+    answering: set[asyncio.Task[None]] = field(default_factory=set)
     transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,7 +60,16 @@ class DaeListener(asyncio.DatagramProtocol):
             reply.code = rp.DisconnectNAK
             reply.AddAttribute("Error-Cause", self.disconnect_nak)
         assert self.transport is not None
-        self.transport.sendto(reply.ReplyPacket(), addr)
+        if self.held is None:
+            self.transport.sendto(reply.ReplyPacket(), addr)
+        else:
+            answer = self._answer_later(self.held, reply.ReplyPacket(), addr)
+            self.answering.add(asyncio.create_task(answer))
+
+    async def _answer_later(self, held: asyncio.Event, reply: bytes, addr: tuple[str, int]) -> None:
+        await held.wait()
+        assert self.transport is not None
+        self.transport.sendto(reply, addr)
 
 
 @pytest.fixture
@@ -157,6 +168,84 @@ async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_wit
         },
     )
     assert errors == 1
+
+
+async def hotlined(
+    container: Container, server: RadiusServer, listener: DaeListener, port: int
+) -> tuple[Subscriber, str]:
+    """alice's session d-1, whose first 5 MiB spent her 0.05: the hotline CoA
+    has reached the NAS. Her interim report, to be completed with counters."""
+    await register_nas(container, NasVendor.HUAWEI, accepts_coa=True, dae_port=port)
+    sub = await subscriber(container, "alice@isp", balance="0.05")
+    acct_port = server.addresses["acct"][1]
+    session = 'User-Name = "alice@isp", Acct-Session-Id = "d-1", '
+    await radclient(acct_port, "acct", session + "Acct-Status-Type = Start")
+    interim = session + "Acct-Status-Type = Interim-Update, Acct-Output-Octets = "
+    await radclient(acct_port, "acct", interim + str(5 * MIB))
+    hotline = await asyncio.wait_for(listener.arrived.get(), 5)
+    assert hotline.attributes["Huawei-PortalURL"] == ["https://topup.example/"]
+    return sub, interim
+
+
+async def test_a_top_up_while_the_hotline_is_on_its_way_restores_once_the_nas_applied_it(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    nas_listener, port = listener
+    nas_listener.held = asyncio.Event()  # the NAS applies the hotline, then answers
+    sub, _ = await hotlined(container, server, nas_listener, port)
+    assert not (await session_of(container, sub)).restricted  # no ACK yet
+
+    await container.top_up()(sub.customer_id, Money.of("2.00", "USD"), "card")
+    await container.event_relay()()  # the restore is decided now, while the hotline waits
+    await asyncio.sleep(0.05)
+    assert all(r.attributes.get("Huawei-PortalURL") for r in nas_listener.received)
+    nas_listener.held.set()
+    await dae.stop()
+    restore = nas_listener.received[-1]
+    assert restore.code == rp.CoARequest
+    assert restore.attributes["Huawei-Output-Average-Rate"] == [20_000_000]
+    session = await session_of(container, sub)
+    assert not session.restricted
+    assert session.last_dae == "coa BalanceChanged: ACK"
+
+
+async def test_a_restore_the_nas_never_answered_is_sent_again_at_the_next_interim(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    nas_listener, port = listener
+    sub, interim = await hotlined(container, server, nas_listener, port)
+    await dae.stop()
+    nas_listener.silent = True
+    await container.top_up()(sub.customer_id, Money.of("2.00", "USD"), "card")
+    await relay(container, dae)
+    _hotline, *restores = nas_listener.received
+    # the restore sent twice for each event of the top-up
+    assert restores and len(restores) % 2 == 0
+    assert all("Huawei-Output-Average-Rate" in r.attributes for r in restores)
+    session = await session_of(container, sub)
+    assert session.restricted
+    assert session.last_dae == "coa BalanceChanged: no answer"
+
+    nas_listener.silent = False
+    acct_port = server.addresses["acct"][1]
+    await radclient(acct_port, "acct", interim + str(6 * MIB))  # portal traffic: free
+    await dae.stop()
+    [restore] = nas_listener.received[1 + len(restores) :]
+    assert restore.code == rp.CoARequest
+    assert restore.attributes["Huawei-Output-Average-Rate"] == [20_000_000]
+    session = await session_of(container, sub)
+    assert not session.restricted
+    assert session.last_dae == "coa granted: ACK"
+    await radclient(acct_port, "acct", interim + str(8 * MIB))  # charged again
+    view = await container.balance_enquiry()(IdentifierKind.ACCOUNT_ID, sub.account_id)
+    assert view.balance.amount == Decimal("1.98")
+    assert len(nas_listener.received) == 2 + len(restores)  # no CoA once restored
 
 
 async def test_throttle_products_get_the_lower_rates_and_silence_is_retried(
