@@ -47,7 +47,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from diameter.message import Message
 from diameter.message.avp import Avp
@@ -125,8 +125,8 @@ class PeerConnection(asyncio.Protocol):
     # -- asyncio ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a stream transport (uvloop's does not derive from asyncio.Transport)
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else ""
         self._socket = transport.get_extra_info("socket") if _QUICKACK is not None else None
