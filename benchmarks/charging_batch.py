@@ -27,13 +27,13 @@ import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
 from benchmarks.store import MIB, baseline_job, fresh_database, populate
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers, worker_count
-from ratel.adapters.db.engine import create_engine
+from ratel.adapters.db.engine import charging_engine, create_engine
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher, SystemClock, TimeOrderedIds
@@ -126,9 +126,8 @@ async def bench(
     async with fresh_database(backend) as url:
         await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
-        deps = Dependencies(
-            SqlUnitOfWorkFactory(engine), SystemClock(), TimeOrderedIds(), HmacHasher("bench")
-        )
+        factory = SqlUnitOfWorkFactory(engine)
+        deps = Dependencies(factory, SystemClock(), TimeOrderedIds(), HmacHasher("bench"))
         ids = await populate(deps, accounts)
         async with engine.connect() as connection:
             customer_ids = list(
@@ -136,7 +135,10 @@ async def bench(
             )
         one_by_one = CreditControl(deps)
         running = worker_count(workers, url)
-        pool = ChargingWorkers(ChargingBatch(deps, one_by_one), running, batch_size)
+        # batches run on their own pool, as in `ratel serve` (charging_engine)
+        charging = charging_engine(engine, url, running)
+        batch_deps = replace(deps, uow=SqlUnitOfWorkFactory(charging, like=factory))
+        pool = ChargingWorkers(ChargingBatch(batch_deps, one_by_one), running, batch_size)
         batched = ChargingBatcher(pool, one_by_one)
         await pool.start()
         print(
@@ -167,6 +169,8 @@ async def bench(
                 stats.print_stats(25)
         finally:
             await pool.stop()
+            if charging is not engine:
+                await charging.dispose()
             await engine.dispose()
 
 

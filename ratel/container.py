@@ -27,7 +27,7 @@ from dependency_injector import containers, providers
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers, worker_count
 from ratel.adapters.component import EventRelayLoop
 from ratel.adapters.db.directory_sync import SqlDirectorySyncLog
-from ratel.adapters.db.engine import create_engine
+from ratel.adapters.db.engine import charging_engine, create_engine
 from ratel.adapters.db.radius import SqlRadiusStoreFactory
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.diameter.credit_control import CreditControlOptions
@@ -338,13 +338,27 @@ class Container(containers.DeclarativeContainer):
     credit_control = _use_case(CreditControl, deps, telemetry)
 
     # -- group commit of credit control: protocol adapters call `charging`
-    # (CreditControl's methods, many calls per transaction)
+    # (CreditControl's methods, many calls per transaction), run by workers
+    # on a pool of their own (see charging_engine)
+    workers = providers.Callable(
+        worker_count, settings.provided.charging_workers, settings.provided.database_url
+    )
+    charging_engine = providers.Singleton(
+        charging_engine, engine, settings.provided.database_url, workers
+    )
+    charging_deps = providers.Singleton(
+        Dependencies,
+        uow=providers.Singleton(SqlUnitOfWorkFactory, charging_engine, uow),
+        clock=clock,
+        ids=ids,
+        hasher=hasher,
+        charging=charging,
+        location_policy=location_policy,
+    )
     charging_workers = providers.Singleton(
         ChargingWorkers,
-        providers.Factory(ChargingBatch, deps),
-        providers.Callable(
-            worker_count, settings.provided.charging_workers, settings.provided.database_url
-        ),
+        providers.Factory(ChargingBatch, charging_deps),
+        workers,
         settings.provided.charging_batch,
     )
     charging = providers.Singleton(
@@ -627,5 +641,9 @@ def build_container(settings: Settings) -> Container:
 
 
 async def dispose(container: Container) -> None:
-    """Close the database connections of the container's engine."""
-    await container.engine().dispose()
+    """Close the database connections of the container's engines."""
+    engine = container.engine()
+    await engine.dispose()
+    charging = container.charging_engine()  # (made here if unused: it opened nothing)
+    if charging is not engine:
+        await charging.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
+from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.telemetry import Instrumented
 from ratel.application.credit_control import Subscriber, UnknownSubscriber
 from ratel.config import SettingsError, load_settings
@@ -41,6 +42,29 @@ def test_workers_follow_the_backend_unless_set(url: str, setting: str, expected:
     assert isinstance(workers, ChargingWorkers)
     assert workers._workers == expected
     assert workers in container.components()
+
+
+@pytest.mark.parametrize(
+    ("url", "own_pool"),
+    [("sqlite+aiosqlite:///:memory:", False), ("postgresql+asyncpg://ratel@db/ratel", True)],
+)
+async def test_batches_run_on_the_charging_engine(url: str, own_pool: bool) -> None:
+    container = build_container(
+        load_settings(env={"RATEL_DATABASE_URL": url, "RATEL_CHARGING_WORKERS": "3"})
+    )
+    try:
+        workers = container.charging_workers()
+        uow = workers._batch.deps.uow
+        assert isinstance(uow, SqlUnitOfWorkFactory)
+        assert uow.engine is container.charging_engine()
+        assert (uow.engine is not container.engine()) is own_pool
+        if own_pool:
+            assert uow.engine.pool.size() == 3  # type: ignore[attr-defined]
+        # one process, one database: the caches are the main pool's
+        assert uow._sessions is container.uow()._sessions
+        assert uow._cache is container.uow()._cache
+    finally:
+        await dispose(container)
 
 
 async def test_charging_is_a_started_component_and_counted(database_url: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import count
@@ -20,6 +20,7 @@ from store_builders import MIB, usd
 from use_case_support import CHARGES, SERVICES, Clock, define_tariffs
 
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
+from ratel.adapters.db.engine import charging_engine
 from ratel.adapters.db.tables import customers
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher
@@ -97,9 +98,19 @@ class CountingUow(SqlUnitOfWorkFactory):
 
 
 @pytest.fixture
-async def deps(engine: AsyncEngine) -> Dependencies:
+async def charging(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine ``ratel serve`` runs batches on (on PostgreSQL a pool of its
+    own, whose statements are planned once)."""
+    charging = charging_engine(engine, database_url, 4)
+    yield charging
+    if charging is not engine:
+        await charging.dispose()
+
+
+@pytest.fixture
+async def deps(charging: AsyncEngine) -> Dependencies:
     deps = Dependencies(
-        uow=CountingUow(engine), clock=Clock(), ids=Ids(), hasher=HmacHasher("test")
+        uow=CountingUow(charging), clock=Clock(), ids=Ids(), hasher=HmacHasher("test")
     )
     await define_tariffs(deps)
     charges, services = CHARGES, SERVICES
@@ -113,6 +124,21 @@ async def deps(engine: AsyncEngine) -> Dependencies:
         Product("PLAIN", "Plain", ProductKind.MAIN, services, usage_charges=charges)
     )
     return deps
+
+
+async def test_on_postgresql_batches_have_a_pool_of_their_own_that_plans_once(
+    engine: AsyncEngine, charging: AsyncEngine, backend: str
+) -> None:
+    if backend == "sqlite":
+        assert charging is engine  # the one connection that writes
+        return
+
+    async def plan_cache_mode(of: AsyncEngine) -> str:
+        async with of.connect() as connection:
+            return str((await connection.execute(sa.text("SHOW plan_cache_mode"))).scalar())
+
+    assert await plan_cache_mode(charging) == "force_generic_plan"
+    assert await plan_cache_mode(engine) == "auto"  # the rest of ratel: PostgreSQL's default
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def create_engine(
     pool_size: int = 20,
     max_overflow: int = 20,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    generic_plans: bool = False,
 ) -> AsyncEngine:
     """An engine for ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://...``.
 
@@ -49,6 +50,8 @@ def create_engine(
     and TLS handshake and asyncpg's type set-up each time, so ``pool_size``
     should cover the transactions usually open at once. ``busy_timeout_ms`` is
     how long a SQLite transaction waits for another process's write lock.
+    ``generic_plans`` has PostgreSQL plan each prepared statement once
+    (``plan_cache_mode = force_generic_plan`` on every connection of the pool).
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -70,8 +73,34 @@ def create_engine(
             pool_use_lifo=True,
             isolation_level="READ COMMITTED",
             json_serializer=compact_json,
+            connect_args=(
+                {"server_settings": {"plan_cache_mode": "force_generic_plan"}}
+                if generic_plans
+                else {}
+            ),
         )
     raise ValueError(f"unsupported database URL (SQLite or PostgreSQL only): {url}")
+
+
+def charging_engine(engine: AsyncEngine, url: str, connections: int) -> AsyncEngine:
+    """The engine of the charging batches: on PostgreSQL a pool of its own of
+    ``connections`` (one per charging worker, as many again for a burst)
+    whose statements are planned once; on SQLite ``engine`` itself, the one
+    connection that writes.
+
+    Every statement of a charging batch finds its rows by key (session,
+    customer and account ids, arrays of them) and runs thousands of times a
+    second as a prepared statement. PostgreSQL's default keeps planning a
+    statement whose parameters are arrays anew at every execution, because
+    its generic plan is estimated dearer than a plan for the arrays at hand,
+    which for a key lookup is the same plan: planning them once took about a
+    fifth of PostgreSQL's CPU per charged request off (the README's
+    production setup has the figures). The rest of ratel keeps PostgreSQL's
+    default, which plans a range query (the sessions due for supervision, the
+    xDRs of a month) for the values it is given."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return engine
+    return create_engine(url, pool_size=connections, max_overflow=connections, generic_plans=True)
 
 
 def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> AsyncEngine:

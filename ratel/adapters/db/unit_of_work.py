@@ -138,12 +138,13 @@ class SqlUnitOfWork(Transaction):
 
 class SqlUnitOfWorkFactory:
     """Makes a fresh ``SqlUnitOfWork`` per use-case call; all of them share
-    the engine's pool and its catalogue cache."""
+    the engine's pool and its catalogue and session caches (those of
+    ``like``, a factory of the same database on another pool, when given)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, like: SqlUnitOfWorkFactory | None = None) -> None:
         self.engine = engine
-        self._cache = catalogue_cache_for(engine)
-        self._sessions = session_cache_for(engine)
+        self._cache = like._cache if like is not None else catalogue_cache_for(engine)
+        self._sessions = like._sessions if like is not None else session_cache_for(engine)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, catalogue_cache=self._cache, session_cache=self._sessions)
