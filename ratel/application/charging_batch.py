@@ -307,7 +307,13 @@ class ChargingBatch(UseCase):
         then buckets, each sorted by id (accounts are read without a lock, as
         one-by-one calls do)."""
         active = [call for index, call in enumerate(calls) if index not in left_out]
-        sessions = await uow.sessions.get_many([c.session_id for c in active], lock=True)
+        # Without a new session (INITIAL, EVENT) every customer and bucket
+        # locked next is a session's, so the store may lock them with the sessions.
+        sessions = await uow.sessions.get_many(
+            [c.session_id for c in active],
+            lock=True,
+            with_owners=all(call.subscriber is None for call in active),
+        )
         wanted: dict[IdentifierKind, list[str]] = {}
         for call in active:
             if call.subscriber is not None and call.session_id not in sessions:

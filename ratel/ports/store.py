@@ -276,10 +276,13 @@ class SessionRepository(Protocol):
         ...
 
     async def get_many(
-        self, session_ids: Sequence[str], *, lock: bool = False
+        self, session_ids: Sequence[str], *, lock: bool = False, with_owners: bool = False
     ) -> dict[str, CreditControlSession]:
         """The sessions that exist among ``session_ids``, by id, in one query
-        per thousand ids; ``lock`` locks them in id order."""
+        per thousand ids; ``lock`` locks them in id order. ``with_owners``
+        (with ``lock``): the caller locks the sessions' customers and their
+        accounts' quota buckets next (``CustomerRepository.get_many`` with
+        ``buckets_of``), which the store may lock in the same round trip."""
         ...
 
     async def add_many(self, sessions: Sequence[CreditControlSession]) -> None:

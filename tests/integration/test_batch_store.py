@@ -231,6 +231,74 @@ async def test_customers_and_the_buckets_locked_next_come_in_one_round_trip(
     assert sorted(used.values()) == [Decimal(0), Decimal(7)]
 
 
+async def test_sessions_held_by_the_process_come_with_their_customers_and_buckets(
+    uow: SqlUnitOfWorkFactory, engine: AsyncEngine
+) -> None:
+    product = main_product()
+    owners = [customer(balance="1"), customer(balance="2"), customer(balance="3")]
+    lines = [account(owner) for owner in owners]
+    buckets = [bucket(line, quota) for line in lines for quota in product.quotas[:2]]
+    sessions = [
+        CreditControlSession.open(f"o-{n}", line, owner, NOW)
+        for n, (line, owner) in enumerate(zip(lines[:2], owners, strict=False))
+    ]
+    async with uow() as work:
+        await work.customers.add_many(owners)
+        await work.accounts.add_many(lines)
+        await work.quotas.add_many(buckets)
+        await work.sessions.add_many(sessions)  # committed: the process holds them
+        await work.commit()
+    ids = [s.id for s in sessions]
+    account_ids = [line.id for line in lines[:2]]
+    async with uow() as work:  # the same rows read the usual way
+        usual_owners = await work.customers.get_many([o.id for o in owners[:2]])
+        usual_buckets = await work.quotas.for_accounts(account_ids)
+    postgresql = engine.dialect.name == "postgresql"
+    with statements(engine) as seen:
+        async with uow() as work:
+            found = await work.sessions.get_many(ids, lock=True, with_owners=True)
+            assert sorted(found) == ids
+            read = len(seen)
+            customers_found = await work.customers.get_many(
+                [s.customer_id for s in found.values()], lock=True, buckets_of=account_ids
+            )
+            held = await work.quotas.for_accounts(account_ids, lock=True)
+            # PostgreSQL locked and read all three with the sessions; SQLite reads them now
+            assert len(seen) == read + (0 if postgresql else 2)
+            assert customers_found == usual_owners and held == usual_buckets
+            if postgresql:  # locked: another transaction may not take them
+                for table, row_id in (
+                    ("cc_sessions", ids[1]),
+                    ("customers", owners[1].id),
+                    ("quota_buckets", buckets[3].id),
+                ):
+                    async with engine.connect() as other:
+                        with pytest.raises(DBAPIError, match="could not obtain lock"):
+                            await other.execute(
+                                sa.text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
+                                {"id": row_id},
+                            )
+            customers_found[owners[0].id].wallet.debit(Money.of("0.25", "USD"))
+            await work.customers.save_many(list(customers_found.values()))
+            await work.commit()
+    async with uow() as work:
+        stored = await work.customers.get(owners[0].id)
+        assert stored is not None and stored.wallet.balance == Money.of("0.75", "USD")
+
+    # a customer the sessions did not name (an account moved since): read as usual
+    with statements(engine) as seen:
+        async with uow() as work:
+            await work.sessions.get_many(ids, lock=True, with_owners=True)
+            read = len(seen)
+            wider = await work.customers.get_many(
+                [o.id for o in owners], lock=True, buckets_of=[line.id for line in lines]
+            )
+            assert sorted(wider) == sorted(o.id for o in owners)
+            third = await work.quotas.for_accounts([lines[2].id], lock=True)
+            assert sorted(b.id for b in third[lines[2].id]) == sorted(b.id for b in buckets[4:])
+            assert len(seen) == read + (1 if postgresql else 2)
+
+
 async def test_xdrs_many_at_once_and_once_per_session(uow: SqlUnitOfWorkFactory) -> None:
     sub = Subscriber("50")
     await store_subscriber(uow, sub)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -49,30 +50,73 @@ _BY_IDS = PrebuiltMany(customers, customers.c.id, customers.c.id, "customer_ids"
 _CHUNK = 1000  # ids per SELECT ... IN
 
 
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """Customers and quota buckets locked with the sessions, not yet handed out."""
+
+    customers: frozenset[str]
+    rows: list[Mapping[Any, Any]]
+    accounts: frozenset[str]
+    bucket_rows: list[Mapping[Any, Any]]
+
+
 _CUSTOMER = Prefixed(customers, "c__")
 _BUCKET = Prefixed(quota_buckets, "b__")
 
 
-def _locked_with_buckets() -> sa.Select[Any]:
+def locked_with_buckets(first: sa.Select[Any] | None = None) -> sa.Select[Any]:
     """PostgreSQL: customers and the quota buckets of some accounts, both
     locked, in one statement: a charging batch's second and third locking
     reads in one round trip. The customers CTE is read to its end (locking
     in id order) before the buckets CTE, as two statements would, so the
     lock order of every transaction stays sessions, customers, buckets. A
     row holds a customer (``c__`` columns) or a bucket (``b__``), the other
-    half NULL."""
+    half NULL.
+
+    ``first``: a locking read to run before both, in the same statement (the
+    batch's sessions, so the order still holds): its rows come first, with
+    its own columns and both halves NULL; a customer's or bucket's row has
+    NULL in its columns. Parameters ``:customer_ids``, ``:account_ids`` and
+    those of ``first``."""
 
     # the locking reads the two would otherwise be, each a CTE
     owners = _BY_IDS("postgresql", lock=True).cte("locked_customers")
     held = OF_ACCOUNTS("postgresql", lock=True).cte("locked_buckets")
-    both = sa.union_all(
-        sa.select(*_CUSTOMER.columns(owners), *_BUCKET.nulls()),
-        sa.select(*_CUSTOMER.nulls(), *_BUCKET.columns(held)),
-    ).subquery("locked")
-    return locking(fast(sa.select(*both.c)))
+    head: list[Any] = []
+    no_head: list[Any] = []
+    parts = []
+    if first is not None:
+        before = first.cte("locked_first")
+        head = list(before.c)
+        no_head = [sa.cast(sa.null(), column.type).label(column.name) for column in head]
+        parts.append(sa.select(*head, *_CUSTOMER.nulls(), *_BUCKET.nulls()))
+    parts += [
+        sa.select(*no_head, *_CUSTOMER.columns(owners), *_BUCKET.nulls()),
+        sa.select(*no_head, *_CUSTOMER.nulls(), *_BUCKET.columns(held)),
+    ]
+    every = sa.union_all(*parts).subquery("locked")
+    return locking(fast(sa.select(*every.c)))
 
 
-_LOCKED_WITH_BUCKETS = _locked_with_buckets()
+_LOCKED_WITH_BUCKETS = locked_with_buckets()
+
+
+def owners_of(
+    rows: Sequence[Mapping[Any, Any]],
+) -> tuple[list[Mapping[Any, Any]], list[Mapping[Any, Any]]]:
+    """The customers' rows and the buckets' rows of ``locked_with_buckets``."""
+    customer_rows: list[Mapping[Any, Any]] = []
+    bucket_rows: list[Mapping[Any, Any]] = []
+    for wide in rows:
+        row = _CUSTOMER.row(wide)
+        if row is not None:
+            customer_rows.append(row)
+            continue
+        bucket = _BUCKET.row(wide)
+        if bucket is not None:
+            bucket_rows.append(bucket)
+    return customer_rows, bucket_rows
+
 
 # PostgreSQL: the wallet changes of a batch in one statement; RETURNING names
 # the rows written (asyncpg gives no row count for an executemany). A NULL
@@ -248,10 +292,28 @@ class SqlCustomerRepository(Repository):
         self._seen = {}
         # handed the rows of the buckets a ``get_many(buckets_of=...)`` locked
         self._buckets_read = buckets_read
+        self._locked_ahead: _Ahead | None = None
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the rows it holds are stale)."""
         self._seen.clear()
+        self._locked_ahead = None
+
+    def read_with_sessions(
+        self,
+        customer_ids: Sequence[str],
+        rows: list[Mapping[Any, Any]],
+        account_ids: Sequence[str],
+        bucket_rows: list[Mapping[Any, Any]],
+    ) -> None:
+        """The customers ``customer_ids`` and the quota buckets of
+        ``account_ids``, locked in this unit of work by the statement that
+        locked their sessions: the next ``get_many`` with ``lock`` of those
+        customers (or fewer) and ``buckets_of`` those accounts (or fewer)
+        hands them out instead of reading them again, once."""
+        self._locked_ahead = _Ahead(
+            frozenset(customer_ids), rows, frozenset(account_ids), bucket_rows
+        )
 
     async def add(self, customer: Customer) -> None:
         await self.add_many((customer,))
@@ -285,6 +347,24 @@ class SqlCustomerRepository(Repository):
         wanted = sorted(set(customer_ids))
         found: dict[str, Customer] = {}
         accounts_wanted = sorted(set(buckets_of))
+        ahead, self._locked_ahead = self._locked_ahead, None
+        if (
+            lock
+            and ahead is not None
+            and ahead.customers.issuperset(wanted)
+            and ahead.accounts.issuperset(accounts_wanted)
+        ):
+            chosen = set(wanted)
+            for row in ahead.rows:
+                if row["id"] in chosen:
+                    customer = customer_from_row(row)
+                    self._seen[id(customer)] = (customer, _state(customer))
+                    found[customer.id] = customer
+            if accounts_wanted and self._buckets_read is not None:
+                held = set(accounts_wanted)
+                mine = [row for row in ahead.bucket_rows if row["account_id"] in held]
+                self._buckets_read(accounts_wanted, mine)
+            return found
         if (
             lock
             and accounts_wanted
@@ -297,15 +377,11 @@ class SqlCustomerRepository(Repository):
                 _LOCKED_WITH_BUCKETS,
                 {"customer_ids": wanted, "account_ids": accounts_wanted},
             )
-            buckets: list[Mapping[Any, Any]] = []
-            for wide in result.mappings():
-                row, bucket = _CUSTOMER.row(wide), _BUCKET.row(wide)
-                if bucket is not None:
-                    buckets.append(bucket)
-                if row is not None:
-                    customer = customer_from_row(row)
-                    self._seen[id(customer)] = (customer, _state(customer))
-                    found[customer.id] = customer
+            rows, buckets = owners_of(result.mappings().all())
+            for row in rows:
+                customer = customer_from_row(row)
+                self._seen[id(customer)] = (customer, _state(customer))
+                found[customer.id] = customer
             self._buckets_read(accounts_wanted, buckets)
             return found
         for start in range(0, len(wanted), _CHUNK):

@@ -26,6 +26,7 @@ from ratel.adapters.db.codec import (
     snapshot_text,
     stored_copy,
 )
+from ratel.adapters.db.customers import locked_with_buckets, owners_of
 from ratel.adapters.db.engine import compact_json
 from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Prebuilt, PrebuiltMany, Prefixed, Repository
@@ -55,6 +56,16 @@ _VERSIONS = PrebuiltMany(
     ),
     joined=cc_sessions.outerjoin(accounts, accounts.c.id == cc_sessions.c.account_id),
 )
+# PostgreSQL: the version rows of a batch's sessions, then their customers and
+# their accounts' quota buckets, locked in that order in one round trip.
+_WITH_OWNERS = locked_with_buckets(_VERSIONS("postgresql", lock=True))
+
+#: Hands on the customers and buckets locked with the sessions (the
+#: customers repository's ``read_with_sessions``).
+OwnersRead = Callable[
+    [Sequence[str], list[Mapping[Any, Any]], Sequence[str], list[Mapping[Any, Any]]], None
+]
+
 # PostgreSQL: a batch of sessions in one statement (arrays unnested), with
 # RETURNING telling which rows were written: asyncpg gives no row count for
 # an executemany.
@@ -162,6 +173,12 @@ class SessionCache:
             return None
         return entry[2]
 
+    def owners(self, session_id: str) -> tuple[str, str] | None:
+        """The account and customer of a session held, whatever its version
+        (a session never changes them)."""
+        entry = self._sessions.get(session_id)
+        return None if entry is None else (entry[2].account_id, entry[2].customer_id)
+
     def put(self, version: int, stored: CreditControlSession) -> None:
         """Keep ``stored`` (a ``stored_copy``, shared with nobody) as the
         session's row at ``version``."""
@@ -196,6 +213,7 @@ class SqlSessionRepository(Repository):
         cache: SessionCache | None = None,
         catalogue_version: Callable[[int | None], None] | None = None,
         accounts_read: Callable[[list[Mapping[Any, Any]]], None] | None = None,
+        owners_read: OwnersRead | None = None,
     ) -> None:
         super().__init__(connection)
         self._seen = {}
@@ -204,6 +222,8 @@ class SqlSessionRepository(Repository):
         self._catalogue_version = catalogue_version
         # handed the sessions' account rows when a batch load reads them
         self._accounts_read = accounts_read
+        # handed the customers and buckets a batch load locked with the sessions
+        self._owners_read = owners_read
         # for the cache, on commit: the version written and the session as stored
         self._written: dict[str, tuple[int, CreditControlSession]] = {}
 
@@ -242,11 +262,12 @@ class SqlSessionRepository(Repository):
         return session
 
     async def get_many(
-        self, session_ids: Sequence[str], *, lock: bool = False
+        self, session_ids: Sequence[str], *, lock: bool = False, with_owners: bool = False
     ) -> dict[str, CreditControlSession]:
         wanted = sorted(set(session_ids))
         found: dict[str, CreditControlSession] = {}
         cache = self._cache
+        owners = self._owners(wanted) if with_owners and lock else None
         for start in range(0, len(wanted), _CHUNK):
             chunk = {"session_ids": wanted[start : start + _CHUNK]}
             if cache is None:
@@ -257,7 +278,11 @@ class SqlSessionRepository(Repository):
             # Versions first (this is what locks); whole rows only for the
             # sessions whose current row the process does not hold.
             missing: list[str] = []
-            versions = (await self._execute(_VERSIONS(self._dialect, lock), chunk)).mappings().all()
+            if owners is not None:
+                versions = await self._with_owners(chunk, *owners)
+            else:
+                statement = _VERSIONS(self._dialect, lock)
+                versions = (await self._execute(statement, chunk)).mappings().all()
             if versions and self._catalogue_version is not None:
                 self._catalogue_version(versions[0]["catalogue_version"])
             if self._accounts_read is not None:
@@ -277,6 +302,41 @@ class SqlSessionRepository(Repository):
                     session = self._found(found, row, row["version"])
                     cache.put(row["version"], stored_copy(session))  # committed: it was read
         return found
+
+    def _owners(self, wanted: Sequence[str]) -> tuple[list[str], list[str]] | None:
+        """The customers and accounts of ``wanted``, when this process holds
+        every one of those sessions (PostgreSQL, one chunk): the customers
+        and buckets a batch locks next, which one statement locks with the
+        sessions. Otherwise None: they are read after the sessions."""
+        if (
+            self._cache is None
+            or self._owners_read is None
+            or self._fast is None
+            or len(wanted) > _CHUNK
+        ):
+            return None
+        accounts: set[str] = set()
+        customers: set[str] = set()
+        for session_id in wanted:
+            held = self._cache.owners(session_id)
+            if held is None:
+                return None
+            accounts.add(held[0])
+            customers.add(held[1])
+        return sorted(customers), sorted(accounts)
+
+    async def _with_owners(
+        self, chunk: Mapping[str, Any], customer_ids: list[str], account_ids: list[str]
+    ) -> list[Mapping[Any, Any]]:
+        """The sessions' version rows; their customers and their accounts'
+        buckets, locked after them in the same statement, go to the customers
+        repository (which hands them to the batch's next locking read)."""
+        assert self._owners_read is not None
+        parameters = {**chunk, "customer_ids": customer_ids, "account_ids": account_ids}
+        rows = (await self._execute(_WITH_OWNERS, parameters)).mappings().all()
+        customer_rows, bucket_rows = owners_of(rows)
+        self._owners_read(customer_ids, customer_rows, account_ids, bucket_rows)
+        return [row for row in rows if row["id"] is not None]
 
     def _found(
         self, found: dict[str, CreditControlSession], row: Any, version: int

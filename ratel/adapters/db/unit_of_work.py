@@ -84,6 +84,7 @@ class SqlUnitOfWork(Transaction):
             self._sessions,
             catalogue_version=self.catalogue.observe_version,
             accounts_read=self.accounts.read_with_sessions,
+            owners_read=self.customers.read_with_sessions,
         )
 
     @cached_property
