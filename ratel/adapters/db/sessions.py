@@ -307,7 +307,10 @@ class SqlSessionRepository(Repository):
         """The customers and accounts of ``wanted``, when this process holds
         every one of those sessions (PostgreSQL, one chunk): the customers
         and buckets a batch locks next, which one statement locks with the
-        sessions. Otherwise None: they are read after the sessions."""
+        sessions. Otherwise None: they are read after the sessions. (An
+        account moved to another customer since its session began brings a
+        customer the statement did not lock: it is locked after the buckets,
+        out of order; a deadlock that may cause is retried with the batch.)"""
         if (
             self._cache is None
             or self._owners_read is None
