@@ -92,7 +92,10 @@ class CompanionWriter(Protocol):
 
     async def write_companions(self, uow: UnitOfWork, records: Sequence[object]) -> None:
         """Store ``records`` (each the ``record`` of a ``Companion`` this
-        writer made) in ``uow``'s transaction; do not commit."""
+        writer made) in ``uow``'s transaction; do not commit. It runs inside
+        ``uow.together()`` with the charge's own writes, so it writes through
+        the store's repositories (whose other statements send the pending
+        writes first), never on the bare connection."""
         ...
 
 
@@ -295,7 +298,7 @@ class ChargingBatch(UseCase):
                     continue
                 async with uow.together():  # one round trip where the store can
                     await self._write(uow, loaded)
-                await _write_companions(uow, calls, outcomes)
+                    await _write_companions(uow, calls, outcomes)
                 await uow.commit()
                 return outcomes
         raise RuntimeError(f"charging logic failed in {len(left_out)} calls of one batch")

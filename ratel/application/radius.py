@@ -491,13 +491,16 @@ class ChargeAccounting(RadiusUseCase):
             raise TypeError("RADIUS accounting writes RADIUS sessions only")
         store = self.store.joining(uow)
         new = [o.session for o in openings if not o.replaces]
-        not_written = await store.add_many(new) if new else []
+        self._note_outdated(await store.add_many(new) if new else [])
         for opening in openings:
             if opening.replaces:
                 await store.save(opening.session)
         if usage:
-            not_written += await store.save_usage_many(usage)
-        for old in not_written:
+            await store.save_usage_many(usage, self._note_outdated)
+
+    def _note_outdated(self, sessions: list[RadiusSession]) -> None:
+        """Rows the store already had newer: their calls learn it (``_written_with``)."""
+        for old in sessions:
             self._outdated.add((old.nas_address, old.acct_session_id))
 
     async def _written_with(

@@ -4,7 +4,7 @@ charged). One ``RadiusStore`` is one transaction, like ``UnitOfWork``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -68,11 +68,18 @@ class RadiusSessionRepository(Protocol):
         Framed-IP), never the DAE outcome a CoA may be writing meanwhile."""
         ...
 
-    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> list[RadiusSession]:
+    async def save_usage_many(
+        self,
+        sessions: Sequence[RadiusSession],
+        outdated: Callable[[list[RadiusSession]], None],
+    ) -> None:
         """``save_usage`` for many sessions at once; a session whose stored
         ``reports`` is already at least the new one is left as it is
-        (accounting never takes a session back) and returned: another server
-        charged that report, so what the caller knew of the session was old."""
+        (accounting never takes a session back) and handed to ``outdated``:
+        another server charged that report, so what the caller knew of the
+        session was old. ``outdated`` is called once the write has run, which
+        inside the unit of work's ``together()`` block is when the block's
+        writes go (by its end)."""
         ...
 
     async def open_for_nas(self, nas_address: str) -> list[RadiusSession]:

@@ -574,7 +574,7 @@ class RecordingWriter:
         self.failures: list[Exception] = []
 
     async def write_companions(self, uow: Any, records: Sequence[object]) -> None:
-        assert uow.connection.in_transaction()
+        assert uow.shared_connection().in_transaction()
         if self.failures:
             raise self.failures.pop(0)
         self.writes.append(list(records))
@@ -619,7 +619,9 @@ async def test_a_companion_is_written_in_the_transaction_of_its_charge(
 
         async def write_companions(self, uow: Any, records: Sequence[object]) -> None:
             query = sa.select(customers.c.balance).where(customers.c.id == owner.customer_id)
-            inside = (await uow.connection.execute(query)).scalar_one()
+            # through the unit of work's store, which sends the charge's writes first
+            stored = await uow.customers.get(owner.customer_id)
+            inside = stored.wallet.balance.amount
             async with reader.connect() as other:
                 outside = (await other.execute(query)).scalar_one()
             seen.append((inside, outside))

@@ -275,8 +275,8 @@ async def test_hot_writes_write_the_same_both_ways(
         },
         after=sa.select(radius_sessions).order_by(radius_sessions.c.acct_session_id),
     )
-    assert keys == ["nas_address", "acct_session_id"]
-    assert rows == [_typed(("10.0.0.1", "acct-0"))]
+    assert keys == ["n"]  # the positions written, counted from 1
+    assert rows == [_typed((1,))]
 
 
 async def test_the_batch_statements_take_the_fast_path(

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_builders import NOW, account, customer
+from store_databases import statements
 
 from ratel.adapters.db.radius import SqlRadiusStoreFactory
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from ratel.domain.events import AccountBlocked
 from ratel.domain.nas import (
     DuplicateNas,
     DuplicateRadiusSession,
@@ -167,13 +169,14 @@ async def test_usage_of_many_sessions_is_written_in_the_unit_of_work_and_never_g
     behind = session("m-2", reports=2, output_octets=999)  # not newer than what is stored
     closed = session("m-3", reports=3, output_octets=30, state=RadiusSessionState.CLOSED)
     async with SqlUnitOfWork(engine) as uow:
-        await store.joining(uow).save_usage_many([ahead, behind, closed])
+        await store.joining(uow).save_usage_many([ahead, behind, closed], lambda _: None)
     async with store() as work:  # the unit of work was not committed: nothing changed
         rows = [await work.sessions.get("192.0.2.1", name) for name in ("m-1", "m-2", "m-3")]
     assert [(r.reports, r.output_octets) for r in rows if r] == [(2, 0)] * 3
     gone = session("m-4", reports=1)  # never stored (or deleted meanwhile)
+    left: list[RadiusSession] = []
     async with SqlUnitOfWork(engine) as uow:
-        left = await store.joining(uow).save_usage_many([ahead, behind, closed, gone])
+        await store.joining(uow).save_usage_many([ahead, behind, closed, gone], left.extend)
         await uow.commit()
     # what was not written is named: the caller's idea of those sessions was old
     assert [s.acct_session_id for s in left] == ["m-2", "m-4"]
@@ -184,6 +187,25 @@ async def test_usage_of_many_sessions_is_written_in_the_unit_of_work_and_never_g
         (2, 0, RadiusSessionState.OPEN),
         (3, 30, RadiusSessionState.CLOSED),
     ]
+    # inside a together() block, with the charge's writes: named when they go
+    later = session("m-1", reports=4, output_octets=400)
+    named: list[RadiusSession] = []
+    postgresql = engine.dialect.name == "postgresql"
+    with statements(engine) as seen:
+        async with SqlUnitOfWork(engine) as uow:
+            async with uow.together():
+                # with another write of the block: PostgreSQL sends both as one statement
+                blocked = AccountBlocked(
+                    occurred_at=NOW, account_id="a", customer_id="c", reason="x"
+                )
+                await uow.outbox.add([blocked])
+                await store.joining(uow).save_usage_many([later, behind], named.extend)
+                assert named == ([] if postgresql else [behind])  # PostgreSQL: not sent yet
+            await uow.commit()
+    assert [s.acct_session_id for s in named] == ["m-2"]
+    # PostgreSQL: the one write; SQLite: BEGIN IMMEDIATE, the outbox insert, the reports
+    # read, the update
+    assert len(seen) == (1 if postgresql else 4)
 
 
 async def test_sessions_are_inserted_together_and_the_taken_ones_named(

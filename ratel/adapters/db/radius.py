@@ -3,7 +3,7 @@ and CHAP secrets, one transaction per ``SqlRadiusStore``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -175,12 +175,12 @@ _PG_USAGE_UPDATE = fast(
                     CAST(:input_octets AS BIGINT[]), CAST(:output_octets AS BIGINT[]),
                     CAST(:session_time AS BIGINT[]), CAST(:reports AS INTEGER[]),
                     CAST(:state AS VARCHAR[]), CAST(:framed_ip AS VARCHAR[]),
-                    CAST(:updated_at AS TIMESTAMPTZ[]))
+                    CAST(:updated_at AS TIMESTAMPTZ[])) WITH ORDINALITY
              AS v(key_nas, key_session, input_octets, output_octets, session_time, reports,
-                  state, framed_ip, updated_at)
+                  state, framed_ip, updated_at, n)
         WHERE r.nas_address = v.key_nas AND r.acct_session_id = v.key_session
           AND r.reports < v.reports
-        RETURNING r.nas_address, r.acct_session_id
+        RETURNING v.n
         """
     )
 )
@@ -244,9 +244,13 @@ class SqlRadiusSessionRepository(Repository):
         usage = {name: row[name] for name in _USAGE_COLUMNS}
         await self._execute(self._update(session).values(**usage))
 
-    async def save_usage_many(self, sessions: Sequence[RadiusSession]) -> list[RadiusSession]:
+    async def save_usage_many(
+        self,
+        sessions: Sequence[RadiusSession],
+        outdated: Callable[[list[RadiusSession]], None],
+    ) -> None:
         if not sessions:
-            return []
+            return
         rows = []
         for session in sessions:
             row = _session_row(session)
@@ -255,26 +259,30 @@ class SqlRadiusSessionRepository(Repository):
             usage["key_session"] = session.acct_session_id
             rows.append(usage)
         if self._postgresql:
-            written = {
-                (nas, acct_id)
-                for nas, acct_id in await self._execute(_PG_USAGE_UPDATE, _usage_arrays(rows))
-            }
-        else:
-            # The transaction holds SQLite's only write lock (BEGIN IMMEDIATE):
-            # what it reads here cannot change before its update.
-            c = radius_sessions.c
-            wanted = {(s.nas_address, s.acct_session_id): s.reports for s in sessions}
-            stored = await self._execute(
-                sa.select(c.nas_address, c.acct_session_id, c.reports).where(
-                    sa.tuple_(c.nas_address, c.acct_session_id).in_(sorted(wanted))
-                )
+
+            async def after(positions: list[int]) -> None:
+                # WITH ORDINALITY counts from 1 (as text when the block combined writes)
+                written = {int(n) - 1 for n in positions}
+                outdated([s for n, s in enumerate(sessions) if n not in written])
+
+            # one round trip with the charge's own writes inside a together() block
+            await self._write(_PG_USAGE_UPDATE, _usage_arrays(rows), after)
+            return
+        # The transaction holds SQLite's only write lock (BEGIN IMMEDIATE):
+        # what it reads here cannot change before its update.
+        c = radius_sessions.c
+        wanted = {(s.nas_address, s.acct_session_id): s.reports for s in sessions}
+        stored = await self._execute(
+            sa.select(c.nas_address, c.acct_session_id, c.reports).where(
+                sa.tuple_(c.nas_address, c.acct_session_id).in_(sorted(wanted))
             )
-            reports = {(nas, acct_id): n for nas, acct_id, n in stored}
-            written = {key for key, n in wanted.items() if key in reports and reports[key] < n}
-            fresh = [r for r in rows if (r["key_nas"], r["key_session"]) in written]
-            if fresh:
-                await self._execute(_USAGE_UPDATE, fresh)
-        return [s for s in sessions if (s.nas_address, s.acct_session_id) not in written]
+        )
+        reports = {(nas, acct_id): n for nas, acct_id, n in stored}
+        keys = {key for key, n in wanted.items() if key in reports and reports[key] < n}
+        fresh = [r for r in rows if (r["key_nas"], r["key_session"]) in keys]
+        if fresh:
+            await self._execute(_USAGE_UPDATE, fresh)
+        outdated([s for s in sessions if (s.nas_address, s.acct_session_id) not in keys])
 
     async def _open_where(self, *criteria: sa.ColumnElement[bool]) -> list[RadiusSession]:
         c = radius_sessions.c
