@@ -139,14 +139,16 @@ class DynamicAuthorization:
             self._spawn(self._refused(nas, session, answer))
 
     @asynccontextmanager
-    async def _one_at_a_time(self, session: RadiusSession) -> AsyncIterator[None]:
+    async def _one_at_a_time(self, session: RadiusSession) -> AsyncIterator[bool]:
         """One CoA or Disconnect at a time per session, so that a restore
-        decided while a hotline is on its way sees the hotline's outcome."""
+        decided while a hotline is on its way sees the hotline's outcome.
+        Gives whether another one had to finish first."""
         key = (session.nas_address, session.acct_session_id)
         lock = self._session_locks.setdefault(key, asyncio.Lock())
+        waited = lock.locked()
         try:
             async with lock:
-                yield
+                yield waited
         finally:
             if not lock.locked() and self._session_locks.get(key) is lock:
                 del self._session_locks[key]
@@ -154,7 +156,13 @@ class DynamicAuthorization:
     async def _refused(self, nas: Nas, session: RadiusSession, answer: Answer) -> None:
         denial = answer.first_denial()
         final = denial.final if denial is not None else None
-        async with self._one_at_a_time(session):
+        async with self._one_at_a_time(session) as waited:
+            if waited:
+                # the report before was refused too: its hotline or throttle
+                # may have just been applied
+                current = await self._sessions.get(session.nas_address, session.acct_session_id)
+                if current is None or current.restricted:
+                    return
             if (
                 final is not None
                 and final.action is ExhaustionAction.REDIRECT

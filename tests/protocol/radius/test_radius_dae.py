@@ -91,6 +91,20 @@ async def dae(container: Container, server: RadiusServer) -> AsyncIterator[Dynam
     await component.stop()
 
 
+@pytest.fixture
+async def patient_dae(
+    container: Container, server: RadiusServer
+) -> AsyncIterator[DynamicAuthorization]:
+    """``dae`` whose requests wait 5 s for an answer: for a NAS that holds its
+    ACK while the test goes on, however slow the machine."""
+    container.radius_dae.add_kwargs(timeout=5.0)
+    component: DynamicAuthorization = container.radius_dae()
+    await component.start()
+    await container.event_relay().start_at_newest()
+    yield component
+    await component.stop()
+
+
 async def session_of(container: Container, sub: Subscriber) -> RadiusSession:
     sessions = await container.radius_sessions().open_for_account(sub.account_id)
     assert len(sessions) == 1
@@ -190,14 +204,19 @@ async def hotlined(
 async def test_a_top_up_while_the_hotline_is_on_its_way_restores_once_the_nas_applied_it(
     container: Container,
     server: RadiusServer,
-    dae: DynamicAuthorization,
+    patient_dae: DynamicAuthorization,
     listener: tuple[DaeListener, int],
 ) -> None:
+    dae = patient_dae
     nas_listener, port = listener
     nas_listener.held = asyncio.Event()  # the NAS applies the hotline, then answers
-    sub, _ = await hotlined(container, server, nas_listener, port)
+    sub, interim = await hotlined(container, server, nas_listener, port)
     assert not (await session_of(container, sub)).restricted  # no ACK yet
 
+    again = interim + str(6 * MIB)  # refused too, while the hotline awaits its ACK
+    assert (await radclient(server.addresses["acct"][1], "acct", again)).code == (
+        "Accounting-Response"
+    )
     await container.top_up()(sub.customer_id, Money.of("2.00", "USD"), "card")
     await container.event_relay()()  # the restore is decided now, while the hotline waits
     await asyncio.sleep(0.05)
@@ -205,6 +224,8 @@ async def test_a_top_up_while_the_hotline_is_on_its_way_restores_once_the_nas_ap
     nas_listener.held.set()
     await dae.stop()
     restore = nas_listener.received[-1]
+    hotlines = [r for r in nas_listener.received if "Huawei-PortalURL" in r.attributes]
+    assert len(hotlines) == 1  # not one per refused report, nor retransmitted
     assert restore.code == rp.CoARequest
     assert restore.attributes["Huawei-Output-Average-Rate"] == [20_000_000]
     session = await session_of(container, sub)
