@@ -179,6 +179,17 @@ async def test_accounts_and_buckets_of_many(uow: SqlUnitOfWorkFactory) -> None:
     assert sorted(used.values()) == [Decimal(0), Decimal(10)]
 
 
+async def locked_elsewhere(engine: AsyncEngine, *rows: tuple[str, str]) -> None:
+    """Each (table, id) row is locked: another connection cannot take it."""
+    for table, row_id in rows:
+        async with engine.connect() as other:
+            with pytest.raises(DBAPIError, match="could not obtain lock"):
+                await other.execute(
+                    sa.text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
+                    {"id": row_id},
+                )
+
+
 async def test_customers_and_the_buckets_locked_next_come_in_one_round_trip(
     uow: SqlUnitOfWorkFactory, engine: AsyncEngine
 ) -> None:
@@ -213,16 +224,11 @@ async def test_customers_and_the_buckets_locked_next_come_in_one_round_trip(
             }
             assert len(seen) == read + (1 if postgresql else 2)
             if postgresql:  # locked: another transaction may not take them
-                for table, row_id in (
+                await locked_elsewhere(
+                    engine,
                     ("quota_buckets", buckets[2].id),  # not read again since
                     ("customers", owners[1].id),
-                ):
-                    async with engine.connect() as other:
-                        with pytest.raises(DBAPIError, match="could not obtain lock"):
-                            await other.execute(
-                                sa.text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
-                                {"id": row_id},
-                            )
+                )
             held[lines[0].id][0].draw(Decimal(7))
             await work.quotas.save(held[lines[0].id])
             await work.commit()
@@ -267,17 +273,12 @@ async def test_sessions_held_by_the_process_come_with_their_customers_and_bucket
             assert len(seen) == read + (0 if postgresql else 2)
             assert customers_found == usual_owners and held == usual_buckets
             if postgresql:  # locked: another transaction may not take them
-                for table, row_id in (
+                await locked_elsewhere(
+                    engine,
                     ("cc_sessions", ids[1]),
                     ("customers", owners[1].id),
                     ("quota_buckets", buckets[3].id),
-                ):
-                    async with engine.connect() as other:
-                        with pytest.raises(DBAPIError, match="could not obtain lock"):
-                            await other.execute(
-                                sa.text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
-                                {"id": row_id},
-                            )
+                )
             customers_found[owners[0].id].wallet.debit(Money.of("0.25", "USD"))
             await work.customers.save_many(list(customers_found.values()))
             await work.commit()
