@@ -28,7 +28,8 @@ no threads, no hand-over between them. python-diameter is the codec only
   that, and while stopping, a request gets 3004 DIAMETER_TOO_BUSY at once,
   so overload is refused (the gateway fails over) rather than queued;
 - requests we send (RAR, ASR) go to a peer by its Origin-Host on its own
-  connection, with our hop-by-hop and end-to-end ids; the answer resolves
+  connection, with our hop-by-hop and end-to-end ids (a request sent again
+  keeps its end-to-end id and has the T-flag); the answer resolves
   the future ``send_request`` returned, matched by hop-by-hop id; a peer
   that leaves fails its waiting futures with ``ConnectionError``.
 
@@ -561,10 +562,17 @@ class DiameterNode:
     # -- sending ---------------------------------------------------------------------------
 
     def _identified(self, connection: PeerConnection, request: Message) -> int:
+        """A new Hop-by-Hop Identifier for this connection. A request sent
+        before (it has its End-to-End Identifier) goes again as a
+        retransmission: the same End-to-End Identifier and the T-flag, so the
+        peer can tell a duplicate (RFC 6733 3 and 6.1.1)."""
         hop = connection.next_hop_by_hop()
-        self._end_to_end = (self._end_to_end + 1) & 0xFFFFFFFF
         request.header.hop_by_hop_identifier = hop
-        request.header.end_to_end_identifier = self._end_to_end
+        if request.header.end_to_end_identifier:
+            request.header.is_retransmit = True
+        else:
+            self._end_to_end = (self._end_to_end + 1) & 0xFFFFFFFF or 1
+            request.header.end_to_end_identifier = self._end_to_end
         return hop
 
     def _send_dwr(self, connection: PeerConnection) -> None:

@@ -212,12 +212,13 @@ class DiameterServer:
         if command == codec.RE_AUTH:
             avps.append(codec.new(codec.RE_AUTH_REQUEST_TYPE, codec.AUTHORIZE_ONLY))
         operation = "rar" if command == codec.RE_AUTH else "asr"
+        # one request: an attempt after the first is its retransmission (T-flag)
+        request = codec.request_message(command, codec.CREDIT_CONTROL_APPLICATION, avps)
         for attempt in range(s.request_attempts):
             started = time.perf_counter()
             node = self._node
             if node is None:
                 return None
-            request = codec.request_message(command, codec.CREDIT_CONTROL_APPLICATION, avps)
             try:
                 waiting = node.send_request(peer.origin_host, request)
             except ConnectionError:

@@ -217,6 +217,43 @@ async def test_a_rar_goes_to_the_named_one_of_two_peers_and_its_answer_is_matche
         await node.stop(1.0)
 
 
+async def test_a_request_sent_again_keeps_its_end_to_end_id_and_has_the_t_flag(
+    held: Held,
+) -> None:
+    node = await started(held)
+    try:
+        gw1 = await Peer.connect(node.address[1], "gw1.test")
+        rar = codec.request_message(
+            codec.RE_AUTH,
+            codec.CREDIT_CONTROL_APPLICATION,
+            [codec.new(codec.SESSION_ID, "gw1.test;7")],
+        )
+        first = node.send_request("gw1.test", rar)
+        sent = await gw1.read()
+        assert sent is not None and not sent.header.is_retransmit
+        first.cancel()  # no answer in time: the caller sends it again
+        again_waiting = node.send_request("gw1.test", rar)
+        again = await gw1.read()
+        assert again is not None and again.header.is_retransmit
+        assert again.header.end_to_end_identifier == sent.header.end_to_end_identifier
+        assert again.header.hop_by_hop_identifier != sent.header.hop_by_hop_identifier
+        gw1.send(codec.answer_to(again, "gw1.test", "gw.test", [avp(codec.RESULT_CODE, 2001)]))
+        assert result_code(await asyncio.wait_for(again_waiting, 5)) == 2001
+        # a new request gets a new end-to-end id and no T-flag
+        other = codec.request_message(
+            codec.RE_AUTH,
+            codec.CREDIT_CONTROL_APPLICATION,
+            [codec.new(codec.SESSION_ID, "gw1.test;8")],
+        )
+        node.send_request("gw1.test", other).cancel()
+        fresh = await gw1.read()
+        assert fresh is not None and not fresh.header.is_retransmit
+        assert fresh.header.end_to_end_identifier != sent.header.end_to_end_identifier
+        gw1.close()
+    finally:
+        await node.stop(1.0)
+
+
 async def test_a_peer_leaving_mid_request_harms_nothing(held: Held) -> None:
     node = await started(held)
     try:
