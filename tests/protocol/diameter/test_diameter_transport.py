@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from diameter.message import Message
+from diameter.message.avp import Avp
 from gateway import avp, result_code
 from test_diameter_node import cer
 
@@ -84,6 +85,15 @@ def ccr(origin_host: str = "gw1.test") -> Message:
     message.header.hop_by_hop_identifier = next(_ids)
     message.header.end_to_end_identifier = next(_ids)
     return message
+
+
+def re_auth(session_id: str, *more: Avp) -> Message:
+    """A RAR of the session, to be sent by the node."""
+    return codec.request_message(
+        codec.RE_AUTH,
+        codec.CREDIT_CONTROL_APPLICATION,
+        [codec.new(codec.SESSION_ID, session_id), *more],
+    )
 
 
 async def started(application: Held, **options: float) -> DiameterNode:
@@ -175,15 +185,11 @@ async def test_a_rar_goes_to_the_named_one_of_two_peers_and_its_answer_is_matche
         gw2 = await Peer.connect(node.address[1], "gw2.test")
         rars = []
         for session in ("gw2.test;1", "gw2.test;2"):
-            rar = codec.request_message(
-                codec.RE_AUTH,
-                codec.CREDIT_CONTROL_APPLICATION,
-                [
-                    codec.new(codec.SESSION_ID, session),
-                    codec.new(codec.ORIGIN_HOST, OCS.encode()),
-                    codec.new(codec.ORIGIN_REALM, REALM.encode()),
-                    codec.new(codec.DESTINATION_HOST, b"gw2.test"),
-                ],
+            rar = re_auth(
+                session,
+                codec.new(codec.ORIGIN_HOST, OCS.encode()),
+                codec.new(codec.ORIGIN_REALM, REALM.encode()),
+                codec.new(codec.DESTINATION_HOST, b"gw2.test"),
             )
             rars.append(node.send_request("GW2.test", rar))  # Origin-Host is case-blind
         received = [await gw2.read(), await gw2.read()]
@@ -223,11 +229,7 @@ async def test_a_request_sent_again_keeps_its_end_to_end_id_and_has_the_t_flag(
     node = await started(held)
     try:
         gw1 = await Peer.connect(node.address[1], "gw1.test")
-        rar = codec.request_message(
-            codec.RE_AUTH,
-            codec.CREDIT_CONTROL_APPLICATION,
-            [codec.new(codec.SESSION_ID, "gw1.test;7")],
-        )
+        rar = re_auth("gw1.test;7")
         first = node.send_request("gw1.test", rar)
         sent = await gw1.read()
         assert sent is not None and not sent.header.is_retransmit
@@ -240,11 +242,7 @@ async def test_a_request_sent_again_keeps_its_end_to_end_id_and_has_the_t_flag(
         gw1.send(codec.answer_to(again, "gw1.test", "gw.test", [avp(codec.RESULT_CODE, 2001)]))
         assert result_code(await asyncio.wait_for(again_waiting, 5)) == 2001
         # a new request gets a new end-to-end id and no T-flag
-        other = codec.request_message(
-            codec.RE_AUTH,
-            codec.CREDIT_CONTROL_APPLICATION,
-            [codec.new(codec.SESSION_ID, "gw1.test;8")],
-        )
+        other = re_auth("gw1.test;8")
         node.send_request("gw1.test", other).cancel()
         fresh = await gw1.read()
         assert fresh is not None and not fresh.header.is_retransmit
@@ -259,11 +257,7 @@ async def test_a_peer_leaving_mid_request_harms_nothing(held: Held) -> None:
     try:
         gw1 = await Peer.connect(node.address[1], "gw1.test")
         gw1.send(ccr())
-        rar = codec.request_message(
-            codec.RE_AUTH,
-            codec.CREDIT_CONTROL_APPLICATION,
-            [codec.new(codec.SESSION_ID, "gw1.test;9")],
-        )
+        rar = re_auth("gw1.test;9")
         waiting = node.send_request("gw1.test", rar)
         for _ in range(100):
             if held.received:

@@ -82,13 +82,19 @@ async def listener() -> AsyncIterator[tuple[DaeListener, int]]:
     transport.close()
 
 
-@pytest.fixture
-async def dae(container: Container, server: RadiusServer) -> AsyncIterator[DynamicAuthorization]:
+async def running_dae(container: Container) -> AsyncIterator[DynamicAuthorization]:
+    """The container's DAE component, started, with the relay at the newest event."""
     component: DynamicAuthorization = container.radius_dae()
     await component.start()
     await container.event_relay().start_at_newest()
     yield component
     await component.stop()
+
+
+@pytest.fixture
+async def dae(container: Container, server: RadiusServer) -> AsyncIterator[DynamicAuthorization]:
+    async for component in running_dae(container):
+        yield component
 
 
 @pytest.fixture
@@ -98,11 +104,8 @@ async def patient_dae(
     """``dae`` whose requests wait 5 s for an answer: for a NAS that holds its
     ACK while the test goes on, however slow the machine."""
     container.radius_dae.add_kwargs(timeout=5.0)
-    component: DynamicAuthorization = container.radius_dae()
-    await component.start()
-    await container.event_relay().start_at_newest()
-    yield component
-    await component.stop()
+    async for component in running_dae(container):
+        yield component
 
 
 async def session_of(container: Container, sub: Subscriber) -> RadiusSession:
