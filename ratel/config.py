@@ -95,7 +95,8 @@ class Settings:
     # apps (Zendesk): a URL with {customer_id} in it; unset: no link.
     customer_page_url: str | None = None
     # Group commit of credit control: workers running batches (0: 1 on
-    # SQLite, 2 on PostgreSQL) and the most calls one transaction holds.
+    # SQLite, 4 on PostgreSQL, two at a time under load) and the most calls
+    # one transaction holds.
     charging_workers: int = 0
     # PostgreSQL connections kept open, and how many more may be opened (and
     # closed again after use) when every kept one is busy.

@@ -30,7 +30,7 @@ def test_settings_size_the_workers() -> None:
     ("url", "setting", "expected"),
     [
         ("sqlite+aiosqlite:///:memory:", "0", 1),
-        ("postgresql+asyncpg://ratel@db/ratel", "0", 2),
+        ("postgresql+asyncpg://ratel@db/ratel", "0", 4),
         ("postgresql+asyncpg://ratel@db/ratel", "3", 3),
     ],
 )

@@ -44,7 +44,7 @@ from ratel.domain.catalogue import (
     Service,
     Unit,
 )
-from ratel.domain.charging import Answer, Grant, UsageRequest
+from ratel.domain.charging import Answer, Grant, RequestKind, UsageRequest
 from ratel.domain.errors import ConcurrentChange
 from ratel.domain.identifiers import Identifiers, Msisdn
 from ratel.domain.money import Money
@@ -656,3 +656,76 @@ async def test_one_by_one_calls_write_their_companions_after_the_charge(
     outcomes = await ChargingBatch(deps).one_by_one(calls)
     assert [type(o).__name__ for o in outcomes] == ["Answer", "UnknownSession"]
     assert writer.writes == [["s"]]
+
+
+class Held:
+    """A batch that holds every call until the test releases it, noting the
+    batches that run at once and the calls in each."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.running = 0
+        self.most_at_once = 0
+        self.sizes: list[int] = []
+
+    async def __call__(self, calls: Sequence[ChargingCall]) -> list[Outcome]:
+        self.sizes.append(len(calls))
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await self.release.wait()
+        finally:
+            self.running -= 1
+        return [Answer(call.number, RequestKind.UPDATE, ()) for call in calls]
+
+
+async def settle() -> None:
+    for _ in range(20):  # let every woken task run
+        await asyncio.sleep(0)
+
+
+async def test_while_few_calls_are_outstanding_each_has_a_worker_at_once() -> None:
+    """Three sessions on four workers: none waits for another's batch."""
+    held = Held()
+    charging = ChargingWorkers(held, 4, 8)  # type: ignore[arg-type]
+    await charging.start()
+    try:
+        calls = []
+        for n in range(3):
+            call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
+            calls.append(asyncio.create_task(charging.submit(call_)))
+            await settle()
+        assert held.running == 3 and held.sizes == [1, 1, 1]
+        held.release.set()
+        await asyncio.gather(*calls)
+    finally:
+        held.release.set()
+        await charging.stop()
+
+
+async def test_under_load_two_batches_run_and_the_rest_wait_to_go_together() -> None:
+    """Two batches running on four workers and five calls arriving at once:
+    more calls outstanding than workers, so the five wait for one of the two
+    batches to end and then go together, although two workers were free."""
+    held = Held()
+    charging = ChargingWorkers(held, 4, 16)  # type: ignore[arg-type]
+    await charging.start()
+    try:
+        calls = []
+        for n in range(2):
+            call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
+            calls.append(asyncio.create_task(charging.submit(call_)))
+            await settle()
+        for n in range(2, 7):
+            call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
+            calls.append(asyncio.create_task(charging.submit(call_)))
+        await settle()
+        assert held.sizes == [1, 1] and held.running == 2
+        held.release.set()
+        answers = await asyncio.gather(*calls)
+        assert [a.request_number for a in answers] == list(range(7))
+        assert held.sizes == [1, 1, 5] and held.most_at_once == 2
+        assert charging.batches == 3 and charging.calls == 7
+    finally:
+        held.release.set()
+        await charging.stop()
