@@ -153,6 +153,9 @@ class Settings:
     diameter_max_in_flight: int = 1000
     diameter_watchdog: float = 30.0
     diameter_answer_timeout: float = 4.0
+    # The Vendor-Id of the CEA (RFC 6733 5.3.3: the IANA enterprise number of
+    # the vendor): 0, as ratel has none, unless the operator gives its own.
+    diameter_vendor_id: int = 0
 
     @property
     def http_url(self) -> str:
@@ -207,6 +210,13 @@ def _non_negative_integer(value: object) -> int:
     number = _integer(value)
     if number < 0:
         raise ValueError(f"expected a whole number of at least 0, got {value!r}")
+    return number
+
+
+def _vendor_id(value: object) -> int:
+    number = _integer(value)
+    if not 0 <= number <= 0xFFFFFFFF:
+        raise ValueError(f"expected an IANA enterprise number (0 to 4294967295), got {value!r}")
     return number
 
 
@@ -434,6 +444,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "diameter_max_in_flight": _positive_integer,
     "diameter_watchdog": _seconds,
     "diameter_answer_timeout": _seconds,
+    "diameter_vendor_id": _vendor_id,
 }
 
 SETTING_NAMES: Final = tuple(f.name for f in fields(Settings))

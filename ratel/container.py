@@ -260,6 +260,7 @@ def _diameter_settings(settings: Settings) -> DiameterSettings:
         max_in_flight=settings.diameter_max_in_flight,
         watchdog_seconds=settings.diameter_watchdog,
         answer_timeout=settings.diameter_answer_timeout,
+        vendor_id=settings.diameter_vendor_id,
         shutdown_timeout=settings.shutdown_timeout,
     )
 

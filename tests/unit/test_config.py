@@ -144,6 +144,8 @@ def test_every_setting_has_its_variable() -> None:
         ("RATEL_HTTP_HOST", "", "must not be empty"),
         ("RATEL_DIAMETER_MAX_IN_FLIGHT", "0", "at least 1"),
         ("RATEL_DIAMETER_WATCHDOG", "0", "positive"),
+        ("RATEL_DIAMETER_VENDOR_ID", "-1", "IANA enterprise number"),
+        ("RATEL_DIAMETER_VENDOR_ID", "4294967296", "IANA enterprise number"),
         ("RATEL_DATABASE_POOL_SIZE", "0", "at least 1"),
         ("RATEL_DATABASE_MAX_OVERFLOW", "-1", "at least 0"),
     ],
@@ -214,16 +216,23 @@ def test_the_diameter_peer_limits_reach_the_node() -> None:
             "RATEL_DIAMETER_MAX_IN_FLIGHT": "64",
             "RATEL_DIAMETER_WATCHDOG": "6",
             "RATEL_DIAMETER_ANSWER_TIMEOUT": "1.5",
+            "RATEL_DIAMETER_VENDOR_ID": "32473",
         }
     )
     node = _diameter_settings(settings)
-    assert (node.max_in_flight, node.watchdog_seconds, node.answer_timeout) == (64, 6.0, 1.5)
-    default = _diameter_settings(load_settings(env={}))
-    assert (default.max_in_flight, default.watchdog_seconds, default.answer_timeout) == (
-        1000,
-        30.0,
-        4.0,
+    assert (node.max_in_flight, node.watchdog_seconds, node.answer_timeout, node.vendor_id) == (
+        64,
+        6.0,
+        1.5,
+        32473,
     )
+    default = _diameter_settings(load_settings(env={}))
+    assert (
+        default.max_in_flight,
+        default.watchdog_seconds,
+        default.answer_timeout,
+        default.vendor_id,
+    ) == (1000, 30.0, 4.0, 0)
 
 
 async def test_the_pool_settings_reach_the_engine() -> None:

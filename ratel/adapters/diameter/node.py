@@ -75,8 +75,6 @@ _VENDOR_SPECIFIC_APPLICATION_ID = 260
 _DISCONNECT_CAUSE = 273
 _REBOOTING = 0
 _RELAY = 0xFFFFFFFF
-#: the Vendor-Id ratel's CEA has always carried (python-diameter's default)
-_OUR_VENDOR_ID = 99999
 
 _REQUEST = 0x80
 _HEADER = struct.Struct(">IIIII")
@@ -239,6 +237,7 @@ class DiameterNode:
         on_unreadable: Callable[[], None] = lambda: None,
         on_busy: Callable[[], None] = lambda: None,
         product_name: str = "ratel",
+        vendor_id: int = 0,
     ) -> None:
         self.origin_host = origin_host
         self.origin_realm = origin_realm
@@ -252,6 +251,7 @@ class DiameterNode:
         self._on_unreadable = on_unreadable
         self._on_busy = on_busy
         self._product_name = product_name
+        self._vendor_id = vendor_id
         self._state_id = int(time.time())
         self._end_to_end = _sequence()
         self._server: asyncio.Server | None = None
@@ -500,7 +500,7 @@ class DiameterNode:
             codec.new(codec.RESULT_CODE, result),
             *answer.avps,
             codec.new(_HOST_IP_ADDRESS, address),
-            codec.new(_VENDOR_ID, _OUR_VENDOR_ID),
+            codec.new(_VENDOR_ID, self._vendor_id),
             codec.new(_PRODUCT_NAME, self._product_name),
             codec.new(codec.ORIGIN_STATE_ID, self._state_id),
             codec.new(_SUPPORTED_VENDOR_ID, codec.TGPP),

@@ -65,6 +65,7 @@ class DiameterSettings:
     shutdown_timeout: float = 5.0
     watchdog_seconds: float = 30.0  # Tw: a silent peer gets a DWR
     answer_timeout: float = 4.0  # for a DWA, and for the CER of a new connection
+    vendor_id: int = 0  # the CEA's Vendor-Id: the operator's IANA enterprise number, if any
 
 
 class DiameterServer:
@@ -124,6 +125,7 @@ class DiameterServer:
             max_in_flight=s.max_in_flight,
             watchdog=s.watchdog_seconds,
             answer_timeout=s.answer_timeout,
+            vendor_id=s.vendor_id,
             on_unreadable=self._count_unreadable,
             on_busy=self._count_busy,
         )

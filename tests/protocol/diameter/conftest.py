@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2] / "integration"))
 
-from gateway import USSD_CONTEXT, Gateway
+from gateway import USSD_CONTEXT, VENDOR_ID, Gateway
 from store_databases import BACKENDS, fresh_database
 
 from ratel.adapters.db.migrations import upgrade
@@ -52,6 +52,7 @@ async def ocs(database_url: str) -> AsyncIterator[Container]:
             radius_acct_port=0,
             diameter_peers=PEERS,
             diameter_ussd_context_id=USSD_CONTEXT,
+            diameter_vendor_id=VENDOR_ID,
             event_relay_interval=0.05,
             charging_validity_seconds=600,
         )

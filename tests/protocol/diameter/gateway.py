@@ -24,6 +24,9 @@ VOICE = "32260@3gpp.org"
 SMS = "32274@3gpp.org"
 #: the CAMEL gateway's USSD Service-Context-Id the test node is configured with
 USSD_CONTEXT = "ussd@camel.test"
+#: the Vendor-Id the test node is configured with: RFC 5612's enterprise number
+#: for documentation
+VENDOR_ID = 32473
 
 _ids = itertools.count(1)
 

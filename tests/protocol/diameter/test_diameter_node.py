@@ -8,7 +8,7 @@ import struct
 from dataclasses import replace
 
 from diameter.message import Message
-from gateway import Gateway, avp, raw_exchange, result_code, top_flags
+from gateway import VENDOR_ID, Gateway, avp, raw_exchange, result_code, top_flags
 
 from ratel.adapters.diameter import codec
 from ratel.adapters.diameter.server import DiameterServer
@@ -50,6 +50,7 @@ async def test_a_registered_peer_gets_cea_2001_with_credit_control_and_m_bit_ori
     assert codec.integer(cea.avps, codec.AUTH_APPLICATION_ID) == 4
     assert codec.text(cea.avps, codec.ORIGIN_HOST) == "ocs.ratel.local"
     assert codec.text(cea.avps, codec.ORIGIN_REALM) == "ratel.local"
+    assert codec.integer(cea.avps, 266) == VENDOR_ID  # Vendor-Id, as configured
     flags = top_flags(answers[0])
     assert flags[codec.ORIGIN_HOST] & 0x40 and flags[codec.ORIGIN_REALM] & 0x40
 
