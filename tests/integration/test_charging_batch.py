@@ -684,17 +684,28 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def arrive(
+    charging: ChargingWorkers, numbers: range, *, one_by_one: bool
+) -> list[asyncio.Task[Answer]]:
+    """A call of session ``s<n>`` (request number n) for each of ``numbers``,
+    submitted in tasks; ``one_by_one``: each after the last one was taken up."""
+    calls = []
+    for n in numbers:
+        call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
+        calls.append(asyncio.create_task(charging.submit(call_)))
+        if one_by_one:
+            await settle()
+    await settle()
+    return calls
+
+
 async def test_while_few_calls_are_outstanding_each_has_a_worker_at_once() -> None:
     """Three sessions on four workers: none waits for another's batch."""
     held = Held()
     charging = ChargingWorkers(held, 4, 8)  # type: ignore[arg-type]
     await charging.start()
     try:
-        calls = []
-        for n in range(3):
-            call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
-            calls.append(asyncio.create_task(charging.submit(call_)))
-            await settle()
+        calls = await arrive(charging, range(3), one_by_one=True)
         assert held.running == 3 and held.sizes == [1, 1, 1]
         held.release.set()
         await asyncio.gather(*calls)
@@ -711,15 +722,8 @@ async def test_under_load_two_batches_run_and_the_rest_wait_to_go_together() -> 
     charging = ChargingWorkers(held, 4, 16)  # type: ignore[arg-type]
     await charging.start()
     try:
-        calls = []
-        for n in range(2):
-            call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
-            calls.append(asyncio.create_task(charging.submit(call_)))
-            await settle()
-        for n in range(2, 7):
-            call_ = ChargingCall(CallKind.UPDATE, f"s{n}", n, ())
-            calls.append(asyncio.create_task(charging.submit(call_)))
-        await settle()
+        calls = await arrive(charging, range(2), one_by_one=True)
+        calls += await arrive(charging, range(2, 7), one_by_one=False)
         assert held.sizes == [1, 1] and held.running == 2
         held.release.set()
         answers = await asyncio.gather(*calls)
