@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from ratel.application.base import Dependencies, UseCase, found
@@ -352,6 +352,12 @@ def charging_session_id(report: AccountingReport) -> str:
 
 #: Accounting sessions a process keeps in memory (about 1 kB each).
 SESSION_CACHE_SIZE: Final = 100_000
+
+#: How long a DAE claim is kept: far longer than the relay awaits a late event
+#: (30 s) and than a node's reaction takes; then it is forgotten, at most once
+#: per ``CLAIMS_PURGED_EVERY`` per process.
+DAE_CLAIMS_KEPT: Final = timedelta(days=1)
+CLAIMS_PURGED_EVERY: Final = timedelta(hours=1)
 
 
 class RadiusSessionCache:
@@ -722,6 +728,7 @@ class RadiusSessions(RadiusUseCase):
         super().__init__(deps, store)
         self.credit_control = credit_control
         self.cache = cache  # accounting's, told of what the DAE client stores
+        self._claims_purged_at: datetime | None = None
 
     async def get(self, nas_address: str, acct_session_id: str) -> RadiusSession | None:
         """One accounting session, or None."""
@@ -737,6 +744,25 @@ class RadiusSessions(RadiusUseCase):
         """The account's open sessions on every NAS."""
         async with self.store() as store:
             return await store.sessions.open_for_account(account_id)
+
+    async def claim(self, event_id: int, session: RadiusSession) -> bool:
+        """Whether this node is the one to send the CoA or Disconnect that
+        event ``event_id`` calls for on ``session``. With several ratel nodes
+        every node's relay sees every event; the first to claim the pair
+        reacts, the others leave it (the NAS gets one request, not one per
+        node). Claims older than ``DAE_CLAIMS_KEPT`` are forgotten here, at
+        most once per ``CLAIMS_PURGED_EVERY``."""
+        now = self.deps.clock.now()
+        async with self.store() as store:
+            won = await store.dae_claims.claim(
+                event_id, session.nas_address, session.acct_session_id, now
+            )
+            purged = self._claims_purged_at
+            if purged is None or now - purged >= CLAIMS_PURGED_EVERY:
+                await store.dae_claims.forget_before(now - DAE_CLAIMS_KEPT)
+                self._claims_purged_at = now
+            await store.commit()
+        return won
 
     async def for_charging_session(self, charging_session_id: str) -> list[RadiusSession]:
         """The accounting sessions of one charging session."""

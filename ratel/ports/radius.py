@@ -99,6 +99,23 @@ class RadiusSessionRepository(Protocol):
         ...
 
 
+class DaeClaimRepository(Protocol):
+    """Who reacts to a domain event on an accounting session: with several
+    ratel nodes each one's relay sees every event, and only the node that
+    claims (event, session) first sends its CoA or Disconnect."""
+
+    async def claim(
+        self, event_id: int, nas_address: str, acct_session_id: str, now: datetime
+    ) -> bool:
+        """Claim the reaction; False if another node (or an earlier call)
+        claimed it. Racing claims wait for each other: exactly one wins."""
+        ...
+
+    async def forget_before(self, before: datetime) -> int:
+        """Delete the claims made before ``before``; how many were deleted."""
+        ...
+
+
 class ChapSecretRepository(Protocol):
     """The passwords CHAP needs in clear, one per account (PAP uses the
     self-care password hash instead)."""
@@ -118,6 +135,7 @@ class RadiusStore(Protocol):
     nas: NasRepository
     sessions: RadiusSessionRepository
     chap_secrets: ChapSecretRepository
+    dae_claims: DaeClaimRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

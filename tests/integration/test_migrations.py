@@ -138,6 +138,7 @@ MIGRATIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("0005", "0004", frozenset({"diameter_sessions"})),
     ("0006", "0005", frozenset({"directory_sync_runs"})),
     ("0007", "0006", frozenset()),
+    ("0008", "0007", frozenset({"radius_dae_claims"})),
 )
 
 

@@ -3,6 +3,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -227,3 +228,32 @@ async def test_sessions_are_inserted_together_and_the_taken_ones_named(
         ("t-2", 0),
         ("t-3", 0),
     ]
+
+
+async def test_a_dae_reaction_is_claimed_once_even_by_racing_nodes(
+    store: SqlRadiusStoreFactory,
+) -> None:
+    async def claim(event_id: int, acct_id: str, at: timedelta = timedelta(0)) -> bool:
+        async with store() as work:
+            won = await work.dae_claims.claim(event_id, "192.0.2.1", acct_id, NOW + at)
+            await work.commit()
+        return won
+
+    # four nodes react to event 7 on d-1 at once: one wins
+    assert sorted(await asyncio.gather(*(claim(7, "d-1") for _ in range(4)))) == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert not await claim(7, "d-1")
+    assert await claim(7, "d-2")  # another session of the same event
+    assert await claim(8, "d-1")  # another event on the same session
+    async with store() as work:
+        # a claim rolled back is no claim
+        assert await work.dae_claims.claim(9, "192.0.2.1", "d-1", NOW)
+    assert await claim(9, "d-1", timedelta(days=2))
+    async with store() as work:
+        assert await work.dae_claims.forget_before(NOW + timedelta(days=1)) == 3
+        await work.commit()
+    assert await claim(7, "d-1", timedelta(days=2))  # forgotten: claimable again

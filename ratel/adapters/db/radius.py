@@ -12,7 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ratel.adapters.db.fast import fast
 from ratel.adapters.db.statements import Repository, Transaction, lockable
-from ratel.adapters.db.tables import radius_chap_secrets, radius_nas, radius_sessions
+from ratel.adapters.db.tables import (
+    radius_chap_secrets,
+    radius_dae_claims,
+    radius_nas,
+    radius_sessions,
+)
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork
 from ratel.domain.nas import (
     DuplicateNas,
@@ -333,17 +338,44 @@ class SqlChapSecretRepository(Repository):
         )
 
 
+class SqlDaeClaimRepository(Repository):
+    """Claims of DAE reactions in ``radius_dae_claims``."""
+
+    async def claim(
+        self, event_id: int, nas_address: str, acct_session_id: str, now: datetime
+    ) -> bool:
+        # the primary key decides: a racing insert waits for the first to
+        # commit (PostgreSQL) or for the write lock (SQLite), then does nothing
+        statement = (
+            self._insert(radius_dae_claims)
+            .values(
+                event_id=event_id,
+                nas_address=nas_address,
+                acct_session_id=acct_session_id,
+                claimed_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        return (await self._execute(statement)).rowcount == 1
+
+    async def forget_before(self, before: datetime) -> int:
+        statement = sa.delete(radius_dae_claims).where(radius_dae_claims.c.claimed_at < before)
+        return (await self._execute(statement)).rowcount
+
+
 class SqlRadiusStore(Transaction):
     """One transaction on the RADIUS tables (see ``ratel.ports.radius``)."""
 
     nas: SqlNasRepository
     sessions: SqlRadiusSessionRepository
     chap_secrets: SqlChapSecretRepository
+    dae_claims: SqlDaeClaimRepository
 
     def _opened(self, connection: AsyncConnection) -> None:
         self.nas = SqlNasRepository(connection)
         self.sessions = SqlRadiusSessionRepository(connection)
         self.chap_secrets = SqlChapSecretRepository(connection)
+        self.dae_claims = SqlDaeClaimRepository(connection)
 
 
 class SqlRadiusStoreFactory:

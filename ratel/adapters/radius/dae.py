@@ -244,25 +244,30 @@ class DynamicAuthorization:
         self._spawn(self._react(entry))
 
     async def _react(self, entry: OutboxEntry) -> None:
+        """The event's CoA or Disconnect for each open session it concerns
+        that this node claims (``RadiusSessions.claim``: with several nodes,
+        one sends it)."""
         try:
             if entry.event_type in self.RESTORE_ON:
-                await self._restore(entry)
-            elif entry.event_type in self.DISCONNECT_ACCOUNT_ON:
-                for session in await self._sessions.open_for_account(entry.aggregate_id):
-                    await self._disconnect_session(session, entry.event_type)
+                if entry.aggregate == "account":
+                    sessions = await self._sessions.open_for_account(entry.aggregate_id)
+                else:
+                    sessions = await self._sessions.open_for_customer(entry.aggregate_id)
+                for listed in sessions:
+                    if await self._sessions.claim(entry.id, listed):
+                        await self._restore_session(listed, entry.event_type)
+                return
+            if entry.event_type in self.DISCONNECT_ACCOUNT_ON:
+                sessions = await self._sessions.open_for_account(entry.aggregate_id)
             elif entry.event_type in self.DISCONNECT_CUSTOMER_ON:
-                for session in await self._sessions.open_for_customer(entry.aggregate_id):
+                sessions = await self._sessions.open_for_customer(entry.aggregate_id)
+            else:
+                return
+            for session in sessions:
+                if await self._sessions.claim(entry.id, session):
                     await self._disconnect_session(session, entry.event_type)
         except Exception:
             log.exception("dynamic authorization failed", extra={"event_id": entry.id})
-
-    async def _restore(self, entry: OutboxEntry) -> None:
-        if entry.aggregate == "account":
-            sessions = await self._sessions.open_for_account(entry.aggregate_id)
-        else:
-            sessions = await self._sessions.open_for_customer(entry.aggregate_id)
-        for listed in sessions:
-            await self._restore_session(listed, entry.event_type)
 
     async def _restore_session(self, listed: RadiusSession, why: str) -> None:
         """The restoring CoA, when the session is restricted as stored and its

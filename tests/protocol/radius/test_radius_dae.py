@@ -10,12 +10,20 @@ from decimal import Decimal
 
 import pytest
 from pyrad import packet as rp
-from radius_support import MIB, SECRET, Subscriber, radclient, register_nas, subscriber
+from radius_support import (
+    MIB,
+    SECRET,
+    Subscriber,
+    radclient,
+    register_nas,
+    server_settings,
+    subscriber,
+)
 
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.dae import DynamicAuthorization
 from ratel.adapters.radius.server import RadiusServer
-from ratel.container import Container
+from ratel.container import Container, build_container, dispose
 from ratel.domain.catalogue import ExhaustionAction, ServicePolicy
 from ratel.domain.money import Money
 from ratel.domain.nas import NasVendor, RadiusSession
@@ -188,11 +196,22 @@ async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_wit
 
 
 async def hotlined(
-    container: Container, server: RadiusServer, listener: DaeListener, port: int
+    container: Container,
+    server: RadiusServer,
+    listener: DaeListener,
+    port: int,
+    *,
+    accepts_disconnect: bool = False,
 ) -> tuple[Subscriber, str]:
     """alice's session d-1, whose first 5 MiB spent her 0.05: the hotline CoA
     has reached the NAS. Her interim report, to be completed with counters."""
-    await register_nas(container, NasVendor.HUAWEI, accepts_coa=True, dae_port=port)
+    await register_nas(
+        container,
+        NasVendor.HUAWEI,
+        accepts_coa=True,
+        accepts_disconnect=accepts_disconnect,
+        dae_port=port,
+    )
     sub = await subscriber(container, "alice@isp", balance="0.05")
     acct_port = server.addresses["acct"][1]
     session = 'User-Name = "alice@isp", Acct-Session-Id = "d-1", '
@@ -234,6 +253,39 @@ async def test_a_top_up_while_the_hotline_is_on_its_way_restores_once_the_nas_ap
     session = await session_of(container, sub)
     assert not session.restricted
     assert session.last_dae == "coa BalanceChanged: ACK"
+
+
+async def test_with_two_nodes_a_top_up_and_a_block_reach_the_nas_once_each(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+    database_url: str,
+) -> None:
+    """Two ratel nodes on one database: both relays see the top-up and the
+    block, one node claims each and the NAS gets one CoA and one Disconnect."""
+    nas_listener, port = listener
+    sub, _ = await hotlined(container, server, nas_listener, port, accepts_disconnect=True)
+    await dae.stop()  # the hotline's ACK is stored: the session is restricted
+    other = build_container(server_settings(database_url))
+    other_server: RadiusServer = other.radius_server()
+    await other_server.start()  # reads the NAS registry
+    try:
+        async for other_dae in running_dae(other):
+            for change in (
+                container.top_up()(sub.customer_id, Money.of("2.00", "USD"), "card"),
+                container.block_account()(sub.account_id),
+            ):
+                await change
+                await asyncio.gather(container.event_relay()(), other.event_relay()())
+                await asyncio.gather(dae.stop(), other_dae.stop())
+    finally:
+        await other_server.stop()
+        await dispose(other)
+    restores = [r for r in nas_listener.received if "Huawei-Output-Average-Rate" in r.attributes]
+    disconnects = [r for r in nas_listener.received if r.code == rp.DisconnectRequest]
+    assert (len(restores), len(disconnects)) == (1, 1)
+    assert len(nas_listener.received) == 3  # with the hotline
 
 
 async def test_a_restore_the_nas_never_answered_is_sent_again_at_the_next_interim(
