@@ -1,5 +1,5 @@
-"""RADIUS: claims of the CoA or Disconnect an event calls for on a session, so
-that with several ratel nodes only one of them sends it.
+"""RADIUS: claims of the CoA or Disconnect a session is due, so that with
+several ratel nodes only one of them sends it.
 
 Revision ID: 0008
 Revises: 0007
@@ -27,12 +27,12 @@ TIMESTAMP = sa.DateTime(timezone=True)
 def upgrade() -> None:
     op.create_table(
         "radius_dae_claims",
-        sa.Column("event_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("reaction", sa.String(), nullable=False),
         sa.Column("nas_address", sa.String(), nullable=False),
         sa.Column("acct_session_id", sa.String(), nullable=False),
         sa.Column("claimed_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint(
-            "event_id", "nas_address", "acct_session_id", name="pk_radius_dae_claims"
+            "reaction", "nas_address", "acct_session_id", name="pk_radius_dae_claims"
         ),
     )
     op.create_index(

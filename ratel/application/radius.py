@@ -745,17 +745,19 @@ class RadiusSessions(RadiusUseCase):
         async with self.store() as store:
             return await store.sessions.open_for_account(account_id)
 
-    async def claim(self, event_id: int, session: RadiusSession) -> bool:
-        """Whether this node is the one to send the CoA or Disconnect that
-        event ``event_id`` calls for on ``session``. With several ratel nodes
-        every node's relay sees every event; the first to claim the pair
-        reacts, the others leave it (the NAS gets one request, not one per
-        node). Claims older than ``DAE_CLAIMS_KEPT`` are forgotten here, at
-        most once per ``CLAIMS_PURGED_EVERY``."""
+    async def claim(self, reaction: str, session: RadiusSession) -> bool:
+        """Whether this node is the one to send ``session`` the CoA or
+        Disconnect named by ``reaction`` (``"event:<outbox id>"`` for what an
+        event calls for, ``"restore:<reports>"`` for the restoring CoA of the
+        session as it stands). With several ratel nodes every node's relay
+        sees every event; the first to claim reacts, the others leave it (the
+        NAS gets one request, not one per node). Claims older than
+        ``DAE_CLAIMS_KEPT`` are forgotten here, at most once per
+        ``CLAIMS_PURGED_EVERY``."""
         now = self.deps.clock.now()
         async with self.store() as store:
             won = await store.dae_claims.claim(
-                event_id, session.nas_address, session.acct_session_id, now
+                reaction, session.nas_address, session.acct_session_id, now
             )
             purged = self._claims_purged_at
             if purged is None or now - purged >= CLAIMS_PURGED_EVERY:

@@ -100,12 +100,12 @@ class RadiusSessionRepository(Protocol):
 
 
 class DaeClaimRepository(Protocol):
-    """Who reacts to a domain event on an accounting session: with several
-    ratel nodes each one's relay sees every event, and only the node that
-    claims (event, session) first sends its CoA or Disconnect."""
+    """Who sends a CoA or Disconnect to a session: with several ratel nodes
+    each one's relay sees every event, and only the node that claims
+    (reaction, session) first sends it."""
 
     async def claim(
-        self, event_id: int, nas_address: str, acct_session_id: str, now: datetime
+        self, reaction: str, nas_address: str, acct_session_id: str, now: datetime
     ) -> bool:
         """Claim the reaction; False if another node (or an earlier call)
         claimed it. Racing claims wait for each other: exactly one wins."""

@@ -233,27 +233,27 @@ async def test_sessions_are_inserted_together_and_the_taken_ones_named(
 async def test_a_dae_reaction_is_claimed_once_even_by_racing_nodes(
     store: SqlRadiusStoreFactory,
 ) -> None:
-    async def claim(event_id: int, acct_id: str, at: timedelta = timedelta(0)) -> bool:
+    async def claim(reaction: str, acct_id: str, at: timedelta = timedelta(0)) -> bool:
         async with store() as work:
-            won = await work.dae_claims.claim(event_id, "192.0.2.1", acct_id, NOW + at)
+            won = await work.dae_claims.claim(reaction, "192.0.2.1", acct_id, NOW + at)
             await work.commit()
         return won
 
     # four nodes react to event 7 on d-1 at once: one wins
-    assert sorted(await asyncio.gather(*(claim(7, "d-1") for _ in range(4)))) == [
+    assert sorted(await asyncio.gather(*(claim("event:7", "d-1") for _ in range(4)))) == [
         False,
         False,
         False,
         True,
     ]
-    assert not await claim(7, "d-1")
-    assert await claim(7, "d-2")  # another session of the same event
-    assert await claim(8, "d-1")  # another event on the same session
+    assert not await claim("event:7", "d-1")
+    assert await claim("event:7", "d-2")  # another session of the same event
+    assert await claim("restore:8", "d-1")  # another reaction on the same session
     async with store() as work:
         # a claim rolled back is no claim
-        assert await work.dae_claims.claim(9, "192.0.2.1", "d-1", NOW)
-    assert await claim(9, "d-1", timedelta(days=2))
+        assert await work.dae_claims.claim("event:9", "192.0.2.1", "d-1", NOW)
+    assert await claim("event:9", "d-1", timedelta(days=2))
     async with store() as work:
         assert await work.dae_claims.forget_before(NOW + timedelta(days=1)) == 3
         await work.commit()
-    assert await claim(7, "d-1", timedelta(days=2))  # forgotten: claimable again
+    assert await claim("event:7", "d-1", timedelta(days=2))  # forgotten: claimable again

@@ -342,14 +342,14 @@ class SqlDaeClaimRepository(Repository):
     """Claims of DAE reactions in ``radius_dae_claims``."""
 
     async def claim(
-        self, event_id: int, nas_address: str, acct_session_id: str, now: datetime
+        self, reaction: str, nas_address: str, acct_session_id: str, now: datetime
     ) -> bool:
         # the primary key decides: a racing insert waits for the first to
         # commit (PostgreSQL) or for the write lock (SQLite), then does nothing
         statement = (
             self._insert(radius_dae_claims)
             .values(
-                event_id=event_id,
+                reaction=reaction,
                 nas_address=nas_address,
                 acct_session_id=acct_session_id,
                 claimed_at=now,

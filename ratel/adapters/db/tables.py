@@ -544,13 +544,13 @@ radius_sessions = sa.Table(
     sa.Index(None, "nas_address", "state"),
 )
 
-# Which node reacts to an event on a session: with several ratel nodes every
-# node's relay sees every event, and the first to claim (event, session) sends
-# the CoA or Disconnect. Kept a day (``RadiusSessions.claim``).
+# Which node sends a CoA or Disconnect: with several ratel nodes every node's
+# relay sees every event, and the first to claim (reaction, session) sends it.
+# Kept a day (``RadiusSessions.claim``).
 radius_dae_claims = sa.Table(
     "radius_dae_claims",
     metadata,
-    sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("reaction", sa.String, primary_key=True),  # "event:<outbox id>", "restore:<n>"
     sa.Column("nas_address", sa.String, primary_key=True),
     sa.Column("acct_session_id", sa.String, primary_key=True),
     sa.Column("claimed_at", UtcDateTime, nullable=False),

@@ -254,8 +254,7 @@ class DynamicAuthorization:
                 else:
                     sessions = await self._sessions.open_for_customer(entry.aggregate_id)
                 for listed in sessions:
-                    if await self._sessions.claim(entry.id, listed):
-                        await self._restore_session(listed, entry.event_type)
+                    await self._restore_session(listed, entry.event_type)
                 return
             if entry.event_type in self.DISCONNECT_ACCOUNT_ON:
                 sessions = await self._sessions.open_for_account(entry.aggregate_id)
@@ -264,15 +263,18 @@ class DynamicAuthorization:
             else:
                 return
             for session in sessions:
-                if await self._sessions.claim(entry.id, session):
+                if await self._sessions.claim(f"event:{entry.id}", session):
                     await self._disconnect_session(session, entry.event_type)
         except Exception:
             log.exception("dynamic authorization failed", extra={"event_id": entry.id})
 
     async def _restore_session(self, listed: RadiusSession, why: str) -> None:
         """The restoring CoA, when the session is restricted as stored and its
-        account may use data again (one top-up often raises several events:
-        one restoring CoA per session)."""
+        account may use data again. One per session as it stands (its charged
+        reports), whichever node and event decide it: one top-up often raises
+        several events, each node sees each of them, and on one node they
+        wait for each other here. The next report makes a new one possible,
+        for a restore the NAS never answered."""
         async with self._one_at_a_time(listed):
             session = await self._sessions.get(listed.nas_address, listed.acct_session_id)
             if session is None or not session.restricted:
@@ -282,6 +284,8 @@ class DynamicAuthorization:
             nas = self._server.nas.get(session.nas_address)
             if nas is None:
                 return
+            if not await self._sessions.claim(f"restore:{session.reports}", session):
+                return  # sent already, by this node or another
             policy = await self._sessions.policy(session.account_id)
             attributes = policy_attributes(nas.vendor, policy)
             await self.change(nas, session, attributes, restricted=False, why=why)
