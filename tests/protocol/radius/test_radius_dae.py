@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from pyrad import packet as rp
@@ -23,6 +25,7 @@ from radius_support import (
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.dae import DynamicAuthorization
 from ratel.adapters.radius.server import RadiusServer
+from ratel.application.radius import RadiusSessions
 from ratel.container import Container, build_container, dispose
 from ratel.domain.catalogue import ExhaustionAction, ServicePolicy
 from ratel.domain.money import Money
@@ -389,3 +392,32 @@ async def test_a_nas_without_dynamic_authorization_is_never_sent_one(
     auth = server.addresses["auth"][1]
     reply = await radclient(auth, "auth", 'User-Name = "m2m@isp", User-Password = "alice-secret-1"')
     assert reply.code == "Access-Reject"
+
+
+async def test_claims_are_forgotten_after_a_day_at_most_once_an_hour(
+    container: Container,
+) -> None:
+    now = [datetime(2026, 11, 26, 12, 0, tzinfo=UTC)]
+    clock = SimpleNamespace(now=lambda: now[0])
+    sessions = RadiusSessions(
+        replace(container.deps(), clock=clock), container.radius_store(), container.credit_control()
+    )
+    claimed = RadiusSession("192.0.2.1", "d-1", "c", "", "acc", "cus", "u", now[0], now[0])
+    assert await sessions.claim("event:1", claimed)
+    assert not await sessions.claim("event:1", claimed)
+    now[0] += timedelta(hours=25)
+    assert await sessions.claim("event:2", claimed)  # the first purge of this process ran
+    now[0] += timedelta(minutes=30)
+    # event:1 was a day old at the purge above: forgotten, claimable again
+    assert await sessions.claim("event:1", claimed)
+    # a claim two days old, made meanwhile: the next purge is an hour after the last
+    async with container.radius_store()() as store:
+        assert await store.dae_claims.claim(
+            "event:9", "192.0.2.1", "d-1", now[0] - timedelta(days=2)
+        )
+        await store.commit()
+    now[0] += timedelta(minutes=29)
+    assert not await sessions.claim("event:9", claimed)  # no purge within the hour
+    now[0] += timedelta(minutes=2)
+    assert await sessions.claim("event:3", claimed)  # purged now
+    assert await sessions.claim("event:9", claimed)
