@@ -161,17 +161,18 @@ class ChargingWorkers:
     def _wake_one(self) -> None:
         """Wake one idle worker: one is enough, it takes everything queued
         (waking them all would cost each call a task switch per worker)."""
-        while self._idle:
-            waiting = self._idle.popleft()
-            if not waiting.done():
-                waiting.set_result(None)
-                return
+        self._wake(every=False)
 
     def _wake_all(self) -> None:
+        self._wake(every=True)
+
+    def _wake(self, *, every: bool) -> None:
         while self._idle:
             waiting = self._idle.popleft()
-            if not waiting.done():
+            if not waiting.done():  # a cancelled worker's wait is skipped
                 waiting.set_result(None)
+                if not every:
+                    return
 
     def _may_start(self) -> bool:
         """Whether a free worker may start a batch now: always while fewer
