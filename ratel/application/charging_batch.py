@@ -28,7 +28,8 @@ charging logic raises midway may have changed objects in memory: the batch
 reloads its rows (still locked, in the same transaction) and runs again
 without it, so its exception touches no other call. A batch that fails in
 the store is retried once on a deadlock or serialization failure; anything
-else unexpected sends its calls one by one through ``CreditControl``.
+else unexpected sends its calls one by one through ``CreditControl``, each
+with its companion in its own transaction.
 """
 
 from __future__ import annotations
@@ -235,24 +236,15 @@ class ChargingBatch(UseCase):
         return await self.one_by_one(calls)
 
     async def one_by_one(self, calls: Sequence[ChargingCall]) -> list[Outcome]:
-        """Each call in its own transaction through ``CreditControl``, in order."""
+        """Each call in its own transaction through ``CreditControl``, in order,
+        its companion written in that transaction: a companion that cannot be
+        written fails its call, and its charge is rolled back with it."""
         outcomes: list[Outcome] = []
         for call in calls:
             try:
-                answer = await self._single(call)
+                outcomes.append(await self._single(call))
             except Exception as exc:
                 outcomes.append(exc)
-                continue
-            outcomes.append(answer)
-            if call.companion is not None:
-                # CreditControl commits on its own: the record follows in a
-                # transaction of its own (this path is the rare fallback)
-                try:
-                    async with self.deps.uow() as uow:
-                        await call.companion.writer.write_companions(uow, [call.companion.record])
-                        await uow.commit()
-                except Exception:
-                    log.exception("could not store a charged call's companion record")
         return outcomes
 
     async def _single(self, call: ChargingCall) -> Answer:
@@ -264,10 +256,15 @@ class ChargingBatch(UseCase):
                 call.requests,
                 number=call.number,
                 sub_session=call.sub_session,
+                companion=call.companion,
             )
         if call.kind is CallKind.UPDATE:
             return await cc.update(
-                call.session_id, call.number, call.requests, sub_session=call.sub_session
+                call.session_id,
+                call.number,
+                call.requests,
+                sub_session=call.sub_session,
+                companion=call.companion,
             )
         if call.kind is CallKind.TERMINATE:
             return await cc.terminate(
@@ -276,9 +273,14 @@ class ChargingBatch(UseCase):
                 call.requests,
                 sub_session=call.sub_session,
                 cause=call.cause,
+                companion=call.companion,
             )
         return await cc.debit(
-            call.session_id, _subscriber(call), _one_request(call), number=call.number
+            call.session_id,
+            _subscriber(call),
+            _one_request(call),
+            number=call.number,
+            companion=call.companion,
         )
 
     # -- the grouped transaction --------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ratel.application.base import Dependencies, UseCase, found, journal, record
 from ratel.domain.account import Account
@@ -33,6 +34,9 @@ from ratel.domain.money import Money
 from ratel.domain.quota import QuotaBucket
 from ratel.domain.rating import Tariff
 from ratel.ports.store import IdentifierKind, UnitOfWork
+
+if TYPE_CHECKING:
+    from ratel.application.charging_batch import Companion
 
 
 class UnknownSubscriber(NotFound):
@@ -109,9 +113,11 @@ async def store_charging(
     xdr: Xdr | None,
     *,
     new: bool = False,
+    companion: Companion | None = None,
 ) -> None:
     """Write what a credit-control call changed (session, wallet, buckets,
-    the xDR, the balance transaction, the events) and commit it."""
+    the xDR, the balance transaction, the events) and the protocol adapter's
+    ``companion`` record, and commit them together."""
     if new:
         await uow.sessions.add(session)
     else:
@@ -130,7 +136,18 @@ async def store_charging(
         account_id=session.account_id,
     )
     await record(uow, ctx.customer, ctx.account, extra=ctx.events)
+    if companion is not None:
+        await companion.writer.write_companions(uow, [companion.record])
     await uow.commit()
+
+
+async def stored_with(uow: UnitOfWork, answer: Answer, companion: Companion | None) -> Answer:
+    """A retransmission's stored answer; its ``companion`` record is written
+    and committed (nothing else is), as a batch writes it."""
+    if companion is not None:
+        await companion.writer.write_companions(uow, [companion.record])
+        await uow.commit()
+    return answer
 
 
 class CreditControl(UseCase):
@@ -166,8 +183,11 @@ class CreditControl(UseCase):
         answer: Answer,
         *,
         new: bool,
+        companion: Companion | None = None,
     ) -> None:
-        await store_charging(uow, self.deps, session, ctx, before, answer.xdr, new=new)
+        await store_charging(
+            uow, self.deps, session, ctx, before, answer.xdr, new=new, companion=companion
+        )
 
     async def start(
         self,
@@ -177,16 +197,19 @@ class CreditControl(UseCase):
         *,
         number: int = 0,
         sub_session: str = "",
+        companion: Companion | None = None,
     ) -> Answer:
         """INITIAL: authorize and grant. A second sub-session of a known
-        session joins it; a retransmitted INITIAL gets the stored answer."""
+        session joins it; a retransmitted INITIAL gets the stored answer.
+        ``companion``: a protocol adapter's record, written in the same
+        transaction (in every method that takes one)."""
         now = self.deps.clock.now()
         try:
             async with self.deps.uow() as uow:
                 existing = await uow.sessions.get(session_id, lock=True)
                 if existing is not None:
                     return await self._continue(
-                        uow, existing, number, requests, sub_session, "reserve"
+                        uow, existing, number, requests, sub_session, "reserve", companion=companion
                     )
                 account = await self._account(uow, subscriber)
                 customer = await self._customer(uow, account.customer_id)
@@ -194,11 +217,13 @@ class CreditControl(UseCase):
                 session = CreditControlSession.open(session_id, account, customer, now)
                 before = customer.wallet.balance
                 answer = session.reserve(ctx, number, requests, now, sub_session=sub_session)
-                await self._finish(uow, session, ctx, before, answer, new=True)
+                await self._finish(uow, session, ctx, before, answer, new=True, companion=companion)
                 return answer
         except SessionExists:
             # the same INITIAL raced itself: the first one's answer stands
-            return await self.update_or_stored(session_id, number, requests, sub_session, "reserve")
+            return await self.update_or_stored(
+                session_id, number, requests, sub_session, "reserve", companion=companion
+            )
 
     async def update(
         self,
@@ -207,9 +232,12 @@ class CreditControl(UseCase):
         requests: Sequence[UsageRequest],
         *,
         sub_session: str = "",
+        companion: Companion | None = None,
     ) -> Answer:
         """UPDATE: commit used units and grant again."""
-        return await self.update_or_stored(session_id, number, requests, sub_session, "report")
+        return await self.update_or_stored(
+            session_id, number, requests, sub_session, "report", companion=companion
+        )
 
     async def terminate(
         self,
@@ -219,10 +247,11 @@ class CreditControl(UseCase):
         *,
         sub_session: str = "",
         cause: str = "normal",
+        companion: Companion | None = None,
     ) -> Answer:
         """TERMINATE: commit the last usage; the last sub-session produces the xDR."""
         return await self.update_or_stored(
-            session_id, number, requests, sub_session, "terminate", cause
+            session_id, number, requests, sub_session, "terminate", cause, companion=companion
         )
 
     async def update_or_stored(
@@ -233,12 +262,16 @@ class CreditControl(UseCase):
         sub_session: str,
         call: str,
         cause: str = "normal",
+        *,
+        companion: Companion | None = None,
     ) -> Answer:
         async with self.deps.uow() as uow:
             session = await uow.sessions.get(session_id, lock=True)
             if session is None:
                 raise UnknownSession(f"session {session_id} was never started")
-            return await self._continue(uow, session, number, requests, sub_session, call, cause)
+            return await self._continue(
+                uow, session, number, requests, sub_session, call, cause, companion=companion
+            )
 
     async def _continue(
         self,
@@ -249,10 +282,12 @@ class CreditControl(UseCase):
         sub_session: str,
         call: str,
         cause: str = "normal",
+        *,
+        companion: Companion | None = None,
     ) -> Answer:
         stored = session.stored_answer(number, sub_session)
         if stored is not None:
-            return stored  # a retransmission: nothing is written
+            return await stored_with(uow, stored, companion)  # a retransmission
         now = self.deps.clock.now()
         customer = await self._customer(uow, session.customer_id)
         account = found(await uow.accounts.get(session.account_id), "account", session.account_id)
@@ -272,11 +307,17 @@ class CreditControl(UseCase):
                 cause=cause,
                 xdr_id=self.deps.ids.new("xdr"),
             )
-        await self._finish(uow, session, ctx, before, answer, new=False)
+        await self._finish(uow, session, ctx, before, answer, new=False, companion=companion)
         return answer
 
     async def debit(
-        self, session_id: str, subscriber: Subscriber, request: UsageRequest, *, number: int = 0
+        self,
+        session_id: str,
+        subscriber: Subscriber,
+        request: UsageRequest,
+        *,
+        number: int = 0,
+        companion: Companion | None = None,
     ) -> Answer:
         """EVENT with direct debiting (an SMS): charge now, one xDR."""
         now = self.deps.clock.now()
@@ -286,7 +327,7 @@ class CreditControl(UseCase):
                 if existing is not None:
                     stored = existing.stored_answer(number)
                     if stored is not None:
-                        return stored
+                        return await stored_with(uow, stored, companion)
                 account = await self._account(uow, subscriber)
                 customer = await self._customer(uow, account.customer_id)
                 ctx = await self._context(uow, account, customer)
@@ -295,12 +336,13 @@ class CreditControl(UseCase):
                 answer = session.debit_event(
                     ctx, number, request, now, xdr_id=self.deps.ids.new("xdr")
                 )
-                await self._finish(uow, session, ctx, before, answer, new=True)
+                await self._finish(uow, session, ctx, before, answer, new=True, companion=companion)
                 return answer
         except SessionExists:
             async with self.deps.uow() as uow:
                 session = found(await uow.sessions.get(session_id), "session", session_id)
-                return found(session.stored_answer(number), "answer", f"{session_id}/{number}")
+                stored = found(session.stored_answer(number), "answer", f"{session_id}/{number}")
+                return await stored_with(uow, stored, companion)
 
     async def price(self, subscriber: Subscriber, request: UsageRequest) -> Money:
         """PRICE_ENQUIRY: what the units would cost, changing nothing."""

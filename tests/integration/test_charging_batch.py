@@ -643,19 +643,43 @@ async def test_a_companion_is_written_in_the_transaction_of_its_charge(
     assert witness.writes == [["k1/1"]]
 
 
-async def test_one_by_one_calls_write_their_companions_after_the_charge(
+async def test_one_by_one_calls_write_their_companions_with_their_charge(
     deps: Dependencies,
 ) -> None:
     owner = await line(deps, "12025550100", "10")
     who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
     writer = RecordingWriter()
+    batch = ChargingBatch(deps)
     calls = [
         ChargingCall(CallKind.START, "o1", 0, (call(60),), who, companion=Companion(writer, "s")),
         ChargingCall(CallKind.UPDATE, "nobody", 1, (call(),), companion=Companion(writer, "x")),
     ]
-    outcomes = await ChargingBatch(deps).one_by_one(calls)
+    outcomes = await batch.one_by_one(calls)
     assert [type(o).__name__ for o in outcomes] == ["Answer", "UnknownSession"]
     assert writer.writes == [["s"]]
+    started = await wallet(deps, owner.customer_id)
+
+    # a companion that cannot be written fails its call and rolls its charge back
+    update = ChargingCall(
+        CallKind.UPDATE, "o1", 1, (call(60, used=60),), companion=Companion(writer, "u")
+    )
+    writer.failures.append(RuntimeError("the adapter's table is gone"))
+    (failed,) = await batch.one_by_one([update])
+    assert isinstance(failed, RuntimeError)
+    assert await wallet(deps, owner.customer_id) == started
+    assert writer.writes == [["s"]]
+
+    # the network sends it again: charged once, with its record
+    (answer,) = await batch.one_by_one([update])
+    assert isinstance(answer, Answer) and answer.granted
+    assert await wallet(deps, owner.customer_id) == (usd("9.85"), usd("0.10"))
+    assert writer.writes == [["s"], ["u"]]
+
+    # and once more: the stored answer, nothing charged, the record written again
+    (again,) = await batch.one_by_one([update])
+    assert again == answer
+    assert await wallet(deps, owner.customer_id) == (usd("9.85"), usd("0.10"))
+    assert writer.writes == [["s"], ["u"], ["u"]]
 
 
 class Held:
