@@ -5,6 +5,8 @@ generator's CPU per request count as much as the server's own."""
 from __future__ import annotations
 
 import os
+import random
+import time
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -41,3 +43,34 @@ def postgres_cpu() -> float:
         if text.partition(") ")[0].endswith("(postgres"):
             total += _seconds(text, children=True)
     return total
+
+
+def _chase_ns(entries: int, steps: int) -> float:
+    """Nanoseconds per step of a walk through ``entries`` list slots in a
+    random cycle: each step reads a slot and the integer it holds."""
+    order = list(range(entries))
+    random.Random(entries).shuffle(order)
+    following = [0] * entries
+    for here, there in zip(order, order[1:] + order[:1], strict=True):
+        following[here] = there
+    at = 0
+    started = time.perf_counter()
+    for _ in range(steps):
+        at = following[at]
+    return (time.perf_counter() - started) / steps * 1e9
+
+
+def memory_probe(steps: int = 1_000_000) -> str:
+    """How this machine's memory answers now, to read a run's figures by.
+    The same walk through 2,000 slots (a core's own cache) and through
+    100,000 (about 4 MB with their integers: within the shared L3 cache of
+    this machine kind's CPUs, 32 MB). While the L3 cache is free the second
+    walk costs a small multiple of the first; when other machines on the
+    host take the cache, every step goes to memory and a server process,
+    whose objects are spread over far more than 4 MB, slows down with it."""
+    small = _chase_ns(2_000, steps)
+    large = _chase_ns(100_000, steps)
+    return (
+        f"machine: memory probe {small:.0f} ns/step in a core's cache, "
+        f"{large:.0f} ns/step over 4 MB ({large / small:.1f}x)"
+    )

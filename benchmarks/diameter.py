@@ -67,7 +67,7 @@ from ratel.demo import bulk_identifiers, load_demo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol" / "diameter"))
 from fdgateway import FreeDiameterGateway, free_port
 
-from benchmarks.cpu import postgres_cpu, process_cpu
+from benchmarks.cpu import memory_probe, postgres_cpu, process_cpu
 
 PG_URL = os.environ.get("RATEL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 OCS, REALM = "ocs.ratel.local", "ratel.local"
@@ -315,6 +315,7 @@ def verdict(charged: list[tuple[int, Figures]]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
+    print(memory_probe())
     counts = [int(s) for s in args.sessions.split(",")]
     runs = [(s, updates_per_session(s, args.updates)) for s in counts]
     with tempfile.TemporaryDirectory(prefix="ratel-diameter-bench-") as tmp:
@@ -349,6 +350,7 @@ async def run(args: argparse.Namespace) -> None:
             profile.dump_stats(args.profile)
             print(f"diameter: server-side profile of the charged runs in {args.profile}")
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+    print(memory_probe())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,7 +51,7 @@ from pyrad import packet as rp
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from benchmarks.cpu import postgres_cpu
+from benchmarks.cpu import memory_probe, postgres_cpu
 from ratel.adapters.db.migrations import upgrade
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.server import RadiusServer
@@ -326,6 +326,7 @@ async def baseline_rate(sessions: int, interims: int, parallel: int, clients: in
 
 
 async def run(args: argparse.Namespace) -> None:
+    print(memory_probe())
     print(
         f"{args.sessions} sessions x {args.interims} Interim-Updates, {args.clients} radclient "
         f"processes, {args.parallel} requests in flight in all"
@@ -347,6 +348,7 @@ async def run(args: argparse.Namespace) -> None:
         async with postgres_database(args.postgres) as url:
             pg = await charged_rate(url, *shape, workers=args.workers)
         print(pg.line("charged on PostgreSQL", baseline))
+    print(memory_probe())
 
 
 def main(argv: list[str] | None = None) -> None:
