@@ -216,6 +216,7 @@ class DiameterServer:
         operation = "rar" if command == codec.RE_AUTH else "asr"
         # one request: an attempt after the first is its retransmission (T-flag)
         request = codec.request_message(command, codec.CREDIT_CONTROL_APPLICATION, avps)
+        sent = False
         for attempt in range(s.request_attempts):
             started = time.perf_counter()
             node = self._node
@@ -224,8 +225,10 @@ class DiameterServer:
             try:
                 waiting = node.send_request(peer.origin_host, request)
             except ConnectionError:
+                # reconnecting, or connected to another node of the cluster
                 await asyncio.sleep(0.5 * (attempt + 1))
                 continue
+            sent = True
             try:
                 answer = await asyncio.wait_for(waiting, s.request_timeout)
             except (TimeoutError, ConnectionError):
@@ -239,6 +242,18 @@ class DiameterServer:
                 str(result),
             )
             return result
+        if not sent:
+            # With several nodes, a peer is connected to one of them: the
+            # others see every event too and end here. Not an error of this
+            # node (a peer that stays away is visible on the node it left).
+            log.info(
+                "diameter: %s not sent: peer %s is not connected to this node",
+                operation,
+                peer.origin_host,
+                extra={"session_id": session_id},
+            )
+            self._telemetry.record(PROTOCOL, operation, REJECTED, 0.0, "not_connected")
+            return None
         log.warning("diameter: no answer to %s", operation, extra={"session_id": session_id})
         self._telemetry.record(PROTOCOL, operation, ERROR, 0.0, "no_answer")
         return None

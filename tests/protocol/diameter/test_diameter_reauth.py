@@ -5,6 +5,7 @@ account is terminated."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -109,6 +110,40 @@ async def test_termination_sends_an_asr(ocs: Container, gw1: Gateway) -> None:
     assert asr.header.command_code == codec.ABORT_SESSION
     assert codec.text(asr.avps, codec.SESSION_ID) == session
     assert codec.text(asr.avps, codec.DESTINATION_HOST) == "gw1.test"
+
+
+async def test_a_rar_for_a_peer_not_connected_here_is_said_so_and_not_counted_an_error(
+    ocs: Container, port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With several nodes every node sees every event, and the session's peer
+    is connected to one of them: the others say so, and do not count it an
+    error as they would a peer that does not answer."""
+    gateway = Gateway("fdgw.test", port)
+    await asyncio.to_thread(gateway.start)
+    try:
+        _, _, session = await open_session(ocs, gateway)
+    finally:
+        await asyncio.to_thread(gateway.stop)
+    server = ocs.diameter()
+    settings = server.settings
+    server.settings = replace(settings, request_attempts=2)  # two tries: 1.5 s
+    caplog.set_level(logging.INFO, logger="ratel.diameter")
+    try:
+        assert await server.re_auth(session) is None
+    finally:
+        server.settings = settings
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "ratel.diameter"]
+    assert (
+        logging.INFO,
+        "diameter: rar not sent: peer fdgw.test is not connected to this node",
+    ) in said
+    assert not [message for level, message in said if level >= logging.WARNING]
+    metrics = ocs.telemetry().exposition().decode()
+    assert (
+        'ratel_errors_total{code="not_connected",operation="rar",outcome="rejected",'
+        'protocol="diameter"} 1.0'
+    ) in metrics
+    assert 'code="no_answer",operation="rar"' not in metrics
 
 
 class Later:
