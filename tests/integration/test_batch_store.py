@@ -21,6 +21,7 @@ from ratel.adapters.db.sessions import SessionCache
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from ratel.domain.charging import Answer, CreditControlSession
 from ratel.domain.errors import ConcurrentChange, CreditLimitExceeded, SessionExists
+from ratel.domain.ledger import BalanceTransaction, TransactionReason
 from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
 
@@ -300,7 +301,9 @@ async def test_sessions_held_by_the_process_come_with_their_customers_and_bucket
             assert len(seen) == read + (1 if postgresql else 2)
 
 
-async def test_xdrs_many_at_once_and_once_per_session(uow: SqlUnitOfWorkFactory) -> None:
+async def test_xdrs_many_at_once_and_once_per_session(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
     sub = Subscriber("50")
     await store_subscriber(uow, sub)
     ends = []
@@ -311,14 +314,38 @@ async def test_xdrs_many_at_once_and_once_per_session(uow: SqlUnitOfWorkFactory)
         ends.append(session.terminate(sub.context(), 1, [data(used=MIB)], later, xdr_id=f"xdr-{n}"))
     xdrs = [end.xdr for end in ends if end.xdr is not None]
     assert len(xdrs) == 2
+    journal = [
+        BalanceTransaction(
+            id=f"t-{xdr.id}",
+            customer_id=sub.customer.id,
+            amount=xdr.charge,
+            balance_after=usd("50"),
+            reason=TransactionReason.USAGE,
+            created_at=NOW,
+            reference=xdr.session_id,
+        )
+        for xdr in xdrs
+    ]
+    with statements(engine) as seen:
+        async with uow() as work:
+            async with work.together():
+                await work.xdrs.add_many(xdrs)
+                await work.transactions.add_many(journal)
+            await work.commit()
+    inserts = [sql for sql in seen if "INSERT INTO xdrs" in sql]
+    assert len(inserts) == 1
+    if engine.dialect.name == "postgresql":  # with the batch's other writes, in one statement
+        assert "INSERT INTO balance_transactions" in inserts[0]
     async with uow() as work:
-        await work.xdrs.add_many(xdrs)
-        await work.commit()
-    async with uow() as work:
+        assert await work.xdrs.get(xdrs[0].id) == xdrs[0]
         assert await work.xdrs.get(xdrs[1].id) == xdrs[1]
         again = replace(xdrs[0], id="xdr-3")  # another xDR for a session that has one
         with pytest.raises(ConcurrentChange):
-            await work.xdrs.add_many([again])
+            async with work.together():
+                await work.xdrs.add_many([again])
+        # nor the same id again, whatever the session
+        with pytest.raises(ConcurrentChange):
+            await work.xdrs.add_many([replace(xdrs[0], session_id="x-9")])
 
 
 async def test_the_process_session_copy_is_never_stale(engine: AsyncEngine) -> None:

@@ -58,23 +58,73 @@ def _xdr_row(xdr: Xdr) -> dict[str, Any]:
     }
 
 
+# PostgreSQL: a batch's xDRs in one statement (arrays unnested), so that a
+# ``together`` block sends them with the batch's other writes; RETURNING
+# names the sessions whose xDR was written.
+_PG_XDRS = fast(
+    sa.text(
+        """
+        INSERT INTO xdrs (id, session_id, account_id, customer_id, started_at, ended_at,
+                          charge, currency, cause, sub_sessions, lines)
+        SELECT v.id, v.session_id, v.account_id, v.customer_id, v.started_at, v.ended_at,
+               v.charge, v.currency, v.cause, CAST(v.sub_sessions AS JSONB),
+               CAST(v.lines AS JSONB)
+        FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:session_ids AS VARCHAR[]),
+                    CAST(:account_ids AS VARCHAR[]), CAST(:customer_ids AS VARCHAR[]),
+                    CAST(:started AS TIMESTAMPTZ[]), CAST(:ended AS TIMESTAMPTZ[]),
+                    CAST(:charges AS NUMERIC[]), CAST(:currencies AS VARCHAR[]),
+                    CAST(:causes AS VARCHAR[]), CAST(:sub_sessions AS TEXT[]),
+                    CAST(:lines AS TEXT[]))
+             AS v(id, session_id, account_id, customer_id, started_at, ended_at, charge,
+                  currency, cause, sub_sessions, lines)
+        ON CONFLICT DO NOTHING
+        RETURNING session_id
+        """
+    )
+)
+
+
 class SqlXdrRepository(Repository):
     """xDRs in ``xdrs``; ``session_id`` is unique, so a session never has two."""
 
     async def add_many(self, records: Sequence[Xdr]) -> None:
         if not records:
             return
-        # RETURNING with many rows: SQLAlchemy sends them as multi-row VALUES
-        # ("insertmanyvalues"), and the ids returned tell which were written.
-        statement = self._insert(xdrs).on_conflict_do_nothing().returning(xdrs.c.session_id)
-        result = await self._execute(statement, [_xdr_row(x) for x in records])
-        written = set(result.scalars().all())
-        clashed = [x for x in records if x.session_id not in written]
-        if clashed:
-            raise ConcurrentChange(
-                f"sessions {[x.session_id for x in clashed]} already have an xDR "
-                "(or their xDR ids exist)"
+
+        async def written(session_ids: list[Any]) -> None:
+            stored = set(session_ids)
+            clashed = [x for x in records if x.session_id not in stored]
+            if clashed:
+                raise ConcurrentChange(
+                    f"sessions {[x.session_id for x in clashed]} already have an xDR "
+                    "(or their xDR ids exist)"
+                )
+
+        rows = [_xdr_row(x) for x in records]
+        if self._postgresql:
+            await self._write(
+                _PG_XDRS,
+                {
+                    "ids": [r["id"] for r in rows],
+                    "session_ids": [r["session_id"] for r in rows],
+                    "account_ids": [r["account_id"] for r in rows],
+                    "customer_ids": [r["customer_id"] for r in rows],
+                    "started": self._times(xdrs.c.started_at, [r["started_at"] for r in rows]),
+                    "ended": self._times(xdrs.c.ended_at, [r["ended_at"] for r in rows]),
+                    "charges": [to_storage(r["charge"]) for r in rows],
+                    "currencies": [r["currency"] for r in rows],
+                    "causes": [r["cause"] for r in rows],
+                    "sub_sessions": [compact_json(r["sub_sessions"]) for r in rows],
+                    "lines": [compact_json(r["lines"]) for r in rows],
+                },
+                written,
             )
+            return
+        # SQLite: RETURNING with many rows, sent as multi-row VALUES
+        # ("insertmanyvalues"); the ids returned tell which were written.
+        statement = self._insert(xdrs).on_conflict_do_nothing().returning(xdrs.c.session_id)
+        result = await self._execute(statement, rows)
+        await written(list(result.scalars().all()))
 
     async def add(self, xdr: Xdr) -> None:
         statement = (
