@@ -55,7 +55,9 @@ async def test_sessions_many_at_once_round_trip(uow: SqlUnitOfWorkFactory) -> No
     assert again["s-4"].last_request == {"": 0}
 
 
-async def test_a_taken_session_id_refuses_the_batch(uow: SqlUnitOfWorkFactory) -> None:
+async def test_a_taken_session_id_refuses_the_batch(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
     sub = Subscriber()
     await store_subscriber(uow, sub)
     async with uow() as work:
@@ -67,6 +69,30 @@ async def test_a_taken_session_id_refuses_the_batch(uow: SqlUnitOfWorkFactory) -
         ]
         with pytest.raises(SessionExists):
             await work.sessions.add_many(fresh)
+    # in a batch's block: raised from the block, with the batch's other writes
+    # sent in the same statement on PostgreSQL, and none of them kept
+    entry = BalanceTransaction(
+        id="t-s-0",
+        customer_id=sub.customer.id,
+        amount=usd("-1"),
+        balance_after=usd("49"),
+        reason=TransactionReason.USAGE,
+        created_at=NOW,
+        reference="s-0",
+    )
+    with statements(engine) as seen:
+        async with uow() as work:
+            with pytest.raises(SessionExists):
+                async with work.together():
+                    await work.sessions.add_many(fresh)
+                    await work.transactions.add_many([entry])
+    inserts = [sql for sql in seen if "INSERT INTO cc_sessions" in sql]
+    assert len(inserts) == 1
+    if engine.dialect.name == "postgresql":
+        assert "INSERT INTO balance_transactions" in inserts[0]
+    async with uow() as work:
+        assert await work.sessions.get("s-0") is None
+        assert await work.transactions.for_customer(sub.customer.id) == []
 
 
 async def test_a_stale_session_in_a_batch_is_refused(uow: SqlUnitOfWorkFactory) -> None:

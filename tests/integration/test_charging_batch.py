@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from store_builders import MIB, usd
+from store_databases import statements
 from use_case_support import CHARGES, SERVICES, Clock, define_tariffs
 
 from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
@@ -757,3 +758,47 @@ async def test_under_load_two_batches_run_and_the_rest_wait_to_go_together() -> 
     finally:
         held.release.set()
         await charging.stop()
+
+
+async def test_on_postgresql_a_batch_sends_a_bounded_number_of_statements(
+    deps: Dependencies, charging: AsyncEngine, backend: str
+) -> None:
+    """Besides BEGIN and COMMIT: the sessions with their customers and
+    buckets in one statement, and every write (sessions, wallets, buckets,
+    xDRs, journal, events) in one. Three more when sessions open: the
+    subscribers' accounts, then their customers and buckets, and the
+    catalogue's version (which the sessions' read brings when it finds any)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs in-process: a statement costs no round trip")
+    owners = [await line(deps, f"120255501{n}0", "10") for n in range(3)]
+    batch = ChargingBatch(deps)
+
+    def opening(n: int) -> ChargingCall:
+        who = Subscriber(IdentifierKind.ACCOUNT_ID, owners[n].account_id)
+        return ChargingCall(CallKind.START, f"r{n}", 0, (call(60),), who)
+
+    async def sent(calls: list[ChargingCall]) -> list[str]:
+        with statements(charging) as seen:
+            outcomes = await batch(calls)
+        assert all(isinstance(o, Answer) for o in outcomes), outcomes
+        return seen
+
+    await sent([opening(2)])  # the process reads the catalogue once, here
+    opened = await sent([opening(0), opening(1)])
+    reported = await sent(
+        [ChargingCall(CallKind.UPDATE, f"r{n}", 1, (call(60, used=60),)) for n in range(2)]
+    )
+    ended = await sent(
+        [ChargingCall(CallKind.TERMINATE, f"r{n}", 2, (call(0, used=30),)) for n in range(2)]
+    )
+    assert [len(opened), len(reported), len(ended)] == [5, 2, 2]
+    assert "FROM catalogue_version" in opened[3]
+    assert "INSERT INTO cc_sessions" in opened[-1] and "UPDATE customers" in opened[-1]
+    assert "UPDATE cc_sessions" in reported[-1] and "UPDATE customers" in reported[-1]
+    assert "INSERT INTO xdrs" in ended[-1] and "UPDATE cc_sessions" in ended[-1]
+    async with deps.uow() as uow:
+        assert [(await uow.xdrs.for_customer(o.customer_id)) != [] for o in owners] == [
+            True,
+            True,
+            False,
+        ]

@@ -353,8 +353,23 @@ class SqlSessionRepository(Repository):
         if not sessions:
             return
         rows = [_row(session) for session in sessions]
+
+        async def after(written: int) -> None:
+            if written != len(rows):
+                raise SessionExists(
+                    f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
+                )
+            for session in sessions:
+                self._seen[id(session)] = (session, 1)
+                self._written[session.id] = (1, stored_copy(session))
+
         if self._postgresql:
-            result = await self._execute(
+
+            async def counted(ids: list[Any]) -> None:
+                await after(len(ids))
+
+            # with the batch's other writes when inside ``together``
+            await self._write(
                 _PG_INSERT_MANY,
                 {
                     "ids": [r["id"] for r in rows],
@@ -366,20 +381,11 @@ class SqlSessionRepository(Repository):
                     "activity": [r["last_activity"] for r in rows],
                     "snapshots": [_dumps(r["snapshot"]) for r in rows],
                 },
+                counted,
             )
-            written = len(result.all())
-        else:
-            result = await self._execute(
-                _SQLITE_INSERT_MANY, [{**row, "version": 1} for row in rows]
-            )
-            written = result.rowcount
-        if written != len(rows):
-            raise SessionExists(
-                f"{len(rows) - written} of sessions {[r['id'] for r in rows]} already exist"
-            )
-        for session in sessions:
-            self._seen[id(session)] = (session, 1)
-            self._written[session.id] = (1, stored_copy(session))
+            return
+        result = await self._execute(_SQLITE_INSERT_MANY, [{**row, "version": 1} for row in rows])
+        await after(result.rowcount)
 
     async def save_many(self, sessions: Sequence[CreditControlSession]) -> None:
         if not sessions:
