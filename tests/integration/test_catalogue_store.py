@@ -19,6 +19,7 @@ from ratel.domain.catalogue import ServicePolicy
 from ratel.domain.charging import CreditControlSession
 from ratel.domain.errors import InvalidCatalogue
 from ratel.domain.rating import DestinationGroup, DialingRule, Rate, RatePeriod, Tariff
+from ratel.ports.store import IdentifierKind
 
 
 async def define_catalogue(uow: SqlUnitOfWorkFactory) -> None:
@@ -260,3 +261,29 @@ async def test_a_batch_reads_the_catalogue_version_with_its_sessions(
             assert await work.catalogue.get_tariff("DATA-STD") is not None
     queries = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert len(queries) == 2 and queries[1].startswith("SELECT catalogue_version.version")
+
+
+async def test_a_lookup_of_accounts_brings_the_catalogue_version(
+    database_url: str, engine: AsyncEngine, uow: SqlUnitOfWorkFactory
+) -> None:
+    """A batch that opens sessions finds none stored: the lookup of its
+    subscribers' accounts brings the version instead, which still tells a
+    write by another process."""
+    await define_catalogue(uow)
+    sub = Subscriber("50")
+    await store_subscriber(uow, sub)
+    async with uow() as work:
+        assert await work.catalogue.get_tariff("DATA-STD") is not None  # cached
+    with statements(engine) as seen:
+        async with uow() as work:
+            found = await work.accounts.by_identifiers(IdentifierKind.ACCOUNT_ID, [sub.account.id])
+            assert list(found) == [sub.account.id]
+            tariff = await work.catalogue.get_tariff("DATA-STD")
+            assert tariff is not None and len(tariff) == 1
+    queries = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(queries) == 1 and "catalogue_version" in queries[0]  # the accounts' query
+    await faster_data_from_another_process(database_url)
+    async with uow() as work:
+        await work.accounts.by_identifiers(IdentifierKind.ACCOUNT_ID, [sub.account.id])
+        after = await work.catalogue.get_tariff("DATA-STD")
+    assert after is not None and len(after) == 2

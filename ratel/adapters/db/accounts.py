@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from ipaddress import ip_interface
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ratel.adapters.db.catalogue import CATALOGUE_VERSION
 from ratel.adapters.db.codec import time_from_json, time_to_json
 from ratel.adapters.db.statements import (
     Interned,
@@ -36,11 +37,18 @@ from ratel.ports.store import IdentifierKind
 
 _BY_ID = Prebuilt(sa.select(accounts).where(accounts.c.id == sa.bindparam("account_id")))
 # The identifiers a batch looks up with one statement per kind: their column.
+# A batch's lookup of its subscribers' accounts brings the catalogue's
+# version along (``SqlCatalogueRepository.observe_version``): a batch that
+# opens sessions finds none of them stored to bring it.
+_WITH_CATALOGUE = (*accounts.c, CATALOGUE_VERSION.label("catalogue_version"))
 _BY_COLUMN = {
-    IdentifierKind.ACCOUNT_ID: PrebuiltMany(accounts, accounts.c.id, accounts.c.id),
-    IdentifierKind.MSISDN: PrebuiltMany(accounts, accounts.c.msisdn, accounts.c.id),
-    IdentifierKind.IMSI: PrebuiltMany(accounts, accounts.c.imsi, accounts.c.id),
-    IdentifierKind.ICCID: PrebuiltMany(accounts, accounts.c.iccid, accounts.c.id),
+    kind: PrebuiltMany(accounts, column, accounts.c.id, columns=_WITH_CATALOGUE)
+    for kind, column in (
+        (IdentifierKind.ACCOUNT_ID, accounts.c.id),
+        (IdentifierKind.MSISDN, accounts.c.msisdn),
+        (IdentifierKind.IMSI, accounts.c.imsi),
+        (IdentifierKind.ICCID, accounts.c.iccid),
+    )
 }
 _NORMAL = {
     IdentifierKind.ACCOUNT_ID: str,
@@ -224,10 +232,16 @@ class SqlAccountRepository(Repository):
     # the charging path loads many accounts and saves none.
     _seen: dict[int, tuple[Account, Mapping[Any, Any]]]
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        catalogue_version: Callable[[int | None], None] | None = None,
+    ) -> None:
         super().__init__(connection)
         self._seen = {}
         self._read_with_sessions: dict[str, Mapping[Any, Any]] = {}
+        # told the catalogue's version when a lookup of many reads it
+        self._catalogue_version = catalogue_version
 
     def forget(self) -> None:
         """Drop the identity map (after a rollback the rows it holds are stale)."""
@@ -427,7 +441,10 @@ class SqlAccountRepository(Repository):
             result = await self._execute(
                 _BY_COLUMN[kind](self._dialect), {"values": wanted[start : start + _PROBE_VALUES]}
             )
-            for row in result.mappings():
+            rows = result.mappings().all()
+            if rows and self._catalogue_version is not None:
+                self._catalogue_version(rows[0]["catalogue_version"])
+            for row in rows:
                 account = self._loaded(row)
                 for asked in normal.get(row[column], ()):
                     found[asked] = account

@@ -67,7 +67,9 @@ class SqlUnitOfWork(Transaction):
 
     @cached_property
     def accounts(self) -> SqlAccountRepository:
-        return SqlAccountRepository(self.shared_connection())
+        return SqlAccountRepository(
+            self.shared_connection(), catalogue_version=self.catalogue.observe_version
+        )
 
     @cached_property
     def catalogue(self) -> SqlCatalogueRepository:
