@@ -24,6 +24,7 @@ from ratel.adapters.charging import ChargingBatcher, ChargingWorkers
 from ratel.adapters.db.engine import charging_engine
 from ratel.adapters.db.tables import customers
 from ratel.adapters.db.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from ratel.adapters.diameter.peers import Ended, Opened, SessionPeer, SessionPeers
 from ratel.adapters.system import HmacHasher
 from ratel.application.accounts import CreateAccount
 from ratel.application.base import Dependencies
@@ -801,3 +802,42 @@ async def test_on_postgresql_a_batch_sends_a_bounded_number_of_statements(
             True,
             False,
         ]
+
+
+async def test_diameter_session_peers_are_noted_and_forgotten_with_their_charge(
+    deps: Dependencies, charging: AsyncEngine, backend: str
+) -> None:
+    """The Diameter adapter's companion: a session's peer (where its RAR
+    goes) is written in the INITIAL's charging transaction, and forgotten in
+    the TERMINATE's: on PostgreSQL in the batch's one write statement."""
+    owner = await line(deps, "12025550100", "10")
+    peers = SessionPeers(charging)
+    batch = ChargingBatch(deps)
+    at = deps.clock.now()
+
+    def opening(session_id: str, who: Subscriber) -> ChargingCall:
+        noted = Opened(session_id, "gw1.test", "gw.test", at)
+        return ChargingCall(
+            CallKind.START, session_id, 0, (call(60),), who, companion=Companion(peers, noted)
+        )
+
+    outcomes = await batch(
+        [
+            opening("d1", Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)),
+            opening("d2", Subscriber(IdentifierKind.MSISDN, "12025550999")),  # nobody's
+        ]
+    )
+    assert [type(o).__name__ for o in outcomes] == ["Answer", "UnknownSubscriber"]
+    assert await peers.get("d1") == SessionPeer("d1", "gw1.test", "gw.test", None)
+    assert await peers.get("d2") is None  # a refused call's note is not written
+
+    ending = ChargingCall(
+        CallKind.TERMINATE, "d1", 1, (call(0, used=30),), companion=Companion(peers, Ended("d1"))
+    )
+    with statements(charging) as seen:
+        (ended,) = await batch([ending])
+    assert isinstance(ended, Answer) and ended.xdr is not None
+    assert await peers.get("d1") is None
+    if backend == "postgresql":
+        (write,) = [sql for sql in seen if "DELETE FROM diameter_sessions" in sql]
+        assert "UPDATE cc_sessions" in write and "INSERT INTO xdrs" in write

@@ -24,8 +24,8 @@ from diameter.message.avp import Avp
 
 from ratel.adapters.diameter import codec
 from ratel.adapters.diameter.codec import MalformedAvp, MissingAvp, Units
-from ratel.adapters.diameter.peers import SessionPeers
-from ratel.application.charging_batch import Charging
+from ratel.adapters.diameter.peers import Ended, Opened, SessionPeers
+from ratel.application.charging_batch import Charging, Companion
 from ratel.application.credit_control import (
     Subscriber,
     UnknownSession,
@@ -485,11 +485,13 @@ class CreditControlAnswers:
             return await self._event(ccr)
         if ccr.request_type == codec.INITIAL:
             assert ccr.subscriber is not None  # parse requires it
+            peer = Opened(ccr.session_id, ccr.origin_host, ccr.origin_realm, self._clock.now())
             answer = await self._cc.start(
-                ccr.session_id, ccr.subscriber, ccr.streams, number=ccr.number
-            )
-            await self._peers.remember(
-                ccr.session_id, ccr.origin_host, ccr.origin_realm, self._clock.now()
+                ccr.session_id,
+                ccr.subscriber,
+                ccr.streams,
+                number=ccr.number,
+                companion=Companion(self._peers, peer),
             )
         elif ccr.request_type == codec.UPDATE:
             answer = await self._cc.update(ccr.session_id, ccr.number, ccr.streams)
@@ -498,9 +500,13 @@ class CreditControlAnswers:
                 raise AnswerWithError(codec.UNKNOWN_SESSION_ID, message="the session was released")
         else:
             cause = "normal" if ccr.termination_cause in (None, 1) else str(ccr.termination_cause)
-            answer = await self._cc.terminate(ccr.session_id, ccr.number, ccr.streams, cause=cause)
-            if answer.xdr is not None:
-                await self._peers.forget(ccr.session_id)
+            answer = await self._cc.terminate(
+                ccr.session_id,
+                ccr.number,
+                ccr.streams,
+                cause=cause,
+                companion=Companion(self._peers, Ended(ccr.session_id)),
+            )
         return self._results(ccr, answer)
 
     def _results(self, ccr: CreditControlRequest, answer: Answer) -> list[Avp]:
