@@ -318,11 +318,27 @@ class ChargingBatcher:
         )
 
     async def debit(
-        self, session_id: str, subscriber: Subscriber, request: UsageRequest, *, number: int = 0
+        self,
+        session_id: str,
+        subscriber: Subscriber,
+        request: UsageRequest,
+        *,
+        number: int = 0,
+        companion: Companion | None = None,
+        xdr_id: str | None = None,
     ) -> Answer:
-        """EVENT with direct debiting (``CreditControl.debit``)."""
+        """EVENT with direct debiting (``CreditControl.debit``), ``companion``
+        in the same transaction."""
         return await self._workers.submit(
-            ChargingCall(CallKind.DEBIT, session_id, number, (request,), subscriber)
+            ChargingCall(
+                CallKind.DEBIT,
+                session_id,
+                number,
+                (request,),
+                subscriber,
+                companion=companion,
+                xdr_id=xdr_id,
+            )
         )
 
     async def price(self, subscriber: Subscriber, request: UsageRequest) -> Money:

@@ -85,6 +85,8 @@ class ChargingCall:
     sub_session: str = ""
     cause: str = "normal"
     companion: Companion | None = None
+    #: an EVENT's xDR id, when the caller names it (to write it with its companion)
+    xdr_id: str | None = None
 
 
 class CompanionWriter(Protocol):
@@ -159,9 +161,17 @@ class Charging(Protocol):
         ...
 
     async def debit(
-        self, session_id: str, subscriber: Subscriber, request: UsageRequest, *, number: int = 0
+        self,
+        session_id: str,
+        subscriber: Subscriber,
+        request: UsageRequest,
+        *,
+        number: int = 0,
+        companion: Companion | None = None,
+        xdr_id: str | None = None,
     ) -> Answer:
-        """EVENT with direct debiting: charge now, one xDR."""
+        """EVENT with direct debiting: charge now, one xDR (``xdr_id``, when
+        given), and ``companion`` with it."""
         ...
 
     async def price(self, subscriber: Subscriber, request: UsageRequest) -> Money:
@@ -281,6 +291,7 @@ class ChargingBatch(UseCase):
             _one_request(call),
             number=call.number,
             companion=call.companion,
+            xdr_id=call.xdr_id,
         )
 
     # -- the grouped transaction --------------------------------------------------
@@ -447,7 +458,11 @@ class ChargingBatch(UseCase):
         try:
             if call.kind is CallKind.DEBIT:
                 answer = session.debit_event(
-                    ctx, call.number, _one_request(call), now, xdr_id=deps.ids.new("xdr")
+                    ctx,
+                    call.number,
+                    _one_request(call),
+                    now,
+                    xdr_id=call.xdr_id or deps.ids.new("xdr"),
                 )
             else:
                 answer = session.reserve(

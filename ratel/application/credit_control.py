@@ -318,8 +318,10 @@ class CreditControl(UseCase):
         *,
         number: int = 0,
         companion: Companion | None = None,
+        xdr_id: str | None = None,
     ) -> Answer:
-        """EVENT with direct debiting (an SMS): charge now, one xDR."""
+        """EVENT with direct debiting (an SMS): charge now, one xDR (named
+        ``xdr_id`` when the caller names it)."""
         now = self.deps.clock.now()
         try:
             async with self.deps.uow() as uow:
@@ -334,7 +336,7 @@ class CreditControl(UseCase):
                 session = CreditControlSession.open(session_id, account, customer, now)
                 before = customer.wallet.balance
                 answer = session.debit_event(
-                    ctx, number, request, now, xdr_id=self.deps.ids.new("xdr")
+                    ctx, number, request, now, xdr_id=xdr_id or self.deps.ids.new("xdr")
                 )
                 await self._finish(uow, session, ctx, before, answer, new=True, companion=companion)
                 return answer

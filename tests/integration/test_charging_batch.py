@@ -841,3 +841,24 @@ async def test_diameter_session_peers_are_noted_and_forgotten_with_their_charge(
     if backend == "postgresql":
         (write,) = [sql for sql in seen if "DELETE FROM diameter_sessions" in sql]
         assert "UPDATE cc_sessions" in write and "INSERT INTO xdrs" in write
+
+    # an EVENT: the adapter names the xDR, which the note keeps for a refund
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, owner.account_id)
+    for attempt in ("xdr_named", "xdr_again"):  # the second is a retransmission
+        noted = Opened("e1", "gw1.test", "gw.test", at, xdr_id=attempt)
+        debit = ChargingCall(
+            CallKind.DEBIT,
+            "e1",
+            0,
+            (SMS_REQUEST,),
+            who,
+            companion=Companion(peers, noted),
+            xdr_id=attempt,
+        )
+        (debited,) = await batch([debit])
+        assert isinstance(debited, Answer) and debited.xdr is not None
+        assert debited.xdr.id == "xdr_named"  # the first answer stands
+    assert await peers.get("e1") == SessionPeer("e1", "gw1.test", "gw.test", "xdr_named")
+    alone_call = replace(debit, session_id="e2", xdr_id="xdr_alone", companion=None)
+    (alone,) = await batch.one_by_one([alone_call])
+    assert isinstance(alone, Answer) and alone.xdr is not None and alone.xdr.id == "xdr_alone"

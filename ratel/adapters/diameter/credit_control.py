@@ -25,6 +25,7 @@ from diameter.message.avp import Avp
 from ratel.adapters.diameter import codec
 from ratel.adapters.diameter.codec import MalformedAvp, MissingAvp, Units
 from ratel.adapters.diameter.peers import Ended, Opened, SessionPeers
+from ratel.adapters.system import TimeOrderedIds
 from ratel.application.charging_batch import Charging, Companion
 from ratel.application.credit_control import (
     Subscriber,
@@ -424,6 +425,7 @@ class CreditControlAnswers:
         self._cc = credit_control
         self._peers = peers
         self._clock = clock
+        self._ids = TimeOrderedIds()
         self._options = options
         self._identity = identity
         self._validity = validity_seconds
@@ -548,15 +550,20 @@ class CreditControlAnswers:
         if action == codec.DIRECT_DEBITING:
             if stream.requested is None or stream.requested == 0:
                 stream = _with_requested(stream, 1)  # one message, one USSD step
-            answer = await self._cc.debit(ccr.session_id, ccr.subscriber, stream, number=ccr.number)
-            if answer.xdr is not None:
-                await self._peers.remember(
-                    ccr.session_id,
-                    ccr.origin_host,
-                    ccr.origin_realm,
-                    self._clock.now(),
-                    xdr_id=answer.xdr.id,
-                )
+            # the xDR is named here, so that the session's note (for a
+            # REFUND_ACCOUNT) is written with the charge
+            xdr_id = self._ids.new("xdr")
+            noted = Opened(
+                ccr.session_id, ccr.origin_host, ccr.origin_realm, self._clock.now(), xdr_id
+            )
+            answer = await self._cc.debit(
+                ccr.session_id,
+                ccr.subscriber,
+                stream,
+                number=ccr.number,
+                companion=Companion(self._peers, noted),
+                xdr_id=xdr_id,
+            )
             return [action_avp, *self._results(ccr, answer)]
         if action == codec.REFUND_ACCOUNT:
             peer = await self._peers.get(ccr.session_id)

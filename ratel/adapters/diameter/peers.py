@@ -4,11 +4,11 @@ A RAR or ASR goes to the gateway that opened the session (its Origin-Host,
 sent as Destination-Host), and a REFUND_ACCOUNT names the direct debit it
 gives back by its Session-Id. Only this adapter needs these facts, so they
 live in its own table. A session's peer is noted, and forgotten when the
-session ends, in the transaction that charges the INITIAL or the TERMINATE
-(``SessionPeers`` is the charging calls' ``CompanionWriter``): a session
-charged always has its peer, and on PostgreSQL the note costs no round trip
-of its own. A direct debit's note names its xDR, known once it is charged,
-so it is written just after, in a transaction of its own.
+session ends, in the transaction that charges the INITIAL, the EVENT or the
+TERMINATE (``SessionPeers`` is the charging calls' ``CompanionWriter``): a
+session charged always has its note, and on PostgreSQL the note costs no
+round trip of its own. A direct debit's note keeps its xDR's id (the adapter
+names the xDR) for a REFUND_ACCOUNT, and stays when the session ends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ratel.adapters.db.fast import fast
@@ -39,12 +38,14 @@ class SessionPeer:
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """A session's peer, noted with the charge of its INITIAL."""
+    """A session's peer, noted with the charge of its INITIAL, or of its
+    EVENT with the id of the xDR it produces."""
 
     session_id: str
     origin_host: str
     origin_realm: str
     at: datetime
+    xdr_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +60,10 @@ class Ended:
 _PG_REMEMBER = fast(
     sa.text(
         """
-        INSERT INTO diameter_sessions (session_id, origin_host, origin_realm, started_at)
+        INSERT INTO diameter_sessions (session_id, origin_host, origin_realm, started_at, xdr_id)
         SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:hosts AS VARCHAR[]),
-                             CAST(:realms AS VARCHAR[]), CAST(:started AS TIMESTAMPTZ[]))
+                             CAST(:realms AS VARCHAR[]), CAST(:started AS TIMESTAMPTZ[]),
+                             CAST(:xdr_ids AS VARCHAR[]))
         ON CONFLICT (session_id) DO NOTHING
         RETURNING session_id
         """
@@ -94,6 +96,7 @@ class _Joined(Repository):
                     "hosts": [o.origin_host for o in opened],
                     "realms": [o.origin_realm for o in opened],
                     "started": self._times(diameter_sessions.c.started_at, [o.at for o in opened]),
+                    "xdr_ids": [o.xdr_id for o in opened],
                 },
                 _nothing_to_check,
             )
@@ -106,7 +109,7 @@ class _Joined(Repository):
                 "session_id": o.session_id,
                 "origin_host": o.origin_host,
                 "origin_realm": o.origin_realm,
-                "xdr_id": None,
+                "xdr_id": o.xdr_id,
                 "started_at": o.at,
             }
             for o in opened
@@ -127,34 +130,10 @@ class _Joined(Repository):
 
 class SessionPeers:
     """``diameter_sessions`` on the process's engine, and in the charging
-    transactions of INITIALs and TERMINATEs."""
+    transactions of INITIALs, EVENTs and TERMINATEs."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-    async def remember(
-        self,
-        session_id: str,
-        origin_host: str,
-        origin_realm: str,
-        at: datetime,
-        xdr_id: str | None = None,
-    ) -> None:
-        """Note the session's peer (the first note of a session stands)."""
-        statement = (
-            self._insert(diameter_sessions)
-            .values(
-                session_id=session_id,
-                origin_host=origin_host,
-                origin_realm=origin_realm,
-                xdr_id=xdr_id,
-                started_at=at,
-            )
-            .on_conflict_do_nothing(index_elements=[diameter_sessions.c.session_id])
-        )
-        async with self._engine.begin() as connection:
-            await connection.execute(statement)
 
     async def write_companions(self, uow: UnitOfWork, records: Sequence[object]) -> None:
         """Note the peers of sessions opened and forget those of sessions
