@@ -15,6 +15,7 @@ from ratel.application.base import UseCase, record
 from ratel.application.credit_control import charging_context, store_charging
 from ratel.domain import events
 from ratel.domain.account import AccountStatus
+from ratel.domain.charging import IDLE_TIMEOUT
 from ratel.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class Housekeeping(UseCase):
                             [],
                             now,
                             sub_session=sub,
-                            cause="idle timeout",
+                            cause=IDLE_TIMEOUT,
                             xdr_id=self.deps.ids.new("xdr"),
                         )
                         xdr = answer.xdr or xdr

@@ -340,6 +340,11 @@ class SessionState(StrEnum):
     CLOSED = "closed"
 
 
+#: The cause on the xDR of a session released by Tcc supervision (its
+#: network element fell silent), not ended by a request of its own.
+IDLE_TIMEOUT = "idle timeout"
+
+
 @dataclass(slots=True)
 class CreditControlSession:
     """One network session (possibly several sub-sessions) and its streams."""
@@ -987,6 +992,7 @@ class CreditControlSession:
                 customer_id=self.customer_id,
                 xdr_id=xdr_id,
                 charge=total,
+                cause=cause,
             )
         )
         return self.xdr

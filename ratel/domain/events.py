@@ -247,3 +247,4 @@ class XdrProduced(SessionEvent):
     customer_id: str
     xdr_id: str
     charge: Money
+    cause: str = "normal"  # the xDR's: why the session ended

@@ -24,6 +24,7 @@ from ratel.domain.catalogue import (
     UsageCharge,
 )
 from ratel.domain.charging import (
+    IDLE_TIMEOUT,
     ChargingConfig,
     ChargingContext,
     CreditControlSession,
@@ -253,6 +254,18 @@ def test_retransmitted_terminate_returns_the_same_xdr() -> None:
     balance = w.balance
     assert s.terminate(w.ctx(), 1, [call(used=30)], NOW).xdr == first.xdr
     assert w.balance == balance
+
+
+def test_the_xdr_event_tells_why_the_session_ended() -> None:
+    w = World()
+    s = w.session()
+    s.reserve(w.ctx(), 0, [call(requested=60)], NOW)
+    ctx = w.ctx()
+    end = s.terminate(ctx, 1, [call(used=30)], NOW, cause=IDLE_TIMEOUT, xdr_id="x-1")
+    assert end.xdr is not None and end.xdr.cause == IDLE_TIMEOUT
+    (produced,) = [e for e in ctx.events if isinstance(e, events.XdrProduced)]
+    assert (produced.xdr_id, produced.cause) == ("x-1", IDLE_TIMEOUT)
+    assert produced.payload()["cause"] == IDLE_TIMEOUT
 
 
 def test_old_request_number_is_refused_and_closed_session_too() -> None:

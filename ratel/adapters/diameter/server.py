@@ -35,6 +35,7 @@ from ratel.adapters.telemetry import ERROR, OK, REJECTED, Telemetry
 from ratel.application.charging_batch import Charging
 from ratel.application.network_sessions import OpenSessions
 from ratel.application.relay import EventRelay
+from ratel.domain.charging import IDLE_TIMEOUT
 from ratel.ports.store import OutboxEntry
 from ratel.ports.system import Clock
 
@@ -283,7 +284,12 @@ class DiameterServer:
             self._spawn(self.abort(session_id))
 
     async def _ended(self, entry: OutboxEntry) -> None:
-        await self._peers.forget(entry.aggregate_id)
+        """A session released by Tcc supervision: no RAR for it any more. A
+        TERMINATE forgets its session's peer with its charge, and a RADIUS
+        session or a direct debit has none to forget, so their xDRs cost no
+        transaction here (an entry from before causes were told: forgotten)."""
+        if entry.payload.get("cause", IDLE_TIMEOUT) == IDLE_TIMEOUT:
+            await self._peers.forget(entry.aggregate_id)
 
 
 def _raised(payload: Mapping[str, object]) -> bool:

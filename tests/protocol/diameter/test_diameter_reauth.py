@@ -16,9 +16,11 @@ from diameter.message import Message
 from gateway import Gateway, mscc, result_code, subscription, units
 from test_diameter_credit_control import new_subscriber
 
+from ratel.adapters.db.records import StoredEvent
 from ratel.adapters.diameter import codec
 from ratel.application.housekeeping import Housekeeping
 from ratel.container import Container
+from ratel.domain.charging import IDLE_TIMEOUT
 from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
 
@@ -179,3 +181,35 @@ async def test_tcc_supervision_releases_a_silent_diameter_session(
     # and the gateway's late update finds no session
     late = await gw1.send(gw1.ccr(session, codec.UPDATE, 2, mscc(10)))
     assert result_code(late) == codec.UNKNOWN_SESSION_ID
+
+
+async def test_the_relay_forgets_only_the_peers_of_sessions_released_by_supervision(
+    ocs: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TERMINATE forgets its session's peer with its charge, and a RADIUS
+    session or a direct debit has none: their xDRs cost no transaction. A
+    session released by Tcc supervision is forgotten on its xDR, and so is
+    one whose xDR event predates the cause."""
+    server = ocs.diameter()
+    forgotten: list[str] = []
+    forget = server._peers.forget
+
+    async def spied(session_id: str) -> None:
+        if session_id.startswith("relay-"):
+            forgotten.append(session_id)
+        await forget(session_id)
+
+    monkeypatch.setattr(server._peers, "forget", spied)
+    for session_id, cause in [
+        ("relay-ended", "normal"),
+        ("relay-radius", "User-Request"),
+        ("relay-idle", IDLE_TIMEOUT),
+        ("relay-before", None),
+    ]:
+        payload: dict[str, object] = {"session_id": session_id, "xdr_id": f"x-{session_id}"}
+        if cause is not None:
+            payload["cause"] = cause
+        await server._ended(
+            StoredEvent(1, "XdrProduced", "session", session_id, payload, datetime.now(UTC))
+        )
+    assert forgotten == ["relay-idle", "relay-before"]
