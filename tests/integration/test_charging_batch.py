@@ -859,6 +859,20 @@ async def test_diameter_session_peers_are_noted_and_forgotten_with_their_charge(
         assert isinstance(debited, Answer) and debited.xdr is not None
         assert debited.xdr.id == "xdr_named"  # the first answer stands
     assert await peers.get("e1") == SessionPeer("e1", "gw1.test", "gw.test", "xdr_named")
+    # a retransmission in the same batch: the note names the xDR of the charge
+    twice = [
+        replace(
+            debit,
+            session_id="e3",
+            xdr_id=named,
+            companion=Companion(peers, Opened("e3", "gw1.test", "gw.test", at, xdr_id=named)),
+        )
+        for named in ("xdr_first", "xdr_second")
+    ]
+    first, second = await batch(twice)
+    assert isinstance(first, Answer) and first.xdr is not None and first.xdr.id == "xdr_first"
+    assert second == first
+    assert await peers.get("e3") == SessionPeer("e3", "gw1.test", "gw.test", "xdr_first")
     alone_call = replace(debit, session_id="e2", xdr_id="xdr_alone", companion=None)
     (alone,) = await batch.one_by_one([alone_call])
     assert isinstance(alone, Answer) and alone.xdr is not None and alone.xdr.id == "xdr_alone"

@@ -140,10 +140,15 @@ class SessionPeers:
         ended, in ``uow``'s transaction (``CompanionWriter``)."""
         if not isinstance(uow, SqlUnitOfWork):
             raise TypeError(f"Diameter peers join SQL units of work, not {type(uow).__name__}")
-        ended = {r.session_id for r in records if isinstance(r, Ended)}
-        opened = {r.session_id: r for r in records if isinstance(r, Opened)}
         if len(records) != sum(isinstance(r, Opened | Ended) for r in records):
             raise TypeError("Diameter credit control writes session peers only")
+        ended = {r.session_id for r in records if isinstance(r, Ended)}
+        opened: dict[str, Opened] = {}
+        for record in records:
+            if isinstance(record, Opened):
+                # the first call of a session in the batch is the one charged (a
+                # retransmission after it got its answer, and names its xDR)
+                opened.setdefault(record.session_id, record)
         # one statement touches a row once: a session opened and ended in
         # one batch leaves nothing to note
         noted = [o for session_id, o in opened.items() if session_id not in ended]
