@@ -251,6 +251,32 @@ async def test_accounting_on_closes_the_open_sessions_of_the_nas(
     assert await container.radius_sessions().open_for_account(sub.account_id) == []
 
 
+async def test_accounting_on_closes_many_sessions_in_few_charging_batches(
+    container: Container, server: RadiusServer
+) -> None:
+    """A BRAS has thousands of sessions: they are closed many at once, so the
+    charging batches take them together and the NAS is answered soon."""
+    await register_nas(container)
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    acct_port = ports(server)[1]
+    count = 24
+    for n in range(count):
+        await radclient(acct_port, "acct", acct("Start", f"many-{n}"))
+    workers = container.charging_workers()
+    await workers.start()  # as `ratel serve` runs them
+    try:
+        batches, calls = workers.batches, workers.calls
+        reply = await radclient(acct_port, "acct", "Acct-Status-Type = Accounting-On")
+    finally:
+        await workers.stop()
+    assert reply.code == "Accounting-Response"
+    assert workers.calls - calls == count
+    assert workers.batches - batches <= count // 4  # one by one, it took 24
+    xdrs = await container.account_xdrs()(sub.account_id, limit=100)
+    assert len(xdrs) == count and {x.cause for x in xdrs} == {"nas_reboot"}
+    assert await container.radius_sessions().open_for_account(sub.account_id) == []
+
+
 async def test_mobile_sub_sessions_of_one_correlation_id_make_one_xdr(
     container: Container, server: RadiusServer
 ) -> None:
