@@ -57,6 +57,7 @@ from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.server import RadiusServer
 from ratel.app import tune_collector
 from ratel.application.charging_batch import Companion
+from ratel.application.radius import AccountingReport
 from ratel.config import Settings
 from ratel.container import Container, build_container, dispose
 from ratel.domain.catalogue import Product, ProductKind, Service, ServicePolicy, UsageCharge
@@ -314,6 +315,41 @@ async def charged_rate(
         await dispose(container)
 
 
+async def restart_seconds(url: str, sessions: int) -> tuple[float, float]:
+    """A NAS's restart on the database at ``url``: seconds to close
+    ``sessions`` open sessions one Stop after another (each its own charging
+    batch, as a NAS's Stops sent one by one are), then seconds for an
+    Accounting-On to close as many others."""
+    await asyncio.to_thread(upgrade, url)
+    container = build_container(Settings(database_url=url, radius_auth_port=0, radius_acct_port=0))
+    try:
+        await seed(container, 2 * sessions)
+        pool = container.charging_workers()
+        await pool.start()
+        server: RadiusServer = container.radius_server()
+        await server.start()
+        try:
+            port = server.addresses["acct"][1]
+            await radclients(port, files(2 * sessions, "Start", 0, 1), 64)
+            accounting = container.charge_accounting()
+            started = time.perf_counter()
+            for n in range(sessions):
+                report = AccountingReport("127.0.0.1", f"bench-{n}", login(n), cause="nas_reboot")
+                await accounting.stop(report)
+            one_by_one = time.perf_counter() - started
+            started = time.perf_counter()
+            closed = await accounting.nas_restarted("127.0.0.1")
+            restarted = time.perf_counter() - started
+        finally:
+            await server.stop()
+            await pool.stop()
+        if closed != sessions:
+            raise SystemExit(f"Accounting-On closed {closed} sessions instead of {sessions}")
+        return one_by_one, restarted
+    finally:
+        await dispose(container)
+
+
 async def baseline_rate(sessions: int, interims: int, parallel: int, clients: int) -> float:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(NullResponder, local_addr=("127.0.0.1", 0))
@@ -348,6 +384,13 @@ async def run(args: argparse.Namespace) -> None:
         async with postgres_database(args.postgres) as url:
             pg = await charged_rate(url, *shape, workers=args.workers)
         print(pg.line("charged on PostgreSQL", baseline))
+    if args.postgres and args.restart:
+        async with postgres_database(args.postgres) as url:
+            one_by_one, restarted = await restart_seconds(url, args.restart)
+        print(
+            f"  Accounting-On closing {args.restart} sessions on PostgreSQL: {restarted:.2f} s "
+            f"(as many Stops one by one: {one_by_one:.2f} s; ratio {one_by_one / restarted:.1f})"
+        )
     print(memory_probe())
 
 
@@ -364,6 +407,12 @@ def main(argv: list[str] | None = None) -> None:
         help="PostgreSQL server URL ('' to skip)",
     )
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--restart",
+        type=int,
+        default=500,
+        help="sessions an Accounting-On closes, against as many Stops one by one (0 to skip)",
+    )
     tune_collector()  # as `ratel serve` runs (every line of the run alike)
     asyncio.run(run(parser.parse_args(argv)))
 
