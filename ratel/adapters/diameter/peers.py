@@ -85,7 +85,8 @@ async def _nothing_to_check(session_ids: list[Any]) -> None:
 
 
 class _Joined(Repository):
-    """``diameter_sessions`` inside a charging transaction."""
+    """``diameter_sessions`` inside a transaction: a charging one, or one of
+    its own (``SessionPeers.forget``)."""
 
     async def remember_many(self, opened: Sequence[Opened]) -> None:
         if self._postgresql:
@@ -159,12 +160,10 @@ class SessionPeers:
             await joined.forget_many(sorted(ended))
 
     async def forget(self, session_id: str) -> None:
-        """The session ended: nobody will send it a RAR again."""
-        statement = sa.delete(diameter_sessions).where(
-            diameter_sessions.c.session_id == session_id, diameter_sessions.c.xdr_id.is_(None)
-        )
+        """The session ended: nobody will send it a RAR again (in a
+        transaction of its own, as a TERMINATE's charge would)."""
         async with self._engine.begin() as connection:
-            await connection.execute(statement)
+            await _Joined(connection).forget_many([session_id])
 
     async def of_sessions(self, session_ids: list[str]) -> list[SessionPeer]:
         if not session_ids:
