@@ -15,7 +15,7 @@ from ratel.application.base import UseCase, record
 from ratel.application.credit_control import charging_context, store_charging
 from ratel.domain import events
 from ratel.domain.account import AccountStatus
-from ratel.domain.charging import IDLE_TIMEOUT
+from ratel.domain.charging import IDLE_TIMEOUT, RELEASE_REQUEST_NUMBER
 from ratel.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,11 @@ class Housekeeping(UseCase):
                         uow, self.deps.charging, self.deps.location_policy, account, customer, now
                     )
                     before = customer.wallet.balance
-                    number = max(session.last_request.values(), default=0) + 1
                     xdr = None
                     for sub in [s for s, active in session.sub_sessions.items() if active]:
                         answer = session.terminate(
                             ctx,
-                            number,
+                            RELEASE_REQUEST_NUMBER,
                             [],
                             now,
                             sub_session=sub,

@@ -347,11 +347,18 @@ class AccountingOutcome:
 
 def charging_session_id(report: AccountingReport) -> str:
     """The credit-control session a report feeds. Sub-sessions of one mobile
-    data session share the correlation id, whichever PDSN reports them."""
+    data session (a PDSN's, as the phone moves between base stations) share
+    the correlation id. A NAS numbers its Acct-Multi-Session-Ids on its own
+    (Cisco counts them up from 1), so the id is the NAS's: the same one from
+    two NASes is two users' sessions."""
     if report.correlation_id:
-        return f"radius:corr:{report.correlation_id}"
+        return f"radius:corr:{report.nas_address}:{report.correlation_id}"
     return f"radius:{report.nas_address}:{report.acct_session_id}"
 
+
+#: Generations of a correlation id's charging session a Start tries, the
+#: first one's and then ``#2``, ``#3``..., before it gives up.
+_GENERATIONS_TRIED: Final = 16
 
 #: Accounting sessions a process keeps in memory (about 1 kB each).
 SESSION_CACHE_SIZE: Final = 100_000
@@ -459,6 +466,9 @@ class ChargeAccounting(RadiusUseCase):
         # another server (a NAS failing over and back) had stored that Start or
         # charged that report number.
         self._outdated: set[tuple[str, str]] = set()
+        # When each NAS last said it restarted (Accounting-On/Off): a session
+        # it began before is one of those that restart ended.
+        self._restarted: dict[str, datetime] = {}
 
     @contextmanager
     def _counting(self, key: tuple[str, str]) -> Iterator[asyncio.Lock]:
@@ -547,7 +557,16 @@ class ChargeAccounting(RadiusUseCase):
         else:
             self.cache.stored(existing)
             if existing.state is RadiusSessionState.OPEN:
-                return AccountingOutcome(existing, duplicate=True)
+                restarted = self._restarted.get(report.nas_address)
+                if restarted is None or existing.started_at >= restarted:
+                    return AccountingOutcome(existing, duplicate=True)
+                # The NAS restarted after that session began, and reuses its
+                # id: the Accounting-On is still closing the old session.
+                # Close it now, and open this one as a new session.
+                ended = await self._report_held(_closing(existing, "nas_reboot"), ending=True)
+                existing = ended.session
+                async with self.deps.uow() as uow:
+                    account = await find_login(uow, report.user_name)
         if account is None:
             raise UnknownSubscriber(f"no account has the login {report.user_name!r}")
         charging_id = charging_session_id(report)
@@ -572,17 +591,28 @@ class ChargeAccounting(RadiusUseCase):
             session_time=report.session_time,
         )
         # the session row is written in the transaction that opens the charging
-        answer, raced = await self._written_with(
-            key,
-            self.credit_control.start(
-                charging_id,
-                Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
-                [data_request()],
-                number=0,
-                sub_session=sub_session,
-                companion=Companion(self, _Opening(session, replaces=existing is not None)),
-            ),
-        )
+        for generation in range(2, _GENERATIONS_TRIED + 2):
+            try:
+                answer, raced = await self._written_with(
+                    key,
+                    self.credit_control.start(
+                        session.charging_session_id,
+                        Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
+                        [data_request()],
+                        number=0,
+                        sub_session=sub_session,
+                        companion=Companion(self, _Opening(session, replaces=existing is not None)),
+                    ),
+                )
+                break
+            except SessionClosed:
+                if not report.correlation_id or generation > _GENERATIONS_TRIED:
+                    raise
+                # The mobile session of this correlation id ended (its last
+                # sub-session stopped before this one started, as in a PDSN
+                # hand-off): this sub-session goes on in the next generation,
+                # which the correlation's later sub-sessions join too.
+                session.charging_session_id = f"{charging_id}#{generation}"
         if raced:  # another server's Start of the same session was stored first
             stored, _ = await self._session(report, fresh=True)
             return AccountingOutcome(stored, answer, duplicate=True)
@@ -598,36 +628,103 @@ class ChargeAccounting(RadiusUseCase):
         sub-session's Stop produces the xDR."""
         return await self._report(report, ending=True)
 
-    async def _report(self, report: AccountingReport, *, ending: bool) -> AccountingOutcome:
+    async def _report(
+        self, report: AccountingReport, *, ending: bool, only: str | None = None
+    ) -> AccountingOutcome:
         with self._counting((report.nas_address, report.acct_session_id)) as lock:
             async with lock:
-                session, cached = await self._session(report)
-                if cached and session is not None and session.state is RadiusSessionState.CLOSED:
-                    # another server may have begun a new session under this id
-                    session, cached = await self._session(report, fresh=True)
-                if session is None:
-                    # The Start was lost or went to another server: open the
-                    # session from zero, then charge this report's octets.
-                    opening = replace(report, input_octets=0, output_octets=0, session_time=0)
-                    session = (await self._start(opening)).session
-                    if session is None:
-                        raise NotFound(f"session {report.acct_session_id} could not be opened")
-                    cached = False
-                outcome = await self._charge(session, report, ending=ending, cached=cached)
-                if outcome is not None:
-                    return outcome
-                # What this process knew of the session was outdated: charge
-                # the report again against the session as stored.
-                session, _ = await self._session(report, fresh=True)
-                if session is None:
-                    raise NotFound(f"session {report.acct_session_id} is gone")
-                outcome = await self._charge(session, report, ending=ending, cached=False)
-                if outcome is None:
-                    raise ConcurrentChange(
-                        f"session {report.acct_session_id} of {report.nas_address} "
-                        "is being charged by another server"
-                    )
-                return outcome
+                return await self._report_held(report, ending=ending, only=only)
+
+    async def _report_held(
+        self, report: AccountingReport, *, ending: bool, only: str | None = None
+    ) -> AccountingOutcome:
+        """``_report`` with the session's lock held (``only``: charge nothing
+        unless the session feeds that charging session)."""
+        session, cached = await self._session(report)
+        if cached and session is not None and session.state is RadiusSessionState.CLOSED:
+            # another server may have begun a new session under this id
+            session, cached = await self._session(report, fresh=True)
+        if only is not None and (session is None or session.charging_session_id != only):
+            return AccountingOutcome(session, duplicate=True)  # not that session
+        if session is None:
+            # The Start was lost or went to another server: open the
+            # session from zero, then charge this report's octets.
+            opening = replace(report, input_octets=0, output_octets=0, session_time=0)
+            session = (await self._start(opening)).session
+            if session is None:
+                raise NotFound(f"session {report.acct_session_id} could not be opened")
+            cached = False
+        outcome = await self._charge(session, report, ending=ending, cached=cached)
+        if outcome is not None:
+            return outcome
+        # What this process knew of the session was outdated: charge
+        # the report again against the session as stored.
+        session, _ = await self._session(report, fresh=True)
+        if session is None:
+            raise NotFound(f"session {report.acct_session_id} is gone")
+        try:
+            outcome = await self._charge(session, report, ending=ending, cached=False)
+        except SessionClosed:
+            if session.state is not RadiusSessionState.OPEN:
+                raise
+            session = await self._reopen(session, report)
+            outcome = await self._charge(session, report, ending=ending, cached=False)
+        if outcome is None:
+            raise ConcurrentChange(
+                f"session {report.acct_session_id} of {report.nas_address} "
+                "is being charged by another server"
+            )
+        return outcome
+
+    def _quiet_long(self, session: RadiusSession) -> bool:
+        """Whether the session was last charged half a grant's validity ago or
+        more. An idle user's Interim-Updates repeat the same counters (and
+        many NASes send no Acct-Session-Time in them); such a report is then
+        charged (nothing used) rather than taken for a retransmission, so that
+        the charging session sees the NAS alive and Tcc supervision does not
+        release it."""
+        quiet = self.deps.clock.now() - session.updated_at
+        return quiet >= timedelta(seconds=self.deps.charging.validity_seconds / 2)
+
+    async def _reopen(self, session: RadiusSession, report: AccountingReport) -> RadiusSession:
+        """The NAS reports on a session whose charging session has ended under
+        it (Tcc supervision released it while the NAS was silent, or ratel was
+        down longer than a grant's validity): the NAS still serves the user,
+        so the usage goes on being charged, in a new charging session from the
+        counters last charged (a second xDR; the first one has the usage up to
+        the release)."""
+        charging_id = f"{charging_session_id(report)}#{self.deps.ids.new('gen')}"
+        log.warning(
+            "radius: the charging session of an open accounting session has ended; "
+            "its usage goes on in a new one",
+            extra={
+                "nas_address": session.nas_address,
+                "session_id": session.charging_session_id,
+                "new_session_id": charging_id,
+            },
+        )
+        reopened = replace(
+            session, charging_session_id=charging_id, updated_at=self.deps.clock.now()
+        )
+        key = (session.nas_address, session.acct_session_id)
+        _, raced = await self._written_with(
+            key,
+            self.credit_control.start(
+                charging_id,
+                Subscriber(IdentifierKind.ACCOUNT_ID, session.account_id),
+                [data_request()],
+                number=0,
+                sub_session=session.sub_session,
+                companion=Companion(self, _Opening(reopened, replaces=True)),
+            ),
+        )
+        if raced:
+            raise ConcurrentChange(
+                f"session {session.acct_session_id} of {session.nas_address} "
+                "is being charged by another server"
+            )
+        self.cache.stored(reopened)
+        return reopened
 
     async def _charge(
         self, session: RadiusSession, report: AccountingReport, *, ending: bool, cached: bool
@@ -641,7 +738,7 @@ class ChargeAccounting(RadiusUseCase):
             report.input_octets, report.output_octets, report.session_time
         )
         stale = session.is_stale(report.input_octets, report.output_octets)
-        if (unchanged or stale) and not ending:
+        if (unchanged or stale) and not ending and not (unchanged and self._quiet_long(session)):
             return AccountingOutcome(session, duplicate=True)
         used = session.usage_since(report.input_octets, report.output_octets)
         if session.restricted:
@@ -693,9 +790,14 @@ class ChargeAccounting(RadiusUseCase):
 
     async def nas_restarted(self, nas_address: str, cause: str = "nas_reboot") -> int:
         """Accounting-On / Off: the NAS lost every session it had; end them
-        with the usage last reported. How many were closed."""
+        with the usage last reported. How many were closed. A Start that comes
+        meanwhile under the id of a session not closed yet ends that one
+        first (``_start``)."""
+        self._restarted[nas_address] = self.deps.clock.now()
         async with self.store() as store:
             sessions = await store.sessions.open_for_nas(nas_address)
+        restarted = self._restarted[nas_address]
+        sessions = [s for s in sessions if s.started_at < restarted]  # not one begun since
         # Many at once, so that the charging batches take them together: a
         # BRAS may have tens of thousands, and answers Accounting-On late
         # only at the cost of its retransmissions.
@@ -712,18 +814,12 @@ class ChargeAccounting(RadiusUseCase):
         return sum(await asyncio.gather(*(closing() for _ in range(closers))))
 
     async def _close(self, session: RadiusSession, cause: str) -> bool:
-        """End one session of a restarted NAS with the usage last reported."""
-        report = AccountingReport(
-            nas_address=session.nas_address,
-            acct_session_id=session.acct_session_id,
-            user_name=session.user_name,
-            input_octets=session.input_octets,
-            output_octets=session.output_octets,
-            session_time=session.session_time,
-            cause=cause,
-        )
+        """End one session of a restarted NAS with the usage last reported
+        (not a session begun since under the same id)."""
         try:
-            await self._report(report, ending=True)
+            await self._report(
+                _closing(session, cause), ending=True, only=session.charging_session_id
+            )
         except DomainError:
             log.exception(
                 "could not close a session of a restarted NAS",
@@ -734,6 +830,19 @@ class ChargeAccounting(RadiusUseCase):
             )
             return False
         return True
+
+
+def _closing(session: RadiusSession, cause: str) -> AccountingReport:
+    """The Stop that ends ``session`` with the usage it last reported."""
+    return AccountingReport(
+        nas_address=session.nas_address,
+        acct_session_id=session.acct_session_id,
+        user_name=session.user_name,
+        input_octets=session.input_octets,
+        output_octets=session.output_octets,
+        session_time=session.session_time,
+        cause=cause,
+    )
 
 
 class RadiusSessions(RadiusUseCase):

@@ -344,6 +344,13 @@ class SessionState(StrEnum):
 #: network element fell silent), not ended by a request of its own.
 IDLE_TIMEOUT = "idle timeout"
 
+#: The request number under which Tcc supervision ends a session: one above
+#: the largest CC-Request-Number (Unsigned32), so that no request of the
+#: network takes it. The gateway's late TERMINATE (or a RADIUS report) is then
+#: no retransmission of the release: it is told the session has ended
+#: (``SessionClosed``), and its usage is not acknowledged as if charged.
+RELEASE_REQUEST_NUMBER = 2**32
+
 
 @dataclass(slots=True)
 class CreditControlSession:
@@ -452,11 +459,11 @@ class CreditControlSession:
         stored = self.answers.get((sub_session, number))
         if stored is not None:
             return stored  # a retransmission: same answer, nothing charged again
+        if self.state is SessionState.CLOSED:
+            raise SessionClosed(f"session {self.id} has ended")
         last = self.last_request.get(sub_session)
         if last is not None and number < last:
             raise OutOfOrderRequest(f"request {number} after {last} in session {self.id}")
-        if self.state is SessionState.CLOSED:
-            raise SessionClosed(f"session {self.id} has ended")
         if ctx.customer.currency != self.currency:
             raise DomainError("the session's currency is the customer's")
         self.sub_sessions.setdefault(sub_session, True)
