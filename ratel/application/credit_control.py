@@ -28,7 +28,7 @@ from ratel.domain.charging import (
 )
 from ratel.domain.customer import Customer
 from ratel.domain.errors import NotFound, SessionExists
-from ratel.domain.ledger import TransactionReason
+from ratel.domain.ledger import BalanceTransaction, TransactionReason
 from ratel.domain.location import LocationPolicy
 from ratel.domain.money import Money
 from ratel.domain.quota import QuotaBucket
@@ -369,11 +369,10 @@ class CreditControl(UseCase):
             xdr = found(await uow.xdrs.get(xdr_id), "xDR", xdr_id)
             customer = await self._customer(uow, xdr.customer_id)
             refund_ref = f"refund:{xdr.id}"
-            already = [
-                t
-                for t in await uow.transactions.for_customer(customer.id, limit=1000)
-                if t.reference == refund_ref
-            ]
+            # the customer is locked: two refunds of one xDR take turns here
+            already = await uow.transactions.for_customer(
+                customer.id, reference=refund_ref, limit=1
+            )
             if already:
                 return already[0].amount  # refunding twice gives nothing more
             buckets = await uow.quotas.for_account(xdr.account_id, lock=True)
@@ -388,7 +387,7 @@ class CreditControl(UseCase):
             if amount.is_positive():
                 customer.top_up(amount, now, refund_ref)
             await uow.customers.save(customer)
-            await journal(
+            refunded = await journal(
                 uow,
                 self.deps,
                 customer,
@@ -397,6 +396,21 @@ class CreditControl(UseCase):
                 reference=refund_ref,
                 account_id=xdr.account_id,
             )
+            if refunded is None:
+                # Quota paid it all: the balance does not move, but the refund
+                # is written all the same (0.00), so that it is given once.
+                await uow.transactions.add(
+                    BalanceTransaction(
+                        id=self.deps.ids.new("txn"),
+                        customer_id=customer.id,
+                        amount=Money.zero(customer.currency).stored(),
+                        balance_after=customer.wallet.balance.stored(),
+                        reason=TransactionReason.REFUND,
+                        created_at=now,
+                        reference=refund_ref,
+                        account_id=xdr.account_id,
+                    )
+                )
             await record(uow, customer)
             await uow.commit()
             return amount

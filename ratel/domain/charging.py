@@ -117,8 +117,15 @@ class UsageRequest:
 
     @property
     def key(self) -> str:
+        """The stream the request reports on and asks for. Two services
+        sharing a rating group (two Service-Identifiers of Rating-Group 10)
+        are two streams, each with its own hold: one stream would grant the
+        funds once for each."""
         rg = "" if self.rating_group is None else str(self.rating_group)
-        return f"{self.service.value}|{rg}|{self.access_code}|{self.destination or ''}"
+        key = f"{self.service.value}|{rg}|{self.access_code}|{self.destination or ''}"
+        if self.service_identifier is not None:
+            key += f"|{self.service_identifier}"
+        return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +516,21 @@ class CreditControlSession:
         stream = self.streams.get(request.key)
         if stream is not None:
             return stream
+        if request.destination is None:
+            # Many voice gateways name the called party in the INITIAL only:
+            # a later request without one reports on the call's stream.
+            calls = [
+                s
+                for s in self.streams.values()
+                if not s.closed
+                and s.request.destination is not None
+                and s.request.service is request.service
+                and s.request.rating_group == request.rating_group
+                and s.request.access_code == request.access_code
+                and s.request.service_identifier == request.service_identifier
+            ]
+            if len(calls) == 1:
+                return calls[0]
         free = request.rating_group is not None and request.rating_group in (
             ctx.policy.free_rating_groups or frozenset()
         )

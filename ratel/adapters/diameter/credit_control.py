@@ -291,6 +291,13 @@ def parse(request: Message, options: CreditControlOptions) -> CreditControlReque
         parsed.streams = [
             _usage(codec.group(m), service, unit, destination, ussd, top_identifier) for m in mscc
         ]
+        seen: set[str] = set()
+        for avp, stream in zip(mscc, parsed.streams, strict=True):
+            if stream.key in seen:
+                # one Rating-Group and Service-Identifier asked twice: granted
+                # twice, one reservation would pay for both
+                raise MalformedAvp(avp, "a second MSCC of one Rating-Group and Service-Identifier")
+            seen.add(stream.key)
     else:
         # one service: the units are at the top level (Ro voice, SMS, USSD)
         parsed.in_mscc = False
