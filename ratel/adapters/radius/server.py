@@ -422,7 +422,18 @@ class RadiusServer:
 
     async def _accounting_request(self, received: Received) -> Handled:
         request = received.packet
-        status = _value(request, "Acct-Status-Type")
+        try:
+            attributes = _decoded(request)
+        except MalformedAttribute as error:
+            # Stored nothing: no answer. The NAS's retransmission is as bad,
+            # and this makes it seen (logged and counted) each time.
+            self._drop("malformed", received.address)
+            log.warning(
+                "RADIUS accounting with an invalid attribute it needs",
+                extra={"nas_address": received.nas.address, "attributes": error.names},
+            )
+            return None, None
+        status = _value(attributes, "Acct-Status-Type")
         operation = {
             "Start": "accounting_start",
             "Interim-Update": "accounting_interim",
@@ -440,7 +451,7 @@ class RadiusServer:
                 elif operation == "accounting_other":
                     call.outcome, call.code = "rejected", "unsupported_status"
                 else:
-                    report = _report(nas, request)
+                    report = _report(nas, attributes)
                     if not report.acct_session_id:
                         call.outcome, call.code = DROPPED, "missing_acct_session_id"
                         return None, None
@@ -480,11 +491,55 @@ class RadiusServer:
 Readable = rp.Packet | Mapping[str, list[Any]]
 
 
+#: The attributes an accounting report is made of: one whose value cannot be
+#: decoded makes the packet malformed. Any other is skipped (RFC 6929 2.8).
+_REPORTED: Final = frozenset(
+    {
+        "User-Name",
+        "Acct-Status-Type",
+        "Acct-Session-Id",
+        "Acct-Multi-Session-Id",
+        "3GPP2-Correlation-Id",
+        "Acct-Input-Octets",
+        "Acct-Output-Octets",
+        "Acct-Input-Gigawords",
+        "Acct-Output-Gigawords",
+        "Acct-Session-Time",
+        "Acct-Terminate-Cause",
+        "Framed-IP-Address",
+    }
+)
+
+
+class MalformedAttribute(Exception):
+    """Attributes an accounting report needs whose values cannot be decoded."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 def _decoded(request: rp.Packet) -> dict[str, list[Any]]:
     """The attributes present in ``request``, each decoded once, by name
-    (asking a packet for an absent attribute costs a KeyError each time)."""
-    names = request.keys()  # pyrad's keys() gives names; iterating gives raw codes
-    return {name: request[name] for name in names if isinstance(name, str)}
+    (asking a packet for an absent attribute costs a KeyError each time).
+    An attribute whose value cannot be decoded (an integer of three octets)
+    is an "invalid attribute" (RFC 6929 section 2.8): taken as unknown, and
+    logged, unless the report needs it (``MalformedAttribute``)."""
+    decoded: dict[str, list[Any]] = {}
+    invalid: list[str] = []
+    for name in request.keys():  # noqa: SIM118  (pyrad: keys() gives names, iterating codes)
+        if not isinstance(name, str):
+            continue
+        try:
+            decoded[name] = request[name]
+        except Exception:  # whatever pyrad trips on in the value
+            invalid.append(name)
+    if invalid:
+        needed = [name for name in invalid if name in _REPORTED]
+        if needed:
+            raise MalformedAttribute(needed)
+        log.warning("RADIUS attributes skipped: invalid values", extra={"attributes": invalid})
+    return decoded
 
 
 def _enlarge_receive_buffer(transport: asyncio.BaseTransport, kind: str, wanted: int) -> int:
@@ -532,8 +587,7 @@ def _credentials(request: rp.AuthPacket) -> Credentials:
     return Credentials(pap_password=request.PwDecrypt(encrypted))
 
 
-def _report(nas: Nas, packet: rp.Packet) -> AccountingReport:
-    request = _decoded(packet)
+def _report(nas: Nas, request: Mapping[str, list[Any]]) -> AccountingReport:
     correlation = _text(request, "Acct-Multi-Session-Id") or _text(request, "3GPP2-Correlation-Id")
     framed = _value(request, "Framed-IP-Address")
     cause = _value(request, "Acct-Terminate-Cause")

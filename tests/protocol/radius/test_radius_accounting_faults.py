@@ -8,6 +8,7 @@ another user)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -421,3 +422,71 @@ async def test_concurrent_sub_session_starts_and_stops_make_one_xdr(
     [xdr] = await container.account_xdrs()(sub.account_id)
     assert xdr.lines[0].units == 6 * MIB
     assert await balance(container, sub) == Decimal("4.94")
+
+
+# -- an attribute pyrad cannot decode ------------------------------------------------
+
+
+def _with_raw_attribute(packet: bytes, attribute: bytes) -> bytes:
+    """``packet`` (an Accounting-Request) with ``attribute`` appended as is,
+    its Length and Request Authenticator made again (RFC 2866 section 3)."""
+    body = packet[20:] + attribute
+    header = packet[:2] + (20 + len(body)).to_bytes(2, "big")
+    authenticator = hashlib.md5(header + bytes(16) + body + SECRET.encode()).digest()
+    return header + authenticator + body
+
+
+async def _send_raw(port: int, packet: bytes) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nas:
+        nas.settimeout(1.0)
+        nas.bind(("127.0.0.1", 0))
+        nas.sendto(packet, ("127.0.0.1", port))
+        try:
+            return await asyncio.to_thread(nas.recv, 4096)
+        except TimeoutError:
+            return None
+
+
+def _dropped(container: Container, code: str) -> float:
+    value = container.telemetry().registry.get_sample_value(
+        "ratel_errors_total",
+        {"protocol": "radius", "operation": "request", "outcome": "dropped", "code": code},
+    )
+    return value or 0.0
+
+
+async def test_an_invalid_attribute_ratel_does_not_use_is_skipped_and_the_report_charged(
+    container: Container, server: RadiusServer
+) -> None:
+    """RFC 6929 section 2.8: an attribute whose value cannot be decoded (here
+    NAS-Port, an integer, three octets long) is an "invalid attribute", taken
+    as unknown; the packet is not discarded for it. An invalid attribute the
+    report needs (the octets) makes the packet malformed: dropped, counted,
+    never answered, nothing charged."""
+    await register_nas(container)
+    sub = await subscriber(container, "alice@isp", balance="5.00")
+    port = acct_port(server)
+    await radclient(port, "acct", acct("Start", "inv-1"))
+    bad_port = bytes([5, 5, 0, 0, 1])  # NAS-Port, Length 5: an integer needs 4 octets
+    interim = _raw_acct(
+        7,
+        User_Name="alice@isp",
+        Acct_Status_Type="Interim-Update",
+        Acct_Session_Id="inv-1",
+        Acct_Output_Octets=10 * MIB,
+        Acct_Session_Time=60,
+    )
+    reply = await _send_raw(port, _with_raw_attribute(interim, bad_port))
+    assert reply is not None and reply[0] == rp.AccountingResponse and reply[1] == 7
+    assert await balance(container, sub) == Decimal("4.90")
+    bad_octets = bytes([43, 5, 0, 0, 1])  # Acct-Output-Octets, three octets
+    interim = _raw_acct(
+        8,
+        User_Name="alice@isp",
+        Acct_Status_Type="Interim-Update",
+        Acct_Session_Id="inv-1",
+        Acct_Session_Time=120,
+    )
+    assert await _send_raw(port, _with_raw_attribute(interim, bad_octets)) is None
+    assert _dropped(container, "malformed") == 1
+    assert await balance(container, sub) == Decimal("4.90")
