@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from ipaddress import ip_address
+from typing import Final
 
 from ratel.domain.errors import DomainError
 
@@ -88,6 +89,18 @@ class RadiusSessionState(StrEnum):
     CLOSED = "closed"
 
 
+#: Where a NAS's 32-bit octet counter wraps (RFC 2869 5.1: Acct-*-Gigawords
+#: count the wraps, when the NAS sends them).
+COUNTER_WRAP: Final = 2**32
+
+
+def _counted(before: int, now: int) -> int:
+    """One direction's octets since ``before``, its 32-bit wrap folded in."""
+    if now < before < COUNTER_WRAP and before - now > COUNTER_WRAP // 2:
+        return now + COUNTER_WRAP - before
+    return now - before
+
+
 @dataclass(slots=True)
 class RadiusSession:
     """What a NAS said about one accounting session (one Acct-Session-Id),
@@ -127,8 +140,17 @@ class RadiusSession:
     def is_stale(self, input_octets: int, output_octets: int) -> bool:
         """Counters below those already charged: an older report that UDP
         delivered late. Charging it from zero would charge its octets twice."""
-        return input_octets + output_octets < self.octets
+        return self._since(input_octets, output_octets) < 0
 
     def usage_since(self, input_octets: int, output_octets: int) -> int:
         """Octets used since the last charged report (never negative)."""
-        return max(0, input_octets + output_octets - self.octets)
+        return max(0, self._since(input_octets, output_octets))
+
+    def _since(self, input_octets: int, output_octets: int) -> int:
+        """Octets since the counters last charged; below zero for an older
+        report. A NAS that sends no Gigawords wraps its 32-bit counters at
+        4 GiB: a counter that fell by more than half that range wrapped (a
+        report delivered late is never that far behind)."""
+        return _counted(self.input_octets, input_octets) + _counted(
+            self.output_octets, output_octets
+        )

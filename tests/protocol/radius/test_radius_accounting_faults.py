@@ -490,3 +490,20 @@ async def test_an_invalid_attribute_ratel_does_not_use_is_skipped_and_the_report
     assert await _send_raw(port, _with_raw_attribute(interim, bad_octets)) is None
     assert _dropped(container, "malformed") == 1
     assert await balance(container, sub) == Decimal("4.90")
+
+
+async def test_a_nas_without_gigawords_is_charged_across_its_counter_wrap(
+    container: Container, server: RadiusServer
+) -> None:
+    """The 32-bit Acct-Output-Octets wraps at 4 GiB on a NAS that sends no
+    Gigawords: the report after the wrap is charged, not taken for a late one."""
+    await register_nas(container)
+    sub = await subscriber(container, "alice@isp", balance="500.00")
+    port = acct_port(server)
+    await radclient(port, "acct", acct("Start", "wrap-1"))
+    before_wrap = acct("Interim-Update", "wrap-1", Acct_Output_Octets=2**32 - MIB)
+    assert (await radclient(port, "acct", before_wrap)).code == "Accounting-Response"
+    charged = await balance(container, sub)
+    after_wrap = acct("Interim-Update", "wrap-1", Acct_Output_Octets=MIB)
+    assert (await radclient(port, "acct", after_wrap)).code == "Accounting-Response"
+    assert charged - await balance(container, sub) == Decimal("0.02")  # 2 MiB at 0.01
