@@ -93,13 +93,27 @@ class CreateAccount(UseCase):
         return account
 
 
+def _end(buckets: list[QuotaBucket], now: datetime) -> None:
+    """End ``buckets`` at ``now``; one that ended before keeps its end (moving
+    it later would make it due for renewal again)."""
+    for bucket in buckets:
+        if bucket.expires_at is None or bucket.expires_at > now:
+            bucket.expires_at = now
+
+
 class _AccountChange(UseCase):
     """Load an account for update, change it, save it and its events."""
 
-    async def _change(self, account_id: str, change: Any) -> Account:
+    async def _change(self, account_id: str, change: Any, *, end_quotas: bool = False) -> Account:
+        """``end_quotas``: the account's quota buckets end now too."""
         async with self.deps.uow() as uow:
             account = found(await uow.accounts.get(account_id, lock=True), "account", account_id)
-            change(account, self.deps.clock.now())
+            now = self.deps.clock.now()
+            change(account, now)
+            if end_quotas:
+                buckets = await uow.quotas.for_account(account_id, lock=True)
+                _end(buckets, now)
+                await uow.quotas.save(buckets)
             await uow.accounts.save(account)
             await record(uow, account)
             await uow.commit()
@@ -121,10 +135,10 @@ class UnblockAccount(_AccountChange):
 
 
 class TerminateAccount(_AccountChange):
-    """End an account for good."""
+    """End an account for good, and its quotas (no more renewals)."""
 
     async def __call__(self, account_id: str) -> Account:
-        return await self._change(account_id, lambda a, now: a.terminate(now))
+        return await self._change(account_id, lambda a, now: a.terminate(now), end_quotas=True)
 
 
 class ChangeNumber(_AccountChange):
@@ -199,10 +213,15 @@ class ChangeProduct(UseCase):
             account.change_product(product_code, now)
             if old != product_code:
                 buckets = await uow.quotas.for_account(account_id, lock=True)
-                for bucket in buckets:
-                    if bucket.assignment_id is None and bucket.precedence == Precedence.MAIN:
-                        # ends the old product's allowance now; history stays
-                        bucket.expires_at = now
+                # ends the old product's allowance now; history stays
+                _end(
+                    [
+                        b
+                        for b in buckets
+                        if b.assignment_id is None and b.precedence == Precedence.MAIN
+                    ],
+                    now,
+                )
                 await uow.quotas.save(buckets)
                 await uow.quotas.add_many(buckets_for(self.deps, account, product, now))
             await uow.accounts.save(account)

@@ -7,12 +7,14 @@ A retransmitted request finds its stored answer and writes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ratel.application.base import Dependencies, UseCase, found, journal, record
+from ratel.domain import events
 from ratel.domain.account import Account
 from ratel.domain.catalogue import Product, effective_policy
 from ratel.domain.charging import (
@@ -37,6 +39,8 @@ from ratel.ports.store import IdentifierKind, UnitOfWork
 
 if TYPE_CHECKING:
     from ratel.application.charging_batch import Companion
+
+log = logging.getLogger("ratel.credit_control")
 
 
 class UnknownSubscriber(NotFound):
@@ -93,7 +97,7 @@ async def charging_context(
     policy = effective_policy(
         main, add_ons, account.identifiers.cpe.port_type if account.identifiers.cpe else None
     )
-    return ChargingContext(
+    ctx = ChargingContext(
         account=account,
         customer=customer,
         buckets=buckets,
@@ -102,6 +106,21 @@ async def charging_context(
         location_policy=location_policy,
         config=config,
     )
+    for bucket in buckets:
+        # A period that ended is renewed here, in the transaction that draws
+        # on it, not when housekeeping comes by: usage of the new period is
+        # counted in it (not paid with money, not wiped by a late renewal).
+        if bucket.renew(now):
+            ctx.events.append(
+                events.QuotaRenewed(
+                    occurred_at=now,
+                    account_id=bucket.account_id,
+                    customer_id=customer.id,
+                    bucket_id=bucket.id,
+                    allowance=bucket.allowance,
+                )
+            )
+    return ctx
 
 
 async def store_charging(
@@ -379,8 +398,17 @@ class CreditControl(UseCase):
             for line in xdr.lines:
                 for bucket_id, units in line.bucket_units:
                     for bucket in buckets:
-                        if bucket.id == bucket_id:
-                            bucket.give_back(units)
+                        if bucket.id != bucket_id:
+                            continue
+                        if xdr.ended_at < bucket.period_start:
+                            # drawn from a period since renewed: giving them
+                            # back would free units of this one
+                            log.info(
+                                "refund: units of a renewed period are not given back",
+                                extra={"xdr_id": xdr.id, "bucket_id": bucket.id},
+                            )
+                            continue
+                        bucket.give_back(units)
             await uow.quotas.save(buckets)
             amount = xdr.balance_charge
             before = customer.wallet.balance

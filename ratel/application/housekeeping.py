@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ratel.application.base import UseCase, record
 from ratel.application.credit_control import charging_context, store_charging
@@ -19,6 +19,9 @@ from ratel.domain.charging import IDLE_TIMEOUT, RELEASE_REQUEST_NUMBER
 from ratel.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+#: Buckets renewed in one transaction of a housekeeping pass.
+RENEWED_AT_ONCE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +66,20 @@ class Housekeeping(UseCase):
         return expired
 
     async def renew_quotas(self) -> int:
-        now = self.deps.clock.now()
+        """Renew every bucket whose period ended, ``RENEWED_AT_ONCE`` per
+        transaction until none is left (charging renews the buckets it draws
+        on by itself; this renews the others and tells of it)."""
         renewed = 0
+        while True:
+            done, due = await self._renew_some(self.deps.clock.now())
+            renewed += done
+            if due < RENEWED_AT_ONCE or not done:
+                return renewed
+
+    async def _renew_some(self, now: datetime) -> tuple[int, int]:
+        """One transaction of renewals: how many were renewed, of how many due."""
         async with self.deps.uow() as uow:
-            buckets = await uow.quotas.due_for_renewal(now)
+            buckets = await uow.quotas.due_for_renewal(now, limit=RENEWED_AT_ONCE)
             changed = [b for b in buckets if b.renew(now)]
             if changed:
                 await uow.quotas.save(changed)
@@ -87,8 +100,7 @@ class Housekeeping(UseCase):
                     ]
                 )
             await uow.commit()
-            renewed = len(changed)
-        return renewed
+        return len(changed), len(buckets)
 
     async def release_idle_sessions(self) -> int:
         """Tcc supervision: a session whose gateway went silent past its grant's

@@ -178,6 +178,20 @@ class QuotaBucket:
             raise InvalidQuota("a refund is positive")
         self.used = max(self.used - units, Decimal(0))
 
+    @property
+    def period_start(self) -> datetime:
+        """When the current period began (``valid_from`` for a bucket that
+        never renews, and in its first period)."""
+        if self.period_end is None:
+            return self.valid_from
+        if self.renewal is Renewal.DAILY:
+            return max(self.valid_from, self.period_end - timedelta(days=1))
+        if self.renewal is Renewal.MONTHLY:
+            end = self.period_end
+            months = (end.year - self.valid_from.year) * 12 + end.month - self.valid_from.month
+            return max(self.valid_from, add_months(self.valid_from, months - 1))
+        return self.valid_from
+
     def renew(self, now: datetime) -> bool:
         """Start the periods that ``now`` has reached: usage goes back to zero.
         Returns whether a renewal happened."""

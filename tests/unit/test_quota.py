@@ -489,6 +489,18 @@ def test_monthly_renewal_from_the_31st_keeps_the_month_end() -> None:
     assert b.period_end == datetime(2026, 4, 30, 9, tzinfo=UTC)
 
 
+def test_a_bucket_knows_when_its_current_period_began() -> None:
+    start = datetime(2026, 1, 31, 9, tzinfo=UTC)
+    b = grant("m", definition(), now=start)
+    assert b.period_start == start
+    for now, began in (
+        (datetime(2026, 2, 28, 9, tzinfo=UTC), datetime(2026, 2, 28, 9, tzinfo=UTC)),
+        (datetime(2026, 4, 2, tzinfo=UTC), datetime(2026, 3, 31, 9, tzinfo=UTC)),
+    ):
+        b.renew(now)
+        assert b.period_start == began
+
+
 def test_several_missed_monthly_periods_renew_at_once() -> None:
     b = grant("m", definition(), now=datetime(2026, 1, 15, tzinfo=UTC))
     b.draw(Decimal(100))
