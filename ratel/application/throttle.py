@@ -58,6 +58,11 @@ class ThrottlePolicy:
             raise ValueError("a throttle window is a positive time")
 
 
+#: What a client is told to wait when the attempts still being checked for a
+#: login or an address already reach its limit.
+IN_FLIGHT_WAIT: Final = timedelta(seconds=1)
+
+
 class LoginThrottle:
     """Counts failed logins per login name and per client address.
 
@@ -74,12 +79,18 @@ class LoginThrottle:
         self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
         # More failures than the larger limit tell nothing more.
         self._cap = max(self.policy.per_login, self.policy.per_address)
+        # Attempts whose credentials are being checked, per key: they count
+        # as failures until they end, so a burst sent at once is throttled.
+        self._checking: dict[str, int] = {}
 
     async def attempt(self, login: str, address: str | None, call: Callable[[], Awaitable[T]]) -> T:
         """Run the login ``call`` unless throttled; count it if the credentials
         are refused. A refusal after the password was proven (blocked user),
         or an unavailable directory, counts nothing."""
         self.check(login, address)
+        keys = [key for key, _ in self._keys(login, address)]
+        for key in keys:
+            self._checking[key] = self._checking.get(key, 0) + 1
         try:
             result = await call()
         except LoginNotAllowed:
@@ -87,6 +98,13 @@ class LoginThrottle:
         except AuthenticationFailed:
             self.failed(login, address)
             raise
+        finally:
+            for key in keys:
+                left = self._checking[key] - 1
+                if left:
+                    self._checking[key] = left
+                else:
+                    del self._checking[key]
         self.succeeded(login)
         return result
 
@@ -135,13 +153,16 @@ class LoginThrottle:
             times.popleft()
 
     def _wait(self, key: str, limit: int, now: datetime) -> timedelta | None:
+        checking = self._checking.get(key, 0)
         times = self._failures.get(key)
         if not times:
-            return None
+            return IN_FLIGHT_WAIT if checking >= limit else None
         self._expire(times, now)
-        if len(times) < limit:
+        if len(times) + checking < limit:
             if not times:
                 del self._failures[key]
             return None
+        if len(times) < limit:
+            return IN_FLIGHT_WAIT  # the attempts being checked may still succeed
         # Free again once enough failures have left the window.
         return times[len(times) - limit] + self.policy.window - now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -95,3 +96,22 @@ def test_a_policy_must_allow_something() -> None:
         ThrottlePolicy(per_login=0)
     with pytest.raises(ValueError):
         ThrottlePolicy(window=timedelta(0))
+
+
+async def test_a_burst_of_parallel_guesses_is_throttled_while_they_are_checked() -> None:
+    throttle = LoginThrottle(Clock(), ThrottlePolicy(5, 20, timedelta(minutes=15)))
+    checked = 0
+
+    async def wrong_password() -> str:
+        nonlocal checked
+        checked += 1
+        await asyncio.sleep(0.01)  # the directory / password hash takes a moment
+        raise AuthenticationFailed("invalid login or password")
+
+    results = await asyncio.gather(
+        *(throttle.attempt("admin", "192.0.2.1", wrong_password) for _ in range(200)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, (AuthenticationFailed, TooManyAttempts)) for r in results)
+    # at most 5 guesses at the password of "admin" within the window
+    assert checked <= 5, f"{checked} passwords were tried against one login"
