@@ -51,6 +51,7 @@ class DpiForwarder:
         self._telemetry = telemetry
         self._client = RadiusClient(host, port, secret, timeout=timeout, retries=retries)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last: dict[tuple[str, str], asyncio.Task[None]] = {}  # per session
         self.enabled = bool(host and secret)
         if self.enabled:
             server.after_accounting.append(self.after_accounting)
@@ -63,19 +64,37 @@ class DpiForwarder:
             await asyncio.wait(set(self._tasks))
         self._client.close()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+    def _spawn(self, session: RadiusSession, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after what was sent for ``session`` before: the broker
+        gets a session's Stop after its Start, however long the Start's policy
+        read or retries take (else it would keep the IP's mapping for ever)."""
+        key = (session.nas_address, session.acct_session_id)
+        before = self._last.get(key)
+
+        async def in_turn() -> None:
+            if before is not None:
+                await asyncio.wait({before})
+            await work
+
+        task = asyncio.create_task(in_turn())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._last[key] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if self._last.get(key) is finished:
+                del self._last[key]
+
+        task.add_done_callback(done)
 
     async def after_accounting(self, nas: Nas, operation: str, outcome: AccountingOutcome) -> None:
         session = outcome.session
         if session is None or outcome.duplicate or not session.framed_ip:
             return
         if operation == "accounting_start":
-            self._spawn(self._forward(session, "Start"))
+            self._spawn(session, self._forward(session, "Start"))
         elif operation == "accounting_stop":
-            self._spawn(self._forward(session, "Stop"))
+            self._spawn(session, self._forward(session, "Stop"))
 
     async def _forward(self, session: RadiusSession, status: str) -> None:
         try:
