@@ -91,11 +91,17 @@ class ImportCustomers(UseCase):
                     custom_fields=row.custom_fields,
                 )
                 before = customer.wallet.balance
-                if row.opening_balance is not None and row.opening_balance.is_positive():
-                    # credited before the insert: the row is written with its balance
-                    customer.top_up(row.opening_balance, now, "opening balance")
+                reason = TransactionReason.TOP_UP
+                opening = row.opening_balance
+                # booked before the insert: the row is written with its balance
+                if opening is not None and opening.is_positive():
+                    customer.top_up(opening, now, "opening balance")
+                elif opening is not None and not opening.is_zero():
+                    # a debt carried over from the system migrated from
+                    customer.adjust(opening, now, "opening balance")
+                    reason = TransactionReason.MANUAL
                 transaction = balance_transaction(
-                    self.deps, customer, before, TransactionReason.TOP_UP, reference="import"
+                    self.deps, customer, before, reason, reference="import"
                 )
                 if transaction is not None:
                     transactions.append(transaction)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from ratel.application.base import UseCase, found, journal, record
 from ratel.domain.customer import Customer
-from ratel.domain.errors import ReferenceReused
+from ratel.domain.errors import InvalidMoney, ReferenceReused
 from ratel.domain.ledger import BalanceTransaction, TransactionReason
 from ratel.domain.money import Money
 
@@ -24,12 +24,18 @@ class _BalanceChange(UseCase):
         customer_id: str,
         reason: TransactionReason,
         apply: Callable[[Customer, datetime], None],
+        amount: Money,
         *,
         reference: str,
         ledger_code: str | None = None,
         once: Money | None = None,
     ) -> tuple[Customer, BalanceTransaction | None]:
-        """``once``: the amount of a change applied at most once per reference."""
+        """``amount``: what moves; ``once``: it is applied at most once per
+        reference."""
+        if amount != amount.stored():
+            # the stored balance moves by the rounded amount, the journal would
+            # say another, and a retry would not match its first transaction
+            raise InvalidMoney(f"{amount} has more than 8 decimal places")
         async with self.deps.uow() as uow:
             # The customer's row lock also serializes two copies of one request.
             customer = found(
@@ -73,6 +79,7 @@ class TopUp(_BalanceChange):
             customer_id,
             TransactionReason.TOP_UP,
             lambda c, now: c.top_up(amount, now, reference),
+            amount,
             reference=reference,
             once=amount,
         )
@@ -88,6 +95,7 @@ class RecordPayment(_BalanceChange):
             customer_id,
             TransactionReason.PAYMENT,
             lambda c, now: c.pay(amount, now, reference),
+            amount,
             reference=reference,
             once=amount,
         )
@@ -103,6 +111,7 @@ class ManualTransaction(_BalanceChange):
             customer_id,
             TransactionReason.MANUAL,
             lambda c, now: c.adjust(amount, now, reason, reference),
+            amount,
             reference=reference or reason,
             ledger_code=ledger_code,
         )

@@ -41,6 +41,8 @@ class Voucher:
         self.status = VoucherStatus(self.status)
         if not self.value.is_positive():
             raise DomainError("a voucher is worth a positive amount")
+        if self.value != self.value.stored():
+            raise DomainError(f"{self.value} has more than 8 decimal places")
 
     def redeem(self, customer_id: str, currency: str, now: datetime) -> Money:
         """Mark the voucher used by ``customer_id``; return what it is worth."""
