@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from ratel.application.accounts import buckets_for
 from ratel.application.base import UseCase, found, journal, record
 from ratel.domain.account import Account, AddOnAssignment
-from ratel.domain.errors import InvalidAddOn
+from ratel.domain.errors import InvalidAddOn, ReferenceReused
 from ratel.domain.ledger import TransactionReason
+
+
+def _referenced_id(account_id: str, reference: str) -> str:
+    """The assignment id of the purchase ``reference`` on ``account_id``."""
+    digest = hashlib.sha256(f"{account_id}\x00{reference}".encode()).hexdigest()
+    return f"aoa_ref_{digest[:32]}"
 
 
 class AddAddOn(UseCase):
     """Give the account an add-on from ``effective_from`` (now) to
     ``effective_to`` (now + the product's validity when not given), with its
     quotas. With ``charge=True`` the add-on's price is debited at once and the
-    purchase is refused when the funds do not cover it."""
+    purchase is refused when the funds do not cover it. A ``reference`` (the
+    client's id of the purchase) makes the call safe to retry: the same
+    reference again returns the add-on given the first time, charging
+    nothing (its assignment id is made from the account and the reference)."""
 
     async def __call__(
         self,
@@ -25,10 +35,22 @@ class AddAddOn(UseCase):
         effective_from: datetime | None = None,
         effective_to: datetime | None = None,
         charge: bool = False,
+        reference: str = "",
     ) -> AddOnAssignment:
         now = self.deps.clock.now()
+        assignment_id = (
+            _referenced_id(account_id, reference) if reference else self.deps.ids.new("aoa")
+        )
         async with self.deps.uow() as uow:
             account = found(await uow.accounts.get(account_id, lock=True), "account", account_id)
+            for earlier in account.add_ons:
+                if earlier.id == assignment_id:
+                    if earlier.product_code != product_code:
+                        raise ReferenceReused(
+                            f"add-on purchase {reference!r} of account {account_id} was "
+                            f"{earlier.product_code}, not {product_code}"
+                        )
+                    return earlier  # a retry: given, and paid, once
             product = found(await uow.catalogue.get_product(product_code), "product", product_code)
             if not product.is_add_on:
                 raise InvalidAddOn(f"{product_code} is a main product, not an add-on")
@@ -42,7 +64,7 @@ class AddAddOn(UseCase):
             if end is None and product.validity is not None:
                 end = start + product.validity
             assignment = account.add_add_on(
-                self.deps.ids.new("aoa"), product.code, product.precedence, now, start, end
+                assignment_id, product.code, product.precedence, now, start, end
             )
             if charge and product.price is not None and product.price.is_positive():
                 before = customer.wallet.balance

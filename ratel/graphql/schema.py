@@ -500,7 +500,11 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         account, errors = await attempt(lambda: call(id, product_code))
         return AccountPayload(account=Account.of(account) if account else None, errors=errors)
 
-    @guarded_mutation("Give an add-on for a window (default: from now for its validity).")
+    @guarded_mutation(
+        "Give an add-on for a window (default: from now for its validity). A non-empty "
+        "reference makes the call safe to retry: the same reference again returns the "
+        "add-on given the first time, charging nothing."
+    )
     async def add_add_on(
         self,
         info: Info,
@@ -509,6 +513,7 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         effective_from: datetime | None = None,
         effective_to: datetime | None = None,
         charge: bool = False,
+        reference: str = "",
     ) -> AddOnPayload:
         call = info.context.use_cases.add_add_on
         assignment, errors = await attempt(
@@ -518,6 +523,7 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
                 effective_from=effective_from,
                 effective_to=effective_to,
                 charge=charge,
+                reference=reference,
             )
         )
         return AddOnPayload(add_on=AddOn.of(assignment) if assignment else None, errors=errors)
@@ -592,8 +598,12 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         return _customer_payload(*await attempt(lambda: call(customer_id, code)))
 
     # -- self-care
-    @guarded_mutation("Self-care: buy an add-on; its price is taken from the balance.")
-    async def buy_add_on(self, info: Info, product_code: str) -> AddOnPayload:
+    @guarded_mutation(
+        "Self-care: buy an add-on; its price is taken from the balance. A non-empty "
+        "reference (the app's id of the purchase) makes the call safe to retry: the "
+        "same reference again returns the add-on bought the first time."
+    )
+    async def buy_add_on(self, info: Info, product_code: str, reference: str = "") -> AddOnPayload:
         use_cases = info.context.use_cases
 
         async def call() -> AddOn:
@@ -601,7 +611,11 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
             products = await use_cases.list_products(add_ons_only=True)
             if product_code not in {p.code for p in products}:
                 raise NotFound(f"add-on {product_code} is not on sale")
-            return AddOn.of(await use_cases.add_add_on(account_id, product_code, charge=True))
+            return AddOn.of(
+                await use_cases.add_add_on(
+                    account_id, product_code, charge=True, reference=reference
+                )
+            )
 
         add_on, errors = await attempt(call)
         return AddOnPayload(add_on=add_on, errors=errors)

@@ -1,0 +1,60 @@
+"""An add-on purchase that a client retries after a timeout is paid once,
+when the client names it with a reference (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from store_builders import NOW, account, add_on, customer, main_product
+
+from ratel.adapters.db.tables import balance_transactions
+from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.adapters.system import HmacHasher, TimeOrderedIds
+from ratel.application.add_ons import AddAddOn
+from ratel.application.base import Dependencies
+
+
+class Clock:
+    def now(self) -> datetime:
+        return NOW
+
+
+@pytest.fixture
+async def deps(uow: SqlUnitOfWorkFactory) -> Dependencies:
+    async with uow() as work:
+        await work.catalogue.add_product(main_product())
+        await work.catalogue.add_product(add_on())
+        await work.commit()
+    return Dependencies(uow=uow, clock=Clock(), ids=TimeOrderedIds(), hasher=HmacHasher("test"))
+
+
+async def test_a_retried_add_on_purchase_is_charged_once(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory, deps: Dependencies
+) -> None:
+    """The same reference twice, and twice at once: one add-on, one charge."""
+    owner = customer(balance="10")
+    acc = account(owner)
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.accounts.add(acc)
+        await work.commit()
+    first = await AddAddOn(deps)(acc.id, "DATA-24H", charge=True, reference="app-1")
+    again = await AddAddOn(deps)(acc.id, "DATA-24H", charge=True, reference="app-1")
+    both = await asyncio.gather(
+        *(AddAddOn(deps)(acc.id, "DATA-24H", charge=True, reference="app-2") for _ in range(4))
+    )
+    assert again.id == first.id and len({a.id for a in both}) == 1
+    async with engine.connect() as c:
+        charges = (
+            await c.execute(
+                sa.select(sa.func.count()).where(
+                    balance_transactions.c.customer_id == owner.id,
+                    balance_transactions.c.reason == "add_on",
+                )
+            )
+        ).scalar_one()
+    assert charges == 2, "a retried purchase was charged again"
