@@ -172,23 +172,36 @@ class ListDestinationGroups(UseCase):
 
 
 class AccountXdrs(UseCase):
-    """An account's xDRs, newest first, ended before ``before``."""
+    """An account's xDRs, newest first, after the one that ended at
+    ``before`` with the id ``before_id`` (before ``before`` without an id)."""
 
     async def __call__(
-        self, account_id: str, *, before: datetime | None = None, limit: int = 20
+        self,
+        account_id: str,
+        *,
+        before: datetime | None = None,
+        before_id: str | None = None,
+        limit: int = 20,
     ) -> list[Xdr]:
         async with self.deps.uow() as uow:
-            return await uow.xdrs.for_account(account_id, before=before, limit=_page_size(limit))
+            return await uow.xdrs.for_account(
+                account_id, before=before, before_id=before_id, limit=_page_size(limit)
+            )
 
 
 class CustomerXdrs(UseCase):
     """A customer's xDRs ended in [since, until), oldest first."""
 
     async def __call__(
-        self, customer_id: str, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        customer_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
     ) -> list[Xdr]:
         async with self.deps.uow() as uow:
-            return await uow.xdrs.for_customer(customer_id, since=since, until=until)
+            return await uow.xdrs.for_customer(customer_id, since=since, until=until, limit=limit)
 
 
 class CustomerTransactions(UseCase):

@@ -67,7 +67,13 @@ def _as_decimal(value: Decimal | int | str) -> Decimal:
         raise InvalidMoney(f"not an amount: {value!r}") from exc
     if not amount.is_finite():
         raise InvalidMoney(f"not a finite amount: {value!r}")
+    if amount and amount.adjusted() >= _MAX_DIGITS:
+        # what the store keeps: NUMERIC(24, 8), 16 digits before the point
+        raise InvalidMoney(f"an amount has at most {_MAX_DIGITS} digits before the point")
     return amount
+
+
+_MAX_DIGITS: Final = 16
 
 
 #: Currency codes that passed ``_check_code`` (at most 26**3 of them).

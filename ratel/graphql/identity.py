@@ -268,7 +268,11 @@ class IdentityMutation:
         use_cases = info.context.use_cases
         session, errors = await attempt(
             lambda: use_cases.login_throttle.attempt(
-                f"staff:{login}", _client(info), lambda: use_cases.staff_login(login, password)
+                # the login as it is looked up (stripped, any case): " admin"
+                # is admin, and must not be a fresh count of guesses
+                f"staff:{login.strip()}",
+                _client(info),
+                lambda: use_cases.staff_login(login, password),
             )
         )
         return LoginPayload.of(session, errors)

@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
+    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
@@ -26,10 +27,12 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
 
 from ratel.application.queries import CustomerSearch
+from ratel.domain import account as account_domain
 from ratel.domain import customer as customer_domain
 from ratel.domain.customer import Contact
 from ratel.domain.errors import NotFound
@@ -366,6 +369,7 @@ class Query(IdentityQuery, CrmQuery, DirectoryQuery, RadiusQuery):
     @guarded("USSD: the balance of the subscriber with this MSISDN (null: unknown number).")
     async def ussd_balance(self, info: Info, msisdn: str) -> UssdBalance | None:
         try:
+            await _ussd_account(info, msisdn)
             view = await info.context.use_cases.balance_enquiry(StoreIdentifierKind.MSISDN, msisdn)
         except (NotFound, ValueError):
             return None
@@ -647,9 +651,7 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         use_cases = info.context.use_cases
 
         async def call() -> str:
-            account = await use_cases.find_account(StoreIdentifierKind.MSISDN, msisdn)
-            if account is None:
-                raise NotFound("this number is not known")
+            account = await _ussd_account(info, msisdn)
             customer = await use_cases.redeem_voucher(account.customer_id, code)
             return f"Voucher accepted. Your current balance is {customer.wallet.balance.display()}"
 
@@ -661,14 +663,22 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         use_cases = info.context.use_cases
 
         async def call() -> str:
-            account = await use_cases.find_account(StoreIdentifierKind.MSISDN, msisdn)
-            if account is None:
-                raise NotFound("this number is not known")
+            account = await _ussd_account(info, msisdn)
             changed = await use_cases.change_product(account.id, code.strip().upper())
             return f"Your package is now {changed.product_code}"
 
         text, errors = await attempt(call)
         return UssdPayload(text=text or _ussd_refusal(errors), errors=errors)
+
+
+async def _ussd_account(info: Info, msisdn: str) -> account_domain.Account:
+    """The account dialling from ``msisdn``. A terminated account keeps its
+    number in the store, but nobody it belongs to dials from it any more:
+    unknown, as a number nobody has."""
+    account = await info.context.use_cases.find_account(StoreIdentifierKind.MSISDN, msisdn)
+    if account is None or account.status is account_domain.AccountStatus.TERMINATED:
+        raise NotFound("this number is not known")
+    return account
 
 
 def _ussd_refusal(errors: list[UserError]) -> str:
@@ -728,7 +738,43 @@ CACHED_DOCUMENTS = 512
 log = logging.getLogger("ratel.graphql")
 
 #: Error codes of a caller's mistake: logged in one line, not as a failure.
-REFUSAL_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS"})
+REFUSAL_CODES = frozenset(
+    {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS", "BAD_CURSOR"}
+)
+
+
+#: What a caller is told of a resolver that failed unexpectedly: the exception
+#: (an SQL statement, a path) is for the log, not for the client.
+INTERNAL = "internal error: the request could not be served (it is logged)"
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    """A resolver's unexpected exception (it has a path), not a refusal said
+    on purpose (a ``GraphQLError`` with its code) nor an invalid query or
+    argument (no path: the caller's mistake, and its message says which)."""
+    original = error.original_error
+    return (
+        error.path is not None and original is not None and not isinstance(original, GraphQLError)
+    )
+
+
+def _aware(value: object) -> datetime:
+    """A DateTime argument: ISO 8601 with its UTC offset (``Z`` or ``+hh:mm``).
+    A time without one names no instant (ratel keeps UTC), so it is refused."""
+    if not isinstance(value, str):
+        raise ValueError("a DateTime is an ISO 8601 string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"{value!r} has no UTC offset: add Z or +hh:mm")
+    return parsed
+
+
+AwareDateTime = strawberry.scalar(
+    name="DateTime",
+    description="Date with time (ISO 8601) and its UTC offset.",
+    serialize=datetime.isoformat,
+    parse_value=_aware,
+)
 
 
 class RatelSchema(strawberry.Schema):
@@ -773,8 +819,13 @@ def build_schema(
     ]
     if recorder is not None:
         extensions.insert(0, lambda: OperationMetrics(recorder))
+    extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message=INTERNAL))
     schema = RatelSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map={datetime: AwareDateTime}),
     )
     check_guarded(schema)
     return schema

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Generic, TypeVar
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from ratel.application.enquiry import BalanceView, QuotaView
@@ -65,13 +66,27 @@ def decode_cursor(cursor: str | None, kind: str) -> str | None:
     return value if prefix == kind else None
 
 
+#: The deepest an offset cursor may go: each page reads the rows it skips.
+MAX_OFFSET = 100_000
+
+
 def offset_after(cursor: str | None) -> int:
-    """The position after an offset cursor (0 without one)."""
+    """The position after an offset cursor (0 without one, or with one that
+    is not ours). A position past ``MAX_OFFSET`` is refused (``BAD_CURSOR``):
+    narrow the list rather than page that deep."""
     value = decode_cursor(cursor, "offset")
     try:
-        return int(value) + 1 if value is not None else 0
+        position = int(value) + 1 if value is not None else 0
     except ValueError:
         return 0
+    if position < 0:
+        return 0
+    if position > MAX_OFFSET:
+        raise GraphQLError(
+            f"a list is paged at most {MAX_OFFSET:,} items deep",
+            extensions={"code": "BAD_CURSOR"},
+        )
+    return position
 
 
 def page_size(first: int | None) -> int:
@@ -715,18 +730,35 @@ class Account:
 async def account_xdrs(
     info: Info, account_id: str, first: int | None, after: str | None
 ) -> Connection[Xdr]:
-    """A page of an account's xDRs; the cursor is the end time of the last one
-    (the finder pages by time: ``before``)."""
+    """A page of an account's xDRs; the cursor is the end time and the id of
+    the last one (the finder pages by both: xDRs ending in the same instant
+    are none skipped). A cursor that is not one of these starts over."""
     size = page_size(first)
-    before_text = decode_cursor(after, "ended")
-    before = datetime.fromisoformat(before_text) if before_text else None
-    rows = await info.context.use_cases.account_xdrs(account_id, before=before, limit=size + 1)
+    before, before_id = _xdr_position(decode_cursor(after, "ended"))
+    rows = await info.context.use_cases.account_xdrs(
+        account_id, before=before, before_id=before_id, limit=size + 1
+    )
     return connection(
         [Xdr.of(x) for x in rows],
         size,
-        lambda x, _i: encode_cursor("ended", x.ended_at.isoformat()),
+        lambda x, _i: encode_cursor("ended", f"{x.ended_at.isoformat()}|{x.id}"),
         has_previous=before is not None,
     )
+
+
+def _xdr_position(text: str | None) -> tuple[datetime | None, str | None]:
+    """The end time and id in an xDR cursor; (None, None) for none or one
+    that is not ours. An older cursor has the end time only."""
+    if not text:
+        return None, None
+    when, _, xdr_id = text.partition("|")
+    try:
+        at = datetime.fromisoformat(when)
+    except ValueError:
+        return None, None
+    if at.tzinfo is None:
+        return None, None
+    return at, xdr_id or None
 
 
 #: What the Salesforce tab shows as payments: money the customer brought in.
@@ -831,5 +863,10 @@ class Customer:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Xdr]:
-        rows = await info.context.use_cases.customer_xdrs(self.id, since=since, until=until)
-        return slice_connection([Xdr.of(x) for x in rows], first, after)
+        start = offset_after(after)
+        size = page_size(first)
+        # what the page needs, not every xDR the customer ever had
+        rows = await info.context.use_cases.customer_xdrs(
+            self.id, since=since, until=until, limit=start + size + 1
+        )
+        return offset_connection([Xdr.of(x) for x in rows[start:]], start, size)

@@ -331,15 +331,26 @@ class XdrRepository(Protocol):
         ...
 
     async def for_account(
-        self, account_id: str, *, before: datetime | None = None, limit: int = 100
+        self,
+        account_id: str,
+        *,
+        before: datetime | None = None,
+        before_id: str | None = None,
+        limit: int = 100,
     ) -> list[Xdr]:
         """The account's xDRs, newest first."""
         ...
 
     async def for_customer(
-        self, customer_id: str, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        customer_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
     ) -> list[Xdr]:
-        """The customer's xDRs ended in [since, until), oldest first."""
+        """The customer's xDRs ended in [since, until), oldest first (the
+        first ``limit``)."""
         ...
 
 

@@ -156,8 +156,16 @@ class SqlXdrRepository(Repository):
         return None if row is None else _xdr_from_row(row)
 
     async def for_account(
-        self, account_id: str, *, before: datetime | None = None, limit: int = 100
+        self,
+        account_id: str,
+        *,
+        before: datetime | None = None,
+        before_id: str | None = None,
+        limit: int = 100,
     ) -> list[Xdr]:
+        """Newest first, after the xDR (``before``, ``before_id``) in that
+        order: ended earlier, or at the same time with a smaller id (xDRs
+        that end in the same instant are none of them skipped)."""
         c = xdrs.c
         statement = (
             sa.select(xdrs)
@@ -165,15 +173,26 @@ class SqlXdrRepository(Repository):
             .order_by(c.ended_at.desc(), c.id.desc())
             .limit(limit)
         )
-        if before is not None:
+        if before is not None and before_id is not None:
+            statement = statement.where(
+                sa.or_(c.ended_at < before, sa.and_(c.ended_at == before, c.id < before_id))
+            )
+        elif before is not None:
             statement = statement.where(c.ended_at < before)
         return [_xdr_from_row(r) for r in (await self._execute(statement)).mappings().all()]
 
     async def for_customer(
-        self, customer_id: str, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        customer_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
     ) -> list[Xdr]:
         c = xdrs.c
         statement = sa.select(xdrs).where(c.customer_id == customer_id).order_by(c.ended_at, c.id)
+        if limit is not None:
+            statement = statement.limit(limit)
         if since is not None:
             statement = statement.where(c.ended_at >= since)
         if until is not None:
