@@ -877,11 +877,13 @@ class RadiusSessions(RadiusUseCase):
 
     async def claim(self, reaction: str, session: RadiusSession) -> bool:
         """Whether this node is the one to send ``session`` the CoA or
-        Disconnect named by ``reaction`` (``"event:<outbox id>"`` for what an
-        event calls for, ``"restore:<reports>"`` for the restoring CoA of the
-        session as it stands). With several ratel nodes every node's relay
-        sees every event; the first to claim reacts, the others leave it (the
-        NAS gets one request, not one per node). Claims older than
+        Disconnect named by ``reaction``: ``"disconnect:<charging session>:
+        <reports>"`` for the Disconnect an event calls for, ``"restore:
+        <reports>"`` for the restoring CoA, each of the session as it stands
+        (closing a customer raises several events; one Disconnect goes).
+        With several ratel nodes every node's relay sees every event; the
+        first to claim reacts, the others leave it (the NAS gets one request,
+        not one per node). Claims older than
         ``DAE_CLAIMS_KEPT`` are forgotten here, at most once per
         ``CLAIMS_PURGED_EVERY``."""
         now = self.deps.clock.now()

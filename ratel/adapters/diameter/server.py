@@ -44,7 +44,13 @@ log = logging.getLogger("ratel.diameter")
 PROTOCOL = "diameter"
 
 #: Events after which the gateway must report and ask again (RAR).
-REAUTHORIZE_ON = ("BalanceChanged", "AddOnAdded", "AccountBlocked", "CustomerSuspended")
+REAUTHORIZE_ON = (
+    "BalanceChanged",
+    "AddOnAdded",
+    "CreditLimitChanged",
+    "AccountBlocked",
+    "CustomerSuspended",
+)
 #: Events after which the session ends (ASR).
 ABORT_ON = ("AccountTerminated",)
 
@@ -242,6 +248,10 @@ class DiameterServer:
                 time.perf_counter() - started,
                 str(result),
             )
+            if result == codec.UNKNOWN_SESSION_ID:
+                # The gateway has no such session (it ended it, or restarted):
+                # its peer note goes, or every later event would ask again.
+                await self._peers.forget(session_id)
             return result
         if not sent:
             # With several nodes, a peer is connected to one of them: the

@@ -95,8 +95,9 @@ def policy_attributes(vendor: NasVendor, policy: ServicePolicy) -> Attributes:
 def throttle_attributes(
     vendor: NasVendor, download_kbps: int | None, upload_kbps: int | None
 ) -> Attributes:
-    """The lower speed of a throttled session."""
-    return rate_attributes(vendor, download_kbps, upload_kbps)
+    """The lower speed of a throttled session; for a NAS whose rates ratel
+    does not speak (RFC-only gateways), the filter named ``throttle``."""
+    return rate_attributes(vendor, download_kbps, upload_kbps) or [("Filter-Id", "throttle")]
 
 
 def hotline_attributes(vendor: NasVendor, url: str) -> Attributes:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -63,7 +63,10 @@ class DynamicAuthorization:
 
     name = "radius-dae"
 
-    RESTORE_ON: Final = ("BalanceChanged", "AddOnAdded")
+    RESTORE_ON: Final = ("BalanceChanged", "AddOnAdded", "CreditLimitChanged", "QuotaRenewed")
+    #: Refusals that hotline or throttle (a product's final-unit action)
+    #: when it says so; any other refusal disconnects, restricted or not.
+    FOR_FUNDS: Final = frozenset({"insufficient_funds", "credit_limit_exceeded"})
     DISCONNECT_ACCOUNT_ON: Final = ("AccountBlocked", "AccountTerminated")
     DISCONNECT_CUSTOMER_ON: Final = ("CustomerSuspended", "CustomerClosed")
 
@@ -84,7 +87,7 @@ class DynamicAuthorization:
         self._retries = retries
         self._clients: dict[str, RadiusClient] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._session_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         server.after_accounting.append(self.after_accounting)
         relay.subscribe(self._on_event, *self.RESTORE_ON)
         relay.subscribe(self._on_event, *self.DISCONNECT_ACCOUNT_ON, *self.DISCONNECT_CUSTOMER_ON)
@@ -137,6 +140,15 @@ class DynamicAuthorization:
             self._spawn(self._restore_session(session, "granted"))
         elif not answer.granted and not session.restricted:
             self._spawn(self._refused(nas, session, answer))
+        elif not answer.granted and not self._for_funds(answer):
+            # Restricted already, and now blocked, terminated, suspended or
+            # closed: its Disconnect (from the event) may have gone unanswered,
+            # and hotline or throttle traffic is not charged.
+            self._spawn(self._refused(nas, session, answer))
+
+    def _for_funds(self, answer: Answer) -> bool:
+        denial = answer.first_denial()
+        return denial is not None and denial.reason in self.FOR_FUNDS
 
     @asynccontextmanager
     async def _one_at_a_time(self, session: RadiusSession) -> AsyncIterator[bool]:
@@ -144,39 +156,59 @@ class DynamicAuthorization:
         decided while a hotline is on its way sees the hotline's outcome.
         Gives whether another one had to finish first."""
         key = (session.nas_address, session.acct_session_id)
-        lock = self._session_locks.setdefault(key, asyncio.Lock())
+        lock, users = self._session_locks.get(key) or (asyncio.Lock(), 0)
+        # counted, not judged by ``locked()``: between one holder leaving and
+        # the next taking it the lock looks free, and a third request would
+        # get a lock of its own
+        self._session_locks[key] = (lock, users + 1)
         waited = lock.locked()
         try:
             async with lock:
                 yield waited
         finally:
-            if not lock.locked() and self._session_locks.get(key) is lock:
+            lock, users = self._session_locks[key]
+            if users == 1:
                 del self._session_locks[key]
+            else:
+                self._session_locks[key] = (lock, users - 1)
 
     async def _refused(self, nas: Nas, session: RadiusSession, answer: Answer) -> None:
         denial = answer.first_denial()
         final = denial.final if denial is not None else None
         async with self._one_at_a_time(session) as waited:
-            if waited:
+            restrict = self._for_funds(answer)
+            if waited and restrict:
                 # the report before was refused too: its hotline or throttle
                 # may have just been applied
                 current = await self._sessions.get(session.nas_address, session.acct_session_id)
                 if current is None or current.restricted:
                     return
+            restriction: tuple[Attributes, str] | None = None
             if (
-                final is not None
+                restrict
+                and final is not None
                 and final.action is ExhaustionAction.REDIRECT
                 and final.redirect_url
             ):
-                attributes = hotline_attributes(nas.vendor, final.redirect_url)
-                await self.change(nas, session, attributes, restricted=True, why="hotline")
-            elif final is not None and final.action is ExhaustionAction.THROTTLE:
+                restriction = hotline_attributes(nas.vendor, final.redirect_url), "hotline"
+            elif restrict and final is not None and final.action is ExhaustionAction.THROTTLE:
                 attributes = throttle_attributes(
                     nas.vendor, final.throttle_download_kbps, final.throttle_upload_kbps
                 )
-                await self.change(nas, session, attributes, restricted=True, why="throttle")
-            else:
-                await self.disconnect(nas, session, why=denial.reason if denial else "denied")
+                restriction = attributes, "throttle"
+            if restriction is not None and restriction[0]:
+                result = await self.change(
+                    nas, session, restriction[0], restricted=True, why=restriction[1]
+                )
+                if result is not None and (result.acked or not result.answered):
+                    return  # applied, or unanswered: the next refused report sends it again
+                # The NAS takes no CoA, or refused it (NAK): the user would stay
+                # connected without funds. Disconnect, if it takes that.
+                log.warning(
+                    "radius: the session could not be restricted; disconnecting it",
+                    extra={"nas_address": nas.address, "session_id": session.charging_session_id},
+                )
+            await self.disconnect(nas, session, why=denial.reason if denial else "denied")
 
     async def change(
         self,
@@ -253,8 +285,7 @@ class DynamicAuthorization:
                     sessions = await self._sessions.open_for_account(entry.aggregate_id)
                 else:
                     sessions = await self._sessions.open_for_customer(entry.aggregate_id)
-                for listed in sessions:
-                    await self._restore_session(listed, entry.event_type)
+                await _per_nas(sessions, lambda s: self._restore_session(s, entry.event_type))
                 return
             if entry.event_type in self.DISCONNECT_ACCOUNT_ON:
                 sessions = await self._sessions.open_for_account(entry.aggregate_id)
@@ -262,9 +293,16 @@ class DynamicAuthorization:
                 sessions = await self._sessions.open_for_customer(entry.aggregate_id)
             else:
                 return
-            for session in sessions:
-                if await self._sessions.claim(f"event:{entry.id}", session):
+
+            async def disconnect(session: RadiusSession) -> None:
+                # One per session as it stands, whichever event and node: closing
+                # a customer raises AccountTerminated for each account and
+                # CustomerClosed. A later report allows a new one.
+                reaction = f"disconnect:{session.charging_session_id}:{session.reports}"
+                if await self._sessions.claim(reaction, session):
                     await self._disconnect_session(session, entry.event_type)
+
+            await _per_nas(sessions, disconnect)
         except Exception:
             log.exception("dynamic authorization failed", extra={"event_id": entry.id})
 
@@ -288,9 +326,40 @@ class DynamicAuthorization:
                 return  # sent already, by this node or another
             policy = await self._sessions.policy(session.account_id)
             attributes = policy_attributes(nas.vendor, policy)
+            if not attributes:
+                # Nothing to restore with (an RFC-only NAS and a policy without
+                # a name): an empty CoA would be ACKed and lift nothing. The
+                # user reconnects, and the Access-Accept brings the policy.
+                done = await self.disconnect(nas, session, why=f"{why}: restored by reconnecting")
+                if done is None:
+                    log.warning(
+                        "radius: a paid-up session stays restricted: its NAS takes no "
+                        "Disconnect and its policy names nothing a CoA could restore",
+                        extra={
+                            "nas_address": nas.address,
+                            "session_id": session.charging_session_id,
+                        },
+                    )
+                return
             await self.change(nas, session, attributes, restricted=False, why=why)
 
     async def _disconnect_session(self, session: RadiusSession, why: str) -> None:
         nas = self._server.nas.get(session.nas_address)
         if nas is not None:
             await self.disconnect(nas, session, why=why)
+
+
+async def _per_nas(
+    sessions: list[RadiusSession], act: Callable[[RadiusSession], Awaitable[None]]
+) -> None:
+    """``act`` on each session: the NASes at once, each NAS's sessions one
+    after another (a NAS that does not answer holds back only its own)."""
+    by_nas: dict[str, list[RadiusSession]] = {}
+    for session in sessions:
+        by_nas.setdefault(session.nas_address, []).append(session)
+
+    async def in_turn(listed: list[RadiusSession]) -> None:
+        for session in listed:
+            await act(session)
+
+    await asyncio.gather(*(in_turn(listed) for listed in by_nas.values()))
