@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ratel.application.base import UseCase, found
 from ratel.domain import events
-from ratel.domain.crm import CrmSystem, record_id
+from ratel.domain.crm import CrmSystem, InvalidCrmRecord, record_id
 from ratel.domain.customer import Customer
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class LinkCrmRecord(UseCase):
     provisioning (the Zendesk adapter) learns of it."""
 
     async def __call__(self, customer_id: str, system: CrmSystem, external_id: str) -> Customer:
-        external_id = record_id(external_id)
+        external_id = record_id(external_id, system)
         now = self.deps.clock.now()
         async with self.deps.uow() as uow:
             customer = found(await uow.customers.get(customer_id), "customer", customer_id)
@@ -82,6 +82,10 @@ class CustomerByCrmRecord(UseCase):
     """The customer linked to a CRM record, or None."""
 
     async def __call__(self, system: CrmSystem, external_id: str) -> Customer | None:
+        try:
+            wanted = record_id(external_id, system)  # as links are stored
+        except InvalidCrmRecord:
+            return None  # no link has such an id
         async with self.deps.uow() as uow:
-            customer_id = await uow.crm_links.customer_for(system.value, external_id.strip())
+            customer_id = await uow.crm_links.customer_for(system.value, wanted)
             return await uow.customers.get(customer_id) if customer_id else None

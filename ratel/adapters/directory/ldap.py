@@ -53,6 +53,10 @@ T = TypeVar("T")
 
 _SUCCESS: Final = 0
 _INVALID_CREDENTIALS: Final = 49
+#: What a server answers a user's bind it refuses for the user's sake, not its
+#: own: wrong password (49), password expired or constraint (19, 389-DS),
+#: account inactivated (53, 389-DS). The server works: no failover.
+_USER_REFUSED: Final = frozenset({_INVALID_CREDENTIALS, 19, 53})
 _PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _ACCOUNT_DISABLE: Final = 0x2  # userAccountControl bit
 _NEVER: Final = (0, 0x7FFF_FFFF_FFFF_FFFF)  # accountExpires values meaning "never"
@@ -296,6 +300,12 @@ class LdapDirectory:
         secret = self.config.service_password() if password is None else password
         if not secret:
             raise _ServerFailed("refusing an empty password: it would bind anonymously")
+        if password is not None:
+            # As typed, UTF-8: given text, ldap3 applies SASLprep, which
+            # changes some passwords the directory holds (NFKC, a no-break
+            # space) and raises on others (a control character), which
+            # looked like a dead server.
+            secret = password.encode("utf-8")
         connection = ldap3.Connection(
             server,
             user=user,
@@ -312,7 +322,7 @@ class LdapDirectory:
                 raise _ServerFailed(f"StartTLS refused: {_said(connection)}")
             if not connection.bind():
                 code = connection.result.get("result") if connection.result else None
-                if password is not None and code == _INVALID_CREDENTIALS:
+                if password is not None and code in _USER_REFUSED:
                     raise _WrongPassword()
                 who = "the service account" if password is None else "the user"
                 raise _ServerFailed(f"bind as {who} refused: {_said(connection)}")
@@ -404,9 +414,17 @@ class LdapDirectory:
         return [i["dn"] for i in connection.response or [] if i.get("type") == "searchResEntry"]
 
     def _directory_user(self, connection: ldap3.Connection, entry: _Entry) -> DirectoryUser | None:
-        login = entry.first(self.config.login_attribute)
-        if login is None:
+        logins = entry.all(self.config.login_attribute)
+        if len(logins) != 1:
+            if logins:
+                # uid: vic and uid: mal on one entry: whoever logs in by one
+                # of them would be the other. Never guess who it is.
+                log.warning(
+                    "directory entry with several logins ignored",
+                    extra={"dn": entry.dn, "logins": logins[:5]},
+                )
             return None
+        login = logins[0]
         groups = self._groups(connection, entry)
         roles = frozenset(self._roles[key] for g in groups if (key := dn_key(g)) in self._roles)
         return DirectoryUser(
