@@ -610,10 +610,11 @@ class CreditControlSession:
         if hold is not None:
             for bucket_id, held in hold.buckets:
                 bucket = ctx.bucket(bucket_id)
+                if bucket is None:
+                    continue  # gone with its add-on: other buckets or money pay
                 take = min(remaining, held)
-                if bucket is not None:
-                    bucket.settle(held, take)
-                    touched.append(bucket)
+                bucket.settle(held, take)
+                touched.append(bucket)
                 self._count_bucket(stream, bucket_id, take)
                 remaining -= take
         if remaining > 0:
@@ -654,16 +655,18 @@ class CreditControlSession:
         if hold is not None:
             for bucket_id, held in hold.money_buckets:
                 bucket = ctx.bucket(bucket_id)
+                if bucket is None:
+                    continue  # gone with its add-on: the balance pays
                 take = min(remaining.amount, held)
-                if bucket is not None:
-                    bucket.settle(held, take)
+                bucket.settle(held, take)
                 stream.paid_by_buckets = (
                     stream.paid_by_buckets or Money.zero(self.currency)
                 ) + Money(take, self.currency)
                 remaining = remaining - Money(take, self.currency)
         held_money = hold.money if hold is not None else Money.zero(self.currency)
-        if remaining.is_positive() and hold is None:
-            # usage without a hold (overuse): service wallets with free money first
+        if remaining.is_positive():
+            # usage past what was held (overuse, or a grant the wallets could
+            # not back then): service wallets with free money first
             for bucket in orders.of(Unit.MONEY):
                 take = bucket.draw(remaining.amount)
                 stream.paid_by_buckets = (
@@ -763,12 +766,9 @@ class CreditControlSession:
         except DomainError as error:
             return self._deny(request, error)
         wanted = ctx.config.grant_size(request.unit, request.requested)
-        validity = ctx.config.validity_seconds
-        change_at = (
-            stream.rated.next_change(now, now + timedelta(seconds=validity))
-            if stream.rated is not None and not stream.free
-            else None
-        )
+        change_at, validity = _tariff_change(stream, now, ctx.config.validity_seconds)
+        if request.unit is Unit.SECONDS:
+            wanted = min(wanted, validity)  # no seconds past a second change
         if stream.free:
             return Grant(
                 request.key,
@@ -925,15 +925,21 @@ class CreditControlSession:
         except DomainError as error:
             return self._deny(request, error)
         units = request.requested if request.requested is not None else 1
-        buckets = self._buckets_for(ctx, stream, request.unit, now)
+        # a free rating group (a self-care portal) draws on nothing
+        buckets = [] if stream.free else self._buckets_for(ctx, stream, request.unit, now)
         covered = min(Decimal(units), sum((b.free for b in buckets), Decimal(0)))
         money_units = units - int(covered)
         cost = Money.zero(self.currency)
         if money_units and not stream.free:
             if stream.rated is None:
                 return self._deny(request, RatingFailed(f"no rate for {request.access_code}"))
-            cost = stream.rated.rate_at(now).increment(stream.money_units, money_units)
-            if not ctx.customer.wallet.can_reserve(cost):
+            # each event one interval (a one-step USSD request is 0.2 however
+            # short, and three are 0.6), not seconds of a session
+            cost = stream.rated.rate_at(now).event_cost(money_units)
+            wallets = self._buckets_for(ctx, stream, Unit.MONEY, now)
+            in_wallets = min(cost.amount, sum((b.free for b in wallets), Decimal(0)))
+            from_balance = cost - Money(in_wallets, self.currency)
+            if not ctx.customer.wallet.can_reserve(from_balance):
                 return self._deny(
                     request, InsufficientFunds("not enough funds for this event"), self._final(ctx)
                 )
@@ -947,7 +953,16 @@ class CreditControlSession:
                 touched.append(bucket)
                 self._count_bucket(stream, bucket.id, take)
                 remaining -= take
-        ctx.customer.wallet.debit(cost)
+        if cost.is_positive():
+            # service wallets first (an SMS wallet pays an SMS), then the balance
+            left = cost.amount
+            for wallet in self._buckets_for(ctx, stream, Unit.MONEY, now):
+                take = wallet.draw(left)
+                left -= take
+                stream.paid_by_buckets = (
+                    stream.paid_by_buckets or Money.zero(self.currency)
+                ) + Money(take, self.currency)
+            ctx.customer.wallet.debit(Money(left, self.currency))
         stream.money_units += money_units
         stream.used_units += units
         stream.cost = (stream.cost or Money.zero(self.currency)) + cost
@@ -1048,6 +1063,23 @@ def price_enquiry(
     return rate.cost(units)
 
 
+def _tariff_change(stream: Stream, now: datetime, validity: int) -> tuple[datetime | None, int]:
+    """The Tariff-Time-Change a grant made ``now`` announces, and its validity.
+    A grant announces one change: the usage after it is rated at the rate from
+    then on. A second change within the grant (a short band) ends the grant's
+    validity there, so that the usage after it is reported, and rated, anew."""
+    if stream.rated is None or stream.free:
+        return None, validity
+    until = now + timedelta(seconds=validity)
+    change_at = stream.rated.next_change(now, until)
+    if change_at is None:
+        return None, validity
+    second = stream.rated.next_change(change_at, until)
+    if second is not None:
+        validity = max(1, int((second - now).total_seconds()))
+    return change_at, validity
+
+
 def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) -> bool:
     """Whether quota or funds cover ``request.requested`` units now, changing
     nothing: Diameter CHECK_BALANCE."""
@@ -1072,4 +1104,11 @@ def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) ->
         return True
     if rated is None:
         return False
-    return ctx.customer.wallet.can_reserve(rated.rate_at(now).cost(int(units - covered)))
+    cost = rated.rate_at(now).cost(int(units - covered))
+    wallets = consumption_order(
+        ctx.buckets, request.service, group, request.rating_group, now, Unit.MONEY
+    )
+    in_wallets = sum((b.free for b in wallets), Decimal(0))  # service wallets pay first
+    if in_wallets >= cost.amount:
+        return True
+    return ctx.customer.wallet.can_reserve(cost - Money(in_wallets, cost.currency))
