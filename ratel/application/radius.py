@@ -593,17 +593,7 @@ class ChargeAccounting(RadiusUseCase):
         # the session row is written in the transaction that opens the charging
         for generation in range(2, _GENERATIONS_TRIED + 2):
             try:
-                answer, raced = await self._written_with(
-                    key,
-                    self.credit_control.start(
-                        session.charging_session_id,
-                        Subscriber(IdentifierKind.ACCOUNT_ID, account.id),
-                        [data_request()],
-                        number=0,
-                        sub_session=sub_session,
-                        companion=Companion(self, _Opening(session, replaces=existing is not None)),
-                    ),
-                )
+                answer, raced = await self._opened(session, replaces=existing is not None)
                 break
             except SessionClosed:
                 if not report.correlation_id or generation > _GENERATIONS_TRIED:
@@ -676,6 +666,23 @@ class ChargeAccounting(RadiusUseCase):
             )
         return outcome
 
+    async def _opened(self, session: RadiusSession, *, replaces: bool) -> tuple[Answer, bool]:
+        """Open ``session``'s charging session (or join it, for a sub-session)
+        with its row written in the same transaction (``replaces``: over a
+        closed row of the same id); the answer, and whether another server's
+        row was stored first."""
+        return await self._written_with(
+            (session.nas_address, session.acct_session_id),
+            self.credit_control.start(
+                session.charging_session_id,
+                Subscriber(IdentifierKind.ACCOUNT_ID, session.account_id),
+                [data_request()],
+                number=0,
+                sub_session=session.sub_session,
+                companion=Companion(self, _Opening(session, replaces=replaces)),
+            ),
+        )
+
     def _quiet_long(self, session: RadiusSession) -> bool:
         """Whether the session was last charged half a grant's validity ago or
         more. An idle user's Interim-Updates repeat the same counters (and
@@ -706,18 +713,7 @@ class ChargeAccounting(RadiusUseCase):
         reopened = replace(
             session, charging_session_id=charging_id, updated_at=self.deps.clock.now()
         )
-        key = (session.nas_address, session.acct_session_id)
-        _, raced = await self._written_with(
-            key,
-            self.credit_control.start(
-                charging_id,
-                Subscriber(IdentifierKind.ACCOUNT_ID, session.account_id),
-                [data_request()],
-                number=0,
-                sub_session=session.sub_session,
-                companion=Companion(self, _Opening(reopened, replaces=True)),
-            ),
-        )
+        _, raced = await self._opened(reopened, replaces=True)
         if raced:
             raise ConcurrentChange(
                 f"session {session.acct_session_id} of {session.nas_address} "

@@ -667,14 +667,21 @@ class CreditControlSession:
         if remaining.is_positive():
             # usage past what was held (overuse, or a grant the wallets could
             # not back then): service wallets with free money first
-            for bucket in orders.of(Unit.MONEY):
-                take = bucket.draw(remaining.amount)
-                stream.paid_by_buckets = (
-                    stream.paid_by_buckets or Money.zero(self.currency)
-                ) + Money(take, self.currency)
-                remaining = remaining - Money(take, self.currency)
+            remaining = self._from_wallets(stream, orders.of(Unit.MONEY), remaining)
         ctx.customer.wallet.settle(held_money, remaining)
         self._charged(ctx, cost, now)
+
+    def _from_wallets(self, stream: Stream, wallets: Sequence[QuotaBucket], cost: Money) -> Money:
+        """Draw ``cost`` from the free money of ``wallets`` in their order; what
+        they could not pay (for the balance)."""
+        remaining = cost
+        for wallet in wallets:
+            take = wallet.draw(remaining.amount)
+            stream.paid_by_buckets = (stream.paid_by_buckets or Money.zero(self.currency)) + Money(
+                take, self.currency
+            )
+            remaining = remaining - Money(take, self.currency)
+        return remaining
 
     def _charged(self, ctx: ChargingContext, cost: Money, now: datetime) -> None:
         if not cost.is_zero():
@@ -930,6 +937,7 @@ class CreditControlSession:
         covered = min(Decimal(units), sum((b.free for b in buckets), Decimal(0)))
         money_units = units - int(covered)
         cost = Money.zero(self.currency)
+        wallets: list[QuotaBucket] = []
         if money_units and not stream.free:
             if stream.rated is None:
                 return self._deny(request, RatingFailed(f"no rate for {request.access_code}"))
@@ -955,14 +963,7 @@ class CreditControlSession:
                 remaining -= take
         if cost.is_positive():
             # service wallets first (an SMS wallet pays an SMS), then the balance
-            left = cost.amount
-            for wallet in self._buckets_for(ctx, stream, Unit.MONEY, now):
-                take = wallet.draw(left)
-                left -= take
-                stream.paid_by_buckets = (
-                    stream.paid_by_buckets or Money.zero(self.currency)
-                ) + Money(take, self.currency)
-            ctx.customer.wallet.debit(Money(left, self.currency))
+            ctx.customer.wallet.debit(self._from_wallets(stream, wallets, cost))
         stream.money_units += money_units
         stream.used_units += units
         stream.cost = (stream.cost or Money.zero(self.currency)) + cost

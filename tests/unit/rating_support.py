@@ -1,9 +1,21 @@
-"""Builders for the rating and charging tests (not a test module)."""
+"""Builders for the rating tests (not a test module), on top of those of
+``test_charging``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
+
+from test_charging import (  # the charging tests' builders, shared
+    DATA,
+    DOMESTIC_SMS,
+    LOCAL,
+    MIB,
+    NOW,
+    USSD,
+    data,
+    usd,
+)
 
 from ratel.domain.account import Account
 from ratel.domain.catalogue import (
@@ -27,18 +39,7 @@ from ratel.domain.customer import Customer
 from ratel.domain.location import LocationPolicy
 from ratel.domain.money import Money
 from ratel.domain.quota import QuotaBucket
-from ratel.domain.rating import DestinationGroup, DialingPlan, Rate, Tariff
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-MIB = 1024 * 1024
-LOCAL = DestinationGroup("LOCAL", "Local calls", "400000001")
-DOMESTIC_SMS = DestinationGroup("DOMESTIC", "Domestic SMS", "400000004")
-DATA = DestinationGroup("DATA", "Data", "400000006")
-USSD = DestinationGroup("USSD", "USSD", "400000005")
-
-
-def usd(amount: str | int) -> Money:
-    return Money.of(amount, "USD")
+from ratel.domain.rating import DialingPlan, Rate, Tariff
 
 
 def default_tariffs() -> dict[str, Tariff]:
@@ -153,12 +154,6 @@ def call(
     )
 
 
-def data(requested: int | None = None, used: int = 0, rg: int | None = 10) -> UsageRequest:
-    return UsageRequest(
-        Service.DATA, Unit.BYTES, "DATA", rating_group=rg, requested=requested, used=used
-    )
-
-
 def sms(dest: str = "12025550100", rg: int | None = None) -> UsageRequest:
     return UsageRequest(Service.SMS, Unit.MESSAGES, "SMS", dest, rating_group=rg, requested=1)
 
@@ -167,3 +162,6 @@ def grant_of(answer: object) -> Grant:
     results = answer.results  # type: ignore[attr-defined]
     assert len(results) == 1 and isinstance(results[0], Grant), results
     return results[0]
+
+
+__all__ = ["DATA", "DOMESTIC_SMS", "LOCAL", "MIB", "NOW", "USSD", "data", "usd"]

@@ -124,6 +124,16 @@ def ims(calling: str, called: str) -> Avp:
     )
 
 
+def sms_recipient(number: str = "12055550199") -> Avp:
+    """Service-Information naming an SMS's recipient (3GPP SMS-Information)."""
+    address = avp(
+        codec.RECIPIENT_ADDRESS, [avp(codec.ADDRESS_DATA, number, codec.TGPP)], codec.TGPP
+    )
+    info = avp(codec.RECIPIENT_INFO, [address], codec.TGPP)
+    sms = avp(codec.SMS_INFORMATION, [info], codec.TGPP)
+    return avp(codec.SERVICE_INFORMATION, [sms], codec.TGPP)
+
+
 def find(avps: Sequence[Avp], code: int, vendor: int = 0) -> Avp | None:
     return codec.find(avps, code, vendor)
 

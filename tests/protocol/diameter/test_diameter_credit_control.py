@@ -21,6 +21,7 @@ from gateway import (
     mscc,
     msccs,
     result_code,
+    sms_recipient,
     subscription,
     units,
 )
@@ -306,29 +307,7 @@ async def test_ro_voice_call_with_number_translation(ocs: Container, gw1: Gatewa
 
 async def test_sms_events(ocs: Container, gw1: Gateway) -> None:
     msisdn = await new_subscriber(ocs, "IOT_M2M", "1")  # no SMS quota: money pays
-    recipient = avp(
-        codec.SERVICE_INFORMATION,
-        [
-            avp(
-                codec.SMS_INFORMATION,
-                [
-                    avp(
-                        codec.RECIPIENT_INFO,
-                        [
-                            avp(
-                                codec.RECIPIENT_ADDRESS,
-                                [avp(codec.ADDRESS_DATA, "12055550199", codec.TGPP)],
-                                codec.TGPP,
-                            )
-                        ],
-                        codec.TGPP,
-                    ),
-                ],
-                codec.TGPP,
-            )
-        ],
-        codec.TGPP,
-    )
+    recipient = sms_recipient()
     one = avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_SERVICE_SPECIFIC_UNITS, 1)])
 
     def event(session: str, action: int) -> Message:

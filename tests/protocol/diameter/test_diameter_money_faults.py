@@ -20,6 +20,7 @@ from gateway import (
     mscc,
     msccs,
     result_code,
+    sms_recipient,
     subscription,
     units,
 )
@@ -52,35 +53,12 @@ async def sms_quota_used(ocs: Container, msisdn: str) -> Decimal:
 
 
 def sms_event(gw: Gateway, session: str, msisdn: str, action: int) -> Message:
-    recipient = avp(
-        codec.SERVICE_INFORMATION,
-        [
-            avp(
-                codec.SMS_INFORMATION,
-                [
-                    avp(
-                        codec.RECIPIENT_INFO,
-                        [
-                            avp(
-                                codec.RECIPIENT_ADDRESS,
-                                [avp(codec.ADDRESS_DATA, "12055550199", codec.TGPP)],
-                                codec.TGPP,
-                            )
-                        ],
-                        codec.TGPP,
-                    )
-                ],
-                codec.TGPP,
-            )
-        ],
-        codec.TGPP,
-    )
     return gw.ccr(
         session,
         codec.EVENT,
         0,
         *subscription(msisdn),
-        recipient,
+        sms_recipient(),
         avp(codec.REQUESTED_SERVICE_UNIT, [avp(codec.CC_SERVICE_SPECIFIC_UNITS, 1)]),
         avp(codec.REQUESTED_ACTION, action),
         context=SMS,

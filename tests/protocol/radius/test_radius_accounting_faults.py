@@ -181,11 +181,10 @@ async def test_a_start_during_accounting_on_is_not_closed_by_it(
 
 
 async def _send(source: str, port: int, identifier: int, **attributes: object) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nas:
-        nas.settimeout(5)
-        nas.bind((source, 0))
-        nas.sendto(_raw_acct(identifier, **attributes), ("127.0.0.1", port))
-        return (await asyncio.to_thread(nas.recv, 4096))[0]
+    """The code of the answer to an Accounting-Request sent from ``source``."""
+    reply = await _send_raw(port, _raw_acct(identifier, **attributes), source, timeout=5)
+    assert reply is not None, "no answer"
+    return reply[0]
 
 
 async def test_same_multi_session_id_on_two_nases_charges_each_user(
@@ -436,10 +435,13 @@ def _with_raw_attribute(packet: bytes, attribute: bytes) -> bytes:
     return header + authenticator + body
 
 
-async def _send_raw(port: int, packet: bytes) -> bytes | None:
+async def _send_raw(
+    port: int, packet: bytes, source: str = "127.0.0.1", timeout: float = 1.0
+) -> bytes | None:
+    """The answer to ``packet`` sent from ``source``; None when none came."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nas:
-        nas.settimeout(1.0)
-        nas.bind(("127.0.0.1", 0))
+        nas.settimeout(timeout)
+        nas.bind((source, 0))
         nas.sendto(packet, ("127.0.0.1", port))
         try:
             return await asyncio.to_thread(nas.recv, 4096)

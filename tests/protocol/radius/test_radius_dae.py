@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pyrad import packet as rp
@@ -327,22 +328,31 @@ async def test_a_restore_the_nas_never_answered_is_sent_again_at_the_next_interi
     assert len(nas_listener.received) == 2 + len(restores)  # no CoA once restored
 
 
+#: BROADBAND's speeds, throttled (not hotlined) when its funds run out.
+THROTTLED = ServicePolicy(
+    download_kbps=20_000,
+    upload_kbps=5_000,
+    throttle_download_kbps=128,
+    throttle_upload_kbps=64,
+    on_exhaustion=ExhaustionAction.THROTTLE,
+)
+
+
+async def change_broadband(container: Container, **changes: Any) -> None:
+    """Define the demo BROADBAND product again with ``changes`` (its policy,
+    its quotas)."""
+    products = await container.list_products()()
+    broadband = next(p for p in products if p.code == "BROADBAND")
+    await container.define_product()(replace(broadband, **changes), replace=True)
+
+
 async def test_throttle_products_get_the_lower_rates_and_silence_is_retried(
     container: Container,
     server: RadiusServer,
     dae: DynamicAuthorization,
     listener: tuple[DaeListener, int],
 ) -> None:
-    product = await container.list_products()()
-    broadband = next(p for p in product if p.code == "BROADBAND")
-    throttled = ServicePolicy(
-        download_kbps=20_000,
-        upload_kbps=5_000,
-        throttle_download_kbps=128,
-        throttle_upload_kbps=64,
-        on_exhaustion=ExhaustionAction.THROTTLE,
-    )
-    await container.define_product()(replace(broadband, policy=throttled), replace=True)
+    await change_broadband(container, policy=THROTTLED)
     nas_listener, port = listener
     nas_listener.silent = True
     await register_nas(container, NasVendor.JUNIPER, accepts_coa=True, dae_port=port)

@@ -12,7 +12,9 @@ import pytest
 from pyrad import packet as rp
 from radius_support import MIB, radclient, register_nas, subscriber
 from test_radius_dae import (  # noqa: F401  (fixtures)
+    THROTTLED,
     DaeListener,
+    change_broadband,
     dae,
     hotlined,
     listener,
@@ -293,20 +295,8 @@ async def test_a_throttled_session_whose_disconnect_went_unanswered_is_disconnec
     """A throttled session (free traffic at the throttle rates) of an account
     then terminated: the Disconnect goes unanswered (the NAS was busy). Its
     next refused report disconnects it, restricted as it is."""
-    from dataclasses import replace as dc_replace
 
-    from ratel.domain.catalogue import ExhaustionAction, ServicePolicy
-
-    products = await container.list_products()()
-    broadband = next(p for p in products if p.code == "BROADBAND")
-    throttled = ServicePolicy(
-        download_kbps=20_000,
-        upload_kbps=5_000,
-        throttle_download_kbps=128,
-        throttle_upload_kbps=64,
-        on_exhaustion=ExhaustionAction.THROTTLE,
-    )
-    await container.define_product()(dc_replace(broadband, policy=throttled), replace=True)
+    await change_broadband(container, policy=THROTTLED)
     nas_listener, port = listener
     await register_nas(
         container, NasVendor.JUNIPER, accepts_coa=True, accepts_disconnect=True, dae_port=port
@@ -394,30 +384,19 @@ async def test_a_quota_renewal_lifts_the_throttle_at_once(
 
     from ratel.application.housekeeping import Housekeeping
     from ratel.domain.catalogue import (
-        ExhaustionAction,
         QuotaDefinition,
         Renewal,
         Service,
-        ServicePolicy,
         Unit,
     )
 
-    products = await container.list_products()()
-    broadband = next(p for p in products if p.code == "BROADBAND")
-    fair_use = dc_replace(
-        broadband,
-        policy=ServicePolicy(
-            download_kbps=20_000,
-            upload_kbps=5_000,
-            throttle_download_kbps=128,
-            throttle_upload_kbps=64,
-            on_exhaustion=ExhaustionAction.THROTTLE,
-        ),
+    await change_broadband(
+        container,
+        policy=THROTTLED,
         quotas=(
             QuotaDefinition("FUP", Service.DATA, Unit.BYTES, Decimal(10 * MIB), Renewal.MONTHLY),
         ),
     )
-    await container.define_product()(fair_use, replace=True)
     nas_listener, port = listener
     await register_nas(container, NasVendor.JUNIPER, accepts_coa=True, dae_port=port)
     sub = await subscriber(container, "ivy@isp", balance="0")
@@ -453,19 +432,7 @@ async def test_a_throttle_coa_to_a_generic_nas_carries_a_throttle(
     at full speed, would be charged nothing)."""
     from dataclasses import replace as dc_replace
 
-    from ratel.domain.catalogue import ExhaustionAction, ServicePolicy
-
-    products = await container.list_products()()
-    broadband = next(p for p in products if p.code == "BROADBAND")
-    throttled = ServicePolicy(
-        name="FIBRE-20M",
-        download_kbps=20_000,
-        upload_kbps=5_000,
-        throttle_download_kbps=128,
-        throttle_upload_kbps=64,
-        on_exhaustion=ExhaustionAction.THROTTLE,
-    )
-    await container.define_product()(dc_replace(broadband, policy=throttled), replace=True)
+    await change_broadband(container, policy=dc_replace(THROTTLED, name="FIBRE-20M"))
     nas_listener, port = listener
     await register_nas(container, NasVendor.GENERIC, accepts_coa=True, dae_port=port)
     sub = await subscriber(container, "jack@isp", balance="0.01")
@@ -502,11 +469,7 @@ async def test_a_restore_to_a_generic_nas_lifts_the_hotline_filter(
 
     from radius_support import POLICY
 
-    products = await container.list_products()()
-    broadband = next(p for p in products if p.code == "BROADBAND")
-    await container.define_product()(
-        dc_replace(broadband, policy=dc_replace(POLICY, name=None)), replace=True
-    )
+    await change_broadband(container, policy=dc_replace(POLICY, name=None))
     nas_listener, port = listener
     await register_nas(
         container, NasVendor.GENERIC, accepts_coa=True, accepts_disconnect=True, dae_port=port
