@@ -41,12 +41,14 @@ from ratel.domain.errors import (
     ServiceDenied,
     SessionClosed,
 )
+from ratel.domain.identifiers import UNSET, Unset
 from ratel.domain.nas import (
     DEFAULT_DAE_PORT,
     Nas,
     NasVendor,
     RadiusSession,
     RadiusSessionState,
+    Restriction,
 )
 from ratel.ports.identity import PasswordHasher
 from ratel.ports.radius import RadiusStoreFactory
@@ -411,7 +413,7 @@ class RadiusSessionCache:
         known = self._sessions.get(key)
         kept = replace(session)
         if known is not None:
-            kept.restricted = known.restricted
+            kept.restriction = known.restriction
             kept.last_dae = known.last_dae
         self._sessions[key] = kept
         self._sessions.move_to_end(key)
@@ -419,14 +421,18 @@ class RadiusSessionCache:
             self._sessions.popitem(last=False)
 
     def dae_outcome(
-        self, nas_address: str, acct_session_id: str, last_dae: str, restricted: bool | None
+        self,
+        nas_address: str,
+        acct_session_id: str,
+        last_dae: str,
+        restriction: Restriction | None | Unset,
     ) -> None:
         """What the DAE client stored on a session."""
         known = self._sessions.get((nas_address, acct_session_id))
         if known is not None:
             known.last_dae = last_dae
-            if restricted is not None:
-                known.restricted = restricted
+            if not isinstance(restriction, Unset):
+                known.restriction = restriction
 
     def forget(self, nas_address: str, acct_session_id: str) -> None:
         """Read the session from the store next time."""
@@ -900,22 +906,26 @@ class RadiusSessions(RadiusUseCase):
             return await store.sessions.for_charging_session(charging_session_id)
 
     async def dae_result(
-        self, nas_address: str, acct_session_id: str, outcome: str, restricted: bool | None
+        self,
+        nas_address: str,
+        acct_session_id: str,
+        outcome: str,
+        restriction: Restriction | None | Unset = UNSET,
     ) -> None:
         """Keep what the NAS answered to a CoA / Disconnect on the session, and
-        whether the session is now restricted (hotline or throttle)."""
+        how the session is now restricted (hotline, throttle, None: not)."""
         async with self.store() as store:
             session = await store.sessions.get(nas_address, acct_session_id, lock=True)
             if session is None:
                 return
             session.last_dae = outcome[:500]
-            if restricted is not None:
-                session.restricted = restricted
+            if not isinstance(restriction, Unset):
+                session.restriction = restriction
             session.updated_at = self.deps.clock.now()
             await store.sessions.save(session)
             await store.commit()
         if self.cache is not None:
-            self.cache.dae_outcome(nas_address, acct_session_id, outcome[:500], restricted)
+            self.cache.dae_outcome(nas_address, acct_session_id, outcome[:500], restriction)
 
     async def policy(self, account_id: str) -> ServicePolicy:
         """The account's effective service policy now (for a restoring CoA)."""

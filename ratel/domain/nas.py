@@ -89,6 +89,14 @@ class RadiusSessionState(StrEnum):
     CLOSED = "closed"
 
 
+class Restriction(StrEnum):
+    """How an acknowledged CoA restricted a session that ran out of funds or
+    quota (the product's final-unit action)."""
+
+    HOTLINE = "hotline"  # web requests redirected to the top-up portal
+    THROTTLE = "throttle"  # a lower rate
+
+
 #: Where a NAS's 32-bit octet counter wraps (RFC 2869 5.1: Acct-*-Gigawords
 #: count the wraps, when the NAS sends them).
 COUNTER_WRAP: Final = 2**32
@@ -123,8 +131,12 @@ class RadiusSession:
     session_time: int = 0
     reports: int = 0
     state: RadiusSessionState = RadiusSessionState.OPEN
-    restricted: bool = False  # a hotline or throttle CoA was acknowledged
+    restriction: Restriction | None = None  # the hotline or throttle CoA acknowledged
     last_dae: str | None = None  # the last CoA / Disconnect outcome (ACK, NAK + Error-Cause)
+
+    @property
+    def restricted(self) -> bool:
+        return self.restriction is not None
 
     @property
     def octets(self) -> int:

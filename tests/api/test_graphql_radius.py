@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ratel.container import Container
-from ratel.domain.nas import RadiusSession
+from ratel.domain.nas import RadiusSession, Restriction
 from tests.api.graphql_support import GraphQLClient, demo, demo_template, gql  # noqa: F401
 
 REGISTER = """
@@ -117,7 +117,7 @@ async def test_open_sessions_show_their_last_coa_outcome(
                 started_at=now,
                 updated_at=now,
                 output_octets=5 * 2**32,
-                restricted=True,
+                restriction=Restriction.THROTTLE,
                 last_dae="coa hotline: NAK Error-Cause=Session-Context-Not-Found",
             )
         )

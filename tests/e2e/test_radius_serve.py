@@ -132,7 +132,7 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
                         "name": "bras-1",
                         "address": "127.0.0.1",
                         "secret": SECRET,
-                        "vendor": "HUAWEI",
+                        "vendor": "JUNIPER",
                         "acceptsCoa": True,
                         "acceptsDisconnect": True,
                         "daePort": dae_port,
@@ -153,7 +153,7 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
 
             code, hotline = await asyncio.wait_for(recorder.arrived.get(), 10)
             assert code == rp.CoARequest
-            assert hotline["Huawei-PortalURL"] == ["https://topup.example/"]
+            assert hotline["ERX-Service-Activate"] == ["hotline(https://topup.example/)"]
             assert hotline["Acct-Session-Id"] == ["e2e-1"]
             # The NAS's ACK reaches ratel just after the CoA reached the NAS:
             # only a session recorded as hotlined gets a restoring CoA.
@@ -169,8 +169,9 @@ async def test_a_session_exhausts_its_funds_is_hotlined_and_restored_by_a_top_up
 
             code, restore = await asyncio.wait_for(recorder.arrived.get(), 10)
             assert code == rp.CoARequest
-            assert restore["Huawei-Output-Average-Rate"] == [20_000_000]
-            assert restore["Huawei-Input-Average-Rate"] == [5_000_000]
+            # the full rates, and the hotline service deactivated
+            assert restore["ERX-Service-Activate"] == ["rate-limit(20000000,5000000)"]
+            assert restore["ERX-Service-Deactivate"] == ["hotline"]
             # usage reported once the restore is recorded is charged again
             await restricted_becomes(client, alice.account_id, False)
 

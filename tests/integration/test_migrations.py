@@ -139,6 +139,7 @@ MIGRATIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("0006", "0005", frozenset({"directory_sync_runs"})),
     ("0007", "0006", frozenset()),
     ("0008", "0007", frozenset({"radius_dae_claims"})),
+    ("0009", "0008", frozenset()),
 )
 
 
@@ -163,6 +164,7 @@ async def test_each_migration_adds_its_tables_and_takes_them_away(
 #: Migrations that add columns to existing tables: revision, the one before, (table, column)s.
 COLUMN_MIGRATIONS: tuple[tuple[str, str, frozenset[tuple[str, str]]], ...] = (
     ("0007", "0006", frozenset({("tariffs", "time_zone"), ("rates", "periods")})),
+    ("0009", "0008", frozenset({("radius_sessions", "restriction")})),
 )
 
 
@@ -202,5 +204,41 @@ async def test_each_column_migration_adds_its_columns_and_keeps_the_rows(
             async with engine.connect() as connection:
                 kept = await connection.execute(sa.text("SELECT code FROM tariffs"))
                 assert kept.scalars().all() == ["T"]
+        finally:
+            await engine.dispose()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_sessions_restricted_before_0009_are_taken_as_hotlined(
+    kind: str, tmp_path: Path
+) -> None:
+    """Their kind was not kept: a hotline is the one whose restore must do the
+    most (a portal redirect that a CoA does not take back)."""
+    async with fresh_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(url, "0008")
+            async with engine.begin() as connection:
+                for session, restricted in (("s-1", True), ("s-2", False)):
+                    await connection.execute(
+                        sa.text(
+                            "INSERT INTO radius_sessions (nas_address, acct_session_id, "
+                            "charging_session_id, sub_session, account_id, customer_id, "
+                            "user_name, input_octets, output_octets, session_time, reports, "
+                            "state, restricted, started_at, updated_at) VALUES ('192.0.2.1', "
+                            ":session, 'c', '', 'a', 'c', 'u', 0, 0, 0, 0, 'open', :restricted, "
+                            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                        ),
+                        {"session": session, "restricted": restricted},
+                    )
+            upgrade(url, "0009")
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    sa.text(
+                        "SELECT acct_session_id, restriction FROM radius_sessions "
+                        "ORDER BY acct_session_id"
+                    )
+                )
+                assert [tuple(r) for r in rows] == [("s-1", "hotline"), ("s-2", None)]
         finally:
             await engine.dispose()

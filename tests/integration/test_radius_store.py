@@ -22,6 +22,7 @@ from ratel.domain.nas import (
     NasVendor,
     RadiusSession,
     RadiusSessionState,
+    Restriction,
 )
 
 
@@ -144,7 +145,7 @@ async def test_saving_usage_leaves_the_dae_outcome_alone(store: SqlRadiusStoreFa
     async with store() as work:  # a CoA answered while the report was being charged
         hotlined = await work.sessions.get("192.0.2.1", "u-1", lock=True)
         assert hotlined is not None
-        hotlined.restricted, hotlined.last_dae = True, "coa hotline: ACK"
+        hotlined.restriction, hotlined.last_dae = Restriction.HOTLINE, "coa hotline: ACK"
         await work.sessions.save(hotlined)
         await work.commit()
     assert charged is not None
@@ -156,7 +157,7 @@ async def test_saving_usage_leaves_the_dae_outcome_alone(store: SqlRadiusStoreFa
         final = await work.sessions.get("192.0.2.1", "u-1")
     assert final is not None
     assert (final.output_octets, final.reports) == (10 * 2**20, 1)
-    assert (final.restricted, final.last_dae) == (True, "coa hotline: ACK")
+    assert (final.restriction, final.last_dae) == (Restriction.HOTLINE, "coa hotline: ACK")
 
 
 async def test_usage_of_many_sessions_is_written_in_the_unit_of_work_and_never_goes_back(

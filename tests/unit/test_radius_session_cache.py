@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from ratel.application.radius import RadiusSessionCache
-from ratel.domain.nas import RadiusSession, RadiusSessionState
+from ratel.domain.identifiers import UNSET
+from ratel.domain.nas import RadiusSession, RadiusSessionState, Restriction
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -39,15 +40,15 @@ def test_a_dae_outcome_survives_a_report_charged_meanwhile() -> None:
     being_charged = cache.get("192.0.2.1", "s-1")
     assert being_charged is not None
     # the hotline CoA is acknowledged while the report is in its batch
-    cache.dae_outcome("192.0.2.1", "s-1", "coa hotline: ACK", True)
+    cache.dae_outcome("192.0.2.1", "s-1", "coa hotline: ACK", Restriction.HOTLINE)
     cache.stored(replace(being_charged, reports=2, state=RadiusSessionState.OPEN))
     now = cache.get("192.0.2.1", "s-1")
     assert now is not None
     assert (now.reports, now.restricted, now.last_dae) == (2, True, "coa hotline: ACK")
-    cache.dae_outcome("192.0.2.1", "s-1", "coa restore: ACK", False)
+    cache.dae_outcome("192.0.2.1", "s-1", "coa restore: ACK", None)
     restored = cache.get("192.0.2.1", "s-1")
     assert restored is not None and not restored.restricted
-    cache.dae_outcome("192.0.2.1", "unknown", "disconnect: ACK", None)  # not kept: ignored
+    cache.dae_outcome("192.0.2.1", "unknown", "disconnect: ACK", UNSET)  # not kept: ignored
     assert cache.get("192.0.2.1", "unknown") is None
 
 

@@ -26,6 +26,7 @@ from ratel.domain.nas import (
     NasVendor,
     RadiusSession,
     RadiusSessionState,
+    Restriction,
 )
 from ratel.ports.store import UnitOfWork
 
@@ -108,6 +109,7 @@ def _session_row(session: RadiusSession) -> dict[str, Any]:
         "reports": session.reports,
         "state": session.state.value,
         "restricted": session.restricted,
+        "restriction": session.restriction.value if session.restriction else None,
         "last_dae": session.last_dae,
         "started_at": session.started_at,
         "updated_at": session.updated_at,
@@ -131,9 +133,17 @@ def _session(row: Any) -> RadiusSession:
         session_time=row.session_time,
         reports=row.reports,
         state=RadiusSessionState(row.state),
-        restricted=row.restricted,
+        restriction=_restriction(row),
         last_dae=row.last_dae,
     )
+
+
+def _restriction(row: Any) -> Restriction | None:
+    if row.restriction:
+        return Restriction(row.restriction)
+    # restricted before the kind was kept (0009): taken as a hotline, which
+    # a restore lifts in the way that works for both
+    return Restriction.HOTLINE if row.restricted else None
 
 
 _OPEN = RadiusSessionState.OPEN.value

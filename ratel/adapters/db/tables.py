@@ -535,6 +535,7 @@ radius_sessions = sa.Table(
     sa.Column("reports", sa.Integer, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("restricted", sa.Boolean, nullable=False),
+    sa.Column("restriction", sa.String(16), nullable=True),  # hotline / throttle (0009)
     sa.Column("last_dae", sa.String, nullable=True),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),

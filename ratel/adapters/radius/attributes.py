@@ -100,6 +100,22 @@ def throttle_attributes(
     return rate_attributes(vendor, download_kbps, upload_kbps) or [("Filter-Id", "throttle")]
 
 
+#: Vendors whose hotline is a portal URL attribute: a CoA changes the
+#: attributes it carries and keeps the others, so the restoring CoA's rates
+#: leave the redirect in place.
+_PORTAL_VENDORS: Final = frozenset(
+    {NasVendor.HUAWEI, NasVendor.ALCATEL, NasVendor.CISCO, NasVendor.CISCO_PDSN}
+)
+
+
+def coa_lifts_hotline(vendor: NasVendor) -> bool:
+    """Whether ``policy_attributes`` in a CoA take the hotline back: Juniper's
+    deactivate the hotline service, and an RFC-only gateway's Filter-Id
+    replaces the ``hotline`` filter; a portal URL (Huawei, Alcatel-Lucent,
+    Cisco) stays."""
+    return vendor not in _PORTAL_VENDORS
+
+
 def hotline_attributes(vendor: NasVendor, url: str) -> Attributes:
     """Redirect every web request to the top-up portal (captive portal)."""
     if vendor is NasVendor.HUAWEI:

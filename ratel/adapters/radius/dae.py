@@ -27,6 +27,7 @@ session (``radius_sessions.last_dae``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from pyrad import packet as rp
 
 from ratel.adapters.radius.attributes import (
     Attributes,
+    coa_lifts_hotline,
     hotline_attributes,
     policy_attributes,
     throttle_attributes,
@@ -47,7 +49,8 @@ from ratel.application.radius import AccountingOutcome, RadiusSessions
 from ratel.application.relay import EventRelay
 from ratel.domain.catalogue import ExhaustionAction
 from ratel.domain.charging import Answer
-from ratel.domain.nas import Nas, RadiusSession
+from ratel.domain.identifiers import UNSET, Unset
+from ratel.domain.nas import Nas, RadiusSession, Restriction
 from ratel.ports.store import OutboxEntry
 
 log = logging.getLogger("ratel.radius.dae")
@@ -183,23 +186,23 @@ class DynamicAuthorization:
                 current = await self._sessions.get(session.nas_address, session.acct_session_id)
                 if current is None or current.restricted:
                     return
-            restriction: tuple[Attributes, str] | None = None
+            restriction: tuple[Attributes, Restriction] | None = None
             if (
                 restrict
                 and final is not None
                 and final.action is ExhaustionAction.REDIRECT
                 and final.redirect_url
             ):
-                restriction = hotline_attributes(nas.vendor, final.redirect_url), "hotline"
+                attributes = hotline_attributes(nas.vendor, final.redirect_url)
+                restriction = attributes, Restriction.HOTLINE
             elif restrict and final is not None and final.action is ExhaustionAction.THROTTLE:
                 attributes = throttle_attributes(
                     nas.vendor, final.throttle_download_kbps, final.throttle_upload_kbps
                 )
-                restriction = attributes, "throttle"
+                restriction = attributes, Restriction.THROTTLE
             if restriction is not None and restriction[0]:
-                result = await self.change(
-                    nas, session, restriction[0], restricted=True, why=restriction[1]
-                )
+                attributes, kind = restriction
+                result = await self.change(nas, session, attributes, restriction=kind, why=kind)
                 if result is not None and (result.acked or not result.answered):
                     return  # applied, or unanswered: the next refused report sends it again
                 # The NAS takes no CoA, or refused it (NAK): the user would stay
@@ -216,19 +219,21 @@ class DynamicAuthorization:
         session: RadiusSession,
         attributes: Attributes,
         *,
-        restricted: bool,
+        restriction: Restriction | None,
         why: str,
     ) -> DaeResult | None:
-        """A CoA-Request with ``attributes`` for the session (None: the NAS takes none)."""
+        """A CoA-Request with ``attributes`` for the session, which restricts
+        it as ``restriction`` (None: lifts its restriction) once acknowledged.
+        None: the NAS takes no CoA."""
         if not nas.accepts_coa:
             return None
-        return await self._send(nas, session, rp.CoARequest, attributes, restricted, why)
+        return await self._send(nas, session, rp.CoARequest, attributes, restriction, why)
 
     async def disconnect(self, nas: Nas, session: RadiusSession, *, why: str) -> DaeResult | None:
         """A Disconnect-Request for the session (None: the NAS takes none)."""
         if not nas.accepts_disconnect:
             return None
-        return await self._send(nas, session, rp.DisconnectRequest, [], None, why)
+        return await self._send(nas, session, rp.DisconnectRequest, [], UNSET, why)
 
     async def _send(
         self,
@@ -236,10 +241,12 @@ class DynamicAuthorization:
         session: RadiusSession,
         code: int,
         attributes: Attributes,
-        restricted: bool | None,
+        restriction: Restriction | None | Unset,
         why: str,
     ) -> DaeResult:
         identity: Attributes = [
+            # RFC 5176 3: which NAS, then which session
+            _nas_identification(session.nas_address),
             ("User-Name", session.user_name),
             ("Acct-Session-Id", session.acct_session_id),
         ]
@@ -266,7 +273,7 @@ class DynamicAuthorization:
             session.nas_address,
             session.acct_session_id,
             f"{operation} {why}: {result}",
-            restricted if result.acked else None,
+            restriction if result.acked else UNSET,
         )
         return result
 
@@ -326,12 +333,19 @@ class DynamicAuthorization:
                 return  # sent already, by this node or another
             policy = await self._sessions.policy(session.account_id)
             attributes = policy_attributes(nas.vendor, policy)
-            if not attributes:
-                # Nothing to restore with (an RFC-only NAS and a policy without
-                # a name): an empty CoA would be ACKed and lift nothing. The
-                # user reconnects, and the Access-Accept brings the policy.
+            portal = session.restriction is Restriction.HOTLINE and not coa_lifts_hotline(
+                nas.vendor
+            )
+            if portal or not attributes:
+                # A CoA with the policy would leave the portal redirect on (a CoA
+                # keeps what it does not name), or there is nothing to restore
+                # with (an RFC-only NAS and a policy without a name: an empty
+                # CoA would be ACKed and lift nothing). The user reconnects, and
+                # the Access-Accept brings the whole policy.
                 done = await self.disconnect(nas, session, why=f"{why}: restored by reconnecting")
-                if done is None:
+                if done is not None and (done.acked or not done.answered):
+                    return  # gone, or unanswered: the next granted report tries again
+                if not attributes:
                     log.warning(
                         "radius: a paid-up session stays restricted: its NAS takes no "
                         "Disconnect and its policy names nothing a CoA could restore",
@@ -340,13 +354,26 @@ class DynamicAuthorization:
                             "session_id": session.charging_session_id,
                         },
                     )
-                return
-            await self.change(nas, session, attributes, restricted=False, why=why)
+                    return
+                log.warning(
+                    "radius: the NAS took no Disconnect for a paid-up hotlined session; "
+                    "restoring its rates by CoA, which may leave the portal redirect on",
+                    extra={"nas_address": nas.address, "session_id": session.charging_session_id},
+                )
+            await self.change(nas, session, attributes, restriction=None, why=why)
 
     async def _disconnect_session(self, session: RadiusSession, why: str) -> None:
         nas = self._server.nas.get(session.nas_address)
         if nas is not None:
             await self.disconnect(nas, session, why=why)
+
+
+def _nas_identification(address: str) -> tuple[str, str]:
+    """The NAS's address as RFC 5176's NAS identification attribute (the
+    address the NAS is registered and talks to ratel from)."""
+    if ipaddress.ip_address(address).version == 6:
+        return ("NAS-IPv6-Address", address)
+    return ("NAS-IP-Address", address)
 
 
 async def _per_nas(

@@ -30,7 +30,7 @@ from ratel.application.radius import RadiusSessions
 from ratel.container import Container, build_container, dispose
 from ratel.domain.catalogue import ExhaustionAction, ServicePolicy
 from ratel.domain.money import Money
-from ratel.domain.nas import NasVendor, RadiusSession
+from ratel.domain.nas import NasVendor, RadiusSession, Restriction
 from ratel.ports.store import IdentifierKind
 
 pytestmark = pytest.mark.asyncio
@@ -132,12 +132,15 @@ async def relay(container: Container, dae: DynamicAuthorization) -> None:
     await dae.stop()
 
 
-async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_with_a_nak(
+async def test_exhausted_funds_hotline_top_up_reconnects_and_block_disconnects_with_a_nak(
     container: Container,
     server: RadiusServer,
     dae: DynamicAuthorization,
     listener: tuple[DaeListener, int],
 ) -> None:
+    """A Huawei hotline is a portal URL, which a CoA with the policy's rates
+    would leave on (a CoA keeps what it does not name): the top-up
+    disconnects the session, and the user's next session has the policy."""
     nas_listener, port = listener
     await register_nas(
         container, NasVendor.HUAWEI, accepts_coa=True, accepts_disconnect=True, dae_port=port
@@ -156,11 +159,12 @@ async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_wit
     hotline = await asyncio.wait_for(nas_listener.arrived.get(), 5)
     assert hotline.code == rp.CoARequest
     assert hotline.attributes["Huawei-PortalURL"] == ["https://topup.example/"]
+    assert hotline.attributes["NAS-IP-Address"] == ["127.0.0.1"]  # RFC 5176 3
     assert hotline.attributes["Acct-Session-Id"] == ["d-1"]
     assert hotline.attributes["Framed-IP-Address"] == ["100.64.0.7"]
     await dae.stop()  # waits for the outcome to be stored
     session = await session_of(container, sub)
-    assert session.restricted
+    assert session.restriction is Restriction.HOTLINE
     assert session.last_dae == "coa hotline: ACK"
 
     # traffic to the portal while hotlined is not charged
@@ -171,9 +175,17 @@ async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_wit
     await container.top_up()(sub.customer_id, Money.of("2.00", "USD"), "card")
     await relay(container, dae)
     restore = await asyncio.wait_for(nas_listener.arrived.get(), 5)
-    assert restore.code == rp.CoARequest
-    assert restore.attributes["Huawei-Output-Average-Rate"] == [20_000_000]
-    assert not (await session_of(container, sub)).restricted
+    assert (restore.code, restore.attributes["Acct-Session-Id"]) == (rp.DisconnectRequest, ["d-1"])
+    assert nas_listener.arrived.empty(), "a Disconnect, and no CoA that leaves the portal on"
+    session = await session_of(container, sub)
+    assert session.last_dae == "disconnect BalanceChanged: restored by reconnecting: ACK"
+    # the NAS ends the session; the user's next one is granted with the policy
+    await radclient(acct_port, "acct", more.replace("Interim-Update", "Stop"))
+    again = 'User-Name = "alice@isp", User-Password = "alice-secret-1"'
+    accepted = await radclient(server.addresses["auth"][1], "auth", again)
+    assert accepted.code == "Access-Accept", accepted.output
+    assert "Huawei-PortalURL" not in accepted.output
+    await radclient(acct_port, "acct", start.replace('"d-1"', '"d-2"'))
     view = await container.balance_enquiry()(IdentifierKind.ACCOUNT_ID, sub.account_id)
     assert view.balance.amount == Decimal("2.00")  # 0.05 spent on the first 5 MiB only
 
@@ -183,6 +195,7 @@ async def test_exhausted_funds_hotline_top_up_restores_and_block_disconnects_wit
     disconnect = await asyncio.wait_for(nas_listener.arrived.get(), 5)
     assert disconnect.code == rp.DisconnectRequest
     assert disconnect.attributes["User-Name"] == ["alice@isp"]
+    assert disconnect.attributes["Acct-Session-Id"] == ["d-2"]
     session = await session_of(container, sub)
     assert session.last_dae == (
         "disconnect AccountBlocked: NAK Error-Cause=Session-Context-Not-Found"
@@ -286,10 +299,13 @@ async def test_with_two_nodes_a_top_up_and_a_block_reach_the_nas_once_each(
     finally:
         await other_server.stop()
         await dispose(other)
-    restores = [r for r in nas_listener.received if "Huawei-Output-Average-Rate" in r.attributes]
-    disconnects = [r for r in nas_listener.received if r.code == rp.DisconnectRequest]
-    assert (len(restores), len(disconnects)) == (1, 1)
-    assert len(nas_listener.received) == 3  # with the hotline
+    # the hotline, the restore (a Disconnect: a Huawei portal URL stays after
+    # a CoA) and the block's Disconnect
+    assert [r.code for r in nas_listener.received] == [
+        rp.CoARequest,
+        rp.DisconnectRequest,
+        rp.DisconnectRequest,
+    ]
 
 
 async def test_a_restore_the_nas_never_answered_is_sent_again_at_the_next_interim(

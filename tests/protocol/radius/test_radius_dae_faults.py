@@ -27,7 +27,7 @@ from ratel.adapters.radius.dae import DynamicAuthorization
 from ratel.adapters.radius.server import RadiusServer
 from ratel.container import Container
 from ratel.domain.money import Money
-from ratel.domain.nas import NasVendor, RadiusSession
+from ratel.domain.nas import NasVendor, RadiusSession, Restriction
 from ratel.ports.store import IdentifierKind
 
 pytestmark = pytest.mark.asyncio
@@ -549,3 +549,107 @@ async def test_a_dead_nas_does_not_hold_back_the_disconnects_of_the_others(
     await dae.stop()
     assert disconnect.code == rp.DisconnectRequest
     assert waited < 1.0, f"the healthy NAS's Disconnect waited {waited:.1f} s for the dead NAS"
+
+
+async def exhausted(
+    container: Container,
+    server: RadiusServer,
+    listener: DaeListener,
+    port: int,
+    vendor: NasVendor,
+    *,
+    accepts_disconnect: bool = True,
+) -> tuple[str, str]:
+    """dora's session p-1 on a ``vendor`` NAS, whose first 5 MiB spent her
+    0.05: its restriction (hotline or throttle, as BROADBAND says) has been
+    acknowledged. Her customer id and her account id."""
+    await register_nas(
+        container, vendor, accepts_coa=True, accepts_disconnect=accepts_disconnect, dae_port=port
+    )
+    sub = await subscriber(container, "dora@isp", balance="0.05")
+    acct_port = server.addresses["acct"][1]
+    base = 'User-Name = "dora@isp", Acct-Session-Id = "p-1", '
+    await radclient(acct_port, "acct", base + "Acct-Status-Type = Start")
+    interim = base + f"Acct-Status-Type = Interim-Update, Acct-Output-Octets = {5 * MIB}"
+    await radclient(acct_port, "acct", interim)
+    restriction = await asyncio.wait_for(listener.arrived.get(), 5)
+    assert restriction.code == rp.CoARequest
+    return sub.customer_id, sub.account_id
+
+
+@pytest.mark.parametrize(
+    ("vendor", "portal"),
+    [
+        (NasVendor.HUAWEI, "Huawei-PortalURL"),
+        (NasVendor.ALCATEL, "Alc-Portal-Url"),
+        (NasVendor.CISCO, "Cisco-AVPair"),
+    ],
+)
+async def test_a_paid_up_portal_hotline_is_lifted_by_reconnecting_not_by_a_coa_that_keeps_it(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+    vendor: NasVendor,
+    portal: str,
+) -> None:
+    """These vendors' hotline is a portal URL attribute. A CoA changes the
+    attributes it carries and keeps the others, so a restoring CoA with the
+    policy's rates was ACKed, the session marked restored, and the user
+    stayed redirected to the top-up page after paying."""
+    nas_listener, port = listener
+    customer, account = await exhausted(container, server, nas_listener, port, vendor)
+    assert any("topup.example" in str(v) for v in nas_listener.received[0].attributes[portal])
+    await relay(container, dae)
+    await container.top_up()(customer, Money.of("2.00", "USD"), "card")
+    await relay(container, dae)
+    restores = nas_listener.received[1:]
+    assert [r.code for r in restores] == [rp.DisconnectRequest], [r.attributes for r in restores]
+    assert restores[0].attributes["Acct-Session-Id"] == ["p-1"]
+    [session] = await container.radius_sessions().open_for_account(account)
+    assert session.last_dae == "disconnect BalanceChanged: restored by reconnecting: ACK"
+
+
+async def test_a_throttled_session_is_restored_by_coa_since_rates_replace_rates(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    await change_broadband(container, policy=THROTTLED)
+    nas_listener, port = listener
+    customer, account = await exhausted(container, server, nas_listener, port, NasVendor.HUAWEI)
+    await relay(container, dae)
+    [session] = await container.radius_sessions().open_for_account(account)
+    assert session.restriction is Restriction.THROTTLE
+    await container.top_up()(customer, Money.of("2.00", "USD"), "card")
+    await relay(container, dae)
+    [restore] = nas_listener.received[1:]
+    assert restore.code == rp.CoARequest
+    assert restore.attributes["Huawei-Output-Average-Rate"] == [20_000_000]
+    [session] = await container.radius_sessions().open_for_account(account)
+    assert session.restriction is None
+
+
+async def test_a_portal_hotline_whose_nas_refuses_the_disconnect_gets_its_rates_by_coa(
+    container: Container,
+    server: RadiusServer,
+    dae: DynamicAuthorization,
+    listener: tuple[DaeListener, int],
+) -> None:
+    """The Disconnect that would lift the portal is NAKed: the user keeps at
+    least the rates that were paid for (and the warning says the portal may
+    stay)."""
+    nas_listener, port = listener
+    customer, account = await exhausted(container, server, nas_listener, port, NasVendor.HUAWEI)
+    await relay(container, dae)
+    nas_listener.disconnect_nak = 501  # Administratively-Prohibited
+    await container.top_up()(customer, Money.of("2.00", "USD"), "card")
+    await relay(container, dae)
+    assert [r.code for r in nas_listener.received[1:]] == [
+        rp.DisconnectRequest,
+        rp.CoARequest,
+    ]
+    assert nas_listener.received[-1].attributes["Huawei-Output-Average-Rate"] == [20_000_000]
+    [session] = await container.radius_sessions().open_for_account(account)
+    assert not session.restricted
