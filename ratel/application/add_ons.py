@@ -8,7 +8,8 @@ from datetime import datetime
 from ratel.application.accounts import buckets_for
 from ratel.application.base import UseCase, found, journal, record
 from ratel.domain.account import Account, AddOnAssignment
-from ratel.domain.errors import InvalidAddOn, ReferenceReused
+from ratel.domain.customer import CustomerStatus
+from ratel.domain.errors import CustomerSuspended, InvalidAddOn, ReferenceReused
 from ratel.domain.ledger import TransactionReason
 
 
@@ -59,6 +60,9 @@ class AddAddOn(UseCase):
                 "customer",
                 account.customer_id,
             )
+            if charge and customer.status is CustomerStatus.SUSPENDED:
+                # the balance would pay for a service the account may not use
+                raise CustomerSuspended(f"customer {customer.id} is suspended: it buys no add-on")
             start = effective_from or now
             end = effective_to
             if end is None and product.validity is not None:

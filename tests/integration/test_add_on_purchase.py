@@ -16,6 +16,7 @@ from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher, TimeOrderedIds
 from ratel.application.add_ons import AddAddOn
 from ratel.application.base import Dependencies
+from ratel.domain.errors import CustomerSuspended
 
 
 class Clock:
@@ -58,3 +59,27 @@ async def test_a_retried_add_on_purchase_is_charged_once(
             )
         ).scalar_one()
     assert charges == 2, "a retried purchase was charged again"
+
+
+async def test_a_suspended_customer_buys_no_add_on_but_staff_may_grant_one(
+    uow: SqlUnitOfWorkFactory, deps: Dependencies
+) -> None:
+    """Suspended (for non-payment, fraud): a purchase would take the balance
+    for a service the account may not use; a grant (no charge) is the staff's
+    decision."""
+    owner = customer(balance="10")
+    owner.suspend("non-payment", NOW)
+    acc = account(owner)
+    async with uow() as work:
+        await work.customers.add(owner)
+        await work.accounts.add(acc)
+        await work.commit()
+    with pytest.raises(CustomerSuspended):
+        await AddAddOn(deps)(acc.id, "DATA-24H", charge=True, reference="app-1")
+    async with uow() as work:
+        kept = await work.customers.get(owner.id)
+        assert kept is not None and kept.wallet.balance == owner.wallet.balance
+        held = await work.accounts.get(acc.id)
+        assert held is not None and held.add_ons == []
+    granted = await AddAddOn(deps)(acc.id, "DATA-24H")
+    assert granted.product_code == "DATA-24H"
