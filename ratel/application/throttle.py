@@ -1,11 +1,12 @@
-"""Login throttling: too many failed logins for one login name, or from one
-client address, within a window, and further attempts are refused until the
+"""Throttling of failed attempts: too many failed logins for one login name,
+or from one client address, or too many unusable voucher codes from one
+customer, within a window, and further attempts are refused until the
 oldest failure leaves the window.
 
 The count is kept in this process's memory (per node): a restart forgets it
 and several nodes each count on their own, so an attacker spread over N
 nodes gets N times the attempts. That is enough to make password guessing
-slow; a shared counter would need a store round trip on every login.
+slow; a shared counter would need a store round trip on every attempt.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final, TypeVar
 
 from ratel.domain.errors import DomainError
 from ratel.domain.staff import AuthenticationFailed, LoginNotAllowed
+from ratel.domain.voucher import VoucherUnusable
 from ratel.ports.system import Clock
 
 log = logging.getLogger("ratel.auth")
@@ -63,15 +65,22 @@ class ThrottlePolicy:
 IN_FLIGHT_WAIT: Final = timedelta(seconds=1)
 
 
-class LoginThrottle:
-    """Counts failed logins per login name and per client address.
+class FailureThrottle:
+    """Counts failed attempts per key (a login name, a customer) and per
+    client address.
 
-    ``check`` before verifying the credentials (``TooManyAttempts`` when one
-    of the two is over its limit), ``failed`` after a refusal of the
-    credentials, ``succeeded`` after a login (the login's count starts over;
-    the address's stays, or one good account would reset an address that
-    is guessing others).
+    ``check`` before trying (``TooManyAttempts`` when the key or the address
+    is over its limit), ``failed`` after a refusal. ``attempt`` does both
+    around a call: the exceptions in ``COUNTED`` (and not in ``EXCUSED``)
+    are failures, and attempts still running count as failures, so that a
+    burst sent at once is throttled.
     """
+
+    WHAT: str = "attempt"  # what the log says was throttled
+    COUNTED: tuple[type[Exception], ...] = ()
+    EXCUSED: tuple[type[Exception], ...] = ()
+    #: a success forgets the key's failures
+    FORGIVING: bool = False
 
     def __init__(self, clock: Clock, policy: ThrottlePolicy | None = None) -> None:
         self._clock = clock
@@ -79,23 +88,21 @@ class LoginThrottle:
         self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
         # More failures than the larger limit tell nothing more.
         self._cap = max(self.policy.per_login, self.policy.per_address)
-        # Attempts whose credentials are being checked, per key: they count
-        # as failures until they end, so a burst sent at once is throttled.
+        # Attempts being checked, per key: they count as failures until they
+        # end, so a burst sent at once is throttled.
         self._checking: dict[str, int] = {}
 
     async def attempt(self, login: str, address: str | None, call: Callable[[], Awaitable[T]]) -> T:
-        """Run the login ``call`` unless throttled; count it if the credentials
-        are refused. A refusal after the password was proven (blocked user),
-        or an unavailable directory, counts nothing."""
+        """Run ``call`` unless throttled; count it if it fails as ``COUNTED``."""
         self.check(login, address)
         keys = [key for key, _ in self._keys(login, address)]
         for key in keys:
             self._checking[key] = self._checking.get(key, 0) + 1
         try:
             result = await call()
-        except LoginNotAllowed:
+        except self.EXCUSED:
             raise
-        except AuthenticationFailed:
+        except self.COUNTED:
             self.failed(login, address)
             raise
         finally:
@@ -105,7 +112,8 @@ class LoginThrottle:
                     self._checking[key] = left
                 else:
                     del self._checking[key]
-        self.succeeded(login)
+        if self.FORGIVING:
+            self.succeeded(login)
         return result
 
     def check(self, login: str, address: str | None) -> None:
@@ -115,7 +123,7 @@ class LoginThrottle:
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             log.warning(
-                "login throttled",
+                f"{self.WHAT} throttled",
                 extra={"login": login[:128], "client": address or "", "retry_after": str(wait)},
             )
             raise TooManyAttempts(wait)
@@ -166,3 +174,34 @@ class LoginThrottle:
             return IN_FLIGHT_WAIT  # the attempts being checked may still succeed
         # Free again once enough failures have left the window.
         return times[len(times) - limit] + self.policy.window - now
+
+
+class LoginThrottle(FailureThrottle):
+    """Failed logins per login name and per client address. A refusal after
+    the password was proven (blocked user), or an unavailable directory,
+    counts nothing. A login forgets its name's failures; the address's
+    stay, or one good account would reset an address that is guessing
+    others."""
+
+    WHAT = "login"
+    COUNTED = (AuthenticationFailed,)
+    EXCUSED = (LoginNotAllowed,)
+    FORGIVING = True
+
+
+#: Voucher guesses: five wrong codes per customer in an hour. A code has 14
+#: digits, so at this pace guessing one of a million live vouchers takes
+#: about 20,000 years per customer.
+VOUCHER_GUESSES: Final = ThrottlePolicy(per_login=5, per_address=5, window=timedelta(hours=1))
+
+
+class VoucherThrottle(FailureThrottle):
+    """Unusable voucher codes per customer (the key): a redemption that
+    succeeds forgets nothing, or one real voucher would buy five more
+    guesses."""
+
+    WHAT = "voucher redemption"
+    COUNTED = (VoucherUnusable,)
+
+    def __init__(self, clock: Clock, policy: ThrottlePolicy = VOUCHER_GUESSES) -> None:
+        super().__init__(clock, policy)

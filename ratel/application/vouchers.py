@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from ratel.application.base import UseCase, found, journal, record
+from ratel.application.base import Dependencies, UseCase, found, journal, record
+from ratel.application.throttle import VoucherThrottle
 from ratel.domain.customer import Customer
 from ratel.domain.ledger import TransactionReason
 from ratel.domain.money import Money
@@ -47,9 +48,21 @@ class CreateVouchers(UseCase):
 
 
 class RedeemVoucher(UseCase):
-    """Put a voucher's value on a customer's balance, once."""
+    """Put a voucher's value on a customer's balance, once. A customer's
+    unusable codes are counted (``VoucherThrottle``): past five in an hour,
+    the next tries are refused (``TooManyAttempts``) before any code is
+    looked up, so that guessing codes from an account is slow."""
+
+    def __init__(self, deps: Dependencies, throttle: VoucherThrottle | None = None) -> None:
+        super().__init__(deps)
+        self.throttle = throttle or VoucherThrottle(deps.clock)
 
     async def __call__(self, customer_id: str, code: str) -> Customer:
+        return await self.throttle.attempt(
+            customer_id, None, lambda: self._redeem(customer_id, code)
+        )
+
+    async def _redeem(self, customer_id: str, code: str) -> Customer:
         now = self.deps.clock.now()
         async with self.deps.uow() as uow:
             voucher = await uow.vouchers.by_code_hash(

@@ -22,6 +22,7 @@ from ratel.application.add_ons import AddAddOn
 from ratel.application.base import Dependencies
 from ratel.application.bulk import ImportCustomers, NewCustomer
 from ratel.application.payments import ManualTransaction, RecordPayment, TopUp
+from ratel.application.throttle import TooManyAttempts
 from ratel.application.vouchers import CreateVouchers, RedeemVoucher
 from ratel.domain.errors import DomainError
 from ratel.domain.money import Money
@@ -117,6 +118,38 @@ async def test_expired_cancelled_and_foreign_currency_vouchers_refused(
     async with engine.connect() as c:
         statuses = (await c.execute(sa.select(vouchers.c.status))).scalars().all()
     assert set(statuses) == {"active"}
+
+
+async def test_a_customer_guessing_voucher_codes_is_held_back_for_an_hour(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory, deps: Dependencies, clock: Clock
+) -> None:
+    """Five unusable codes within an hour: the next try is refused before any
+    code is looked up, a real one included, while another customer redeems
+    as usual. A redemption that succeeds forgets no failure."""
+    cid = await new_customer(uow)
+    other = await new_customer(uow)
+    codes = await CreateVouchers(deps)(3, usd("5"))
+    redeem = RedeemVoucher(deps)
+    for n in range(5):
+        with pytest.raises(VoucherUnusable):
+            await redeem(cid, f"{n:014d}")
+        clock.at += timedelta(minutes=1)
+    with pytest.raises(TooManyAttempts) as refused:
+        await redeem(cid, codes[0])
+    assert refused.value.code == "too_many_attempts"
+    assert refused.value.retry_after == timedelta(minutes=55)
+    assert await stored_balance(engine, cid) == 0
+    await redeem(other, codes[1])
+    assert await stored_balance(engine, other) == 5
+
+    clock.at = NOW + timedelta(hours=1)  # the first guess leaves the window
+    await redeem(cid, codes[0])
+    assert await stored_balance(engine, cid) == 5
+    with pytest.raises(VoucherUnusable):  # four left in the window, and this one
+        await redeem(cid, codes[0])
+    with pytest.raises(TooManyAttempts):
+        await redeem(cid, codes[2])
+    assert await stored_balance(engine, cid) == 5
 
 
 # -- top-up / payment -----------------------------------------------------------------------
