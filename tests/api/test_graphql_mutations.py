@@ -107,14 +107,14 @@ async def test_user_errors_not_graphql_errors(gql: GraphQLClient) -> None:
         gql, 'mutation { blockAccount(id: "acc_demo_carol") { account { id } errors { code } } }'
     )
     assert payload == {"account": None, "errors": [{"code": "account_terminated"}]}
-    # an add-on bought with charge=true and no money: insufficient funds
+    # an add-on bought with charge=true by a suspended customer (Eve, who has no money either)
     payload = await mutate(
         gql,
         """mutation { addAddOn(accountId: "acc_demo_eve", productCode: "REGULAR", charge: true) {
              addOn { id } errors { code } } }""",
     )
     assert payload["addOn"] is None
-    assert payload["errors"][0]["code"] in {"insufficient_funds", "credit_limit_exceeded"}
+    assert payload["errors"][0]["code"] == "customer_suspended"
     # bad money and bad identifiers are user errors too
     payload = await mutate(
         gql,
