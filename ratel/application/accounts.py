@@ -8,13 +8,13 @@ it is added (see ``add_ons``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ratel.application.base import Dependencies, UseCase, found, record
 from ratel.domain.account import Account
-from ratel.domain.catalogue import Precedence, Product
+from ratel.domain.catalogue import Precedence, Product, QuotaDefinition
 from ratel.domain.customer import Customer
 from ratel.domain.errors import IllegalTransition, InvalidAccount
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
@@ -31,8 +31,10 @@ def buckets_for(
     ends_at: datetime | None = None,
     assignment_id: str | None = None,
     precedence: int | None = None,
+    definitions: Sequence[QuotaDefinition] | None = None,
 ) -> list[QuotaBucket]:
-    """Fresh buckets for every quota a product gives the account."""
+    """Fresh buckets for every quota a product gives the account (or for
+    ``definitions``, some of them)."""
     return [
         QuotaBucket.grant(
             id=deps.ids.new("qb"),
@@ -44,7 +46,7 @@ def buckets_for(
             ends_at=ends_at,
             assignment_id=assignment_id,
         )
-        for definition in product.quotas
+        for definition in (product.quotas if definitions is None else definitions)
     ]
 
 
@@ -91,6 +93,21 @@ class CreateAccount(UseCase):
             await record(uow, account)
             await uow.commit()
         return account
+
+
+def _resumed(mains: list[QuotaBucket], product: Product, now: datetime) -> list[QuotaDefinition]:
+    """Resume the account's buckets of ``product`` that a change away from it
+    ended within their period (changing product and back gives no fresh
+    allowance); the quotas left need fresh buckets."""
+    fresh = []
+    for definition in product.quotas:
+        earlier = [
+            b for b in mains if b.product_code == product.code and b.quota_code == definition.code
+        ]
+        latest = max(earlier, key=lambda b: (b.expires_at or now, b.valid_from), default=None)
+        if latest is None or not latest.resume(definition, now):
+            fresh.append(definition)
+    return fresh
 
 
 def _end(buckets: list[QuotaBucket], now: datetime) -> None:
@@ -213,17 +230,18 @@ class ChangeProduct(UseCase):
             account.change_product(product_code, now)
             if old != product_code:
                 buckets = await uow.quotas.for_account(account_id, lock=True)
+                mains = [
+                    b
+                    for b in buckets
+                    if b.assignment_id is None and b.precedence == Precedence.MAIN
+                ]
                 # ends the old product's allowance now; history stays
-                _end(
-                    [
-                        b
-                        for b in buckets
-                        if b.assignment_id is None and b.precedence == Precedence.MAIN
-                    ],
-                    now,
-                )
+                _end(mains, now)
+                fresh = _resumed(mains, product, now)
                 await uow.quotas.save(buckets)
-                await uow.quotas.add_many(buckets_for(self.deps, account, product, now))
+                await uow.quotas.add_many(
+                    buckets_for(self.deps, account, product, now, definitions=fresh)
+                )
             await uow.accounts.save(account)
             await record(uow, account)
             await uow.commit()

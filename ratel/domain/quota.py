@@ -204,6 +204,26 @@ class QuotaBucket:
             renewed = True
         return renewed
 
+    def resume(self, definition: QuotaDefinition, now: datetime) -> bool:
+        """Take this bucket back when the account returns to its product within
+        the bucket's period, after a product change ended it: its usage and its
+        renewal dates go on, with the allowance ``definition`` gives now (a
+        fresh bucket would give the allowance again, and count the period from
+        the change). Returns whether it could: not once its period, or a
+        once-only quota's validity, is over."""
+        if self.expires_at is None or self.expires_at > now or self.quota_code != definition.code:
+            return False
+        if self.period_end is not None and now >= self.period_end:
+            return False
+        end = None
+        if definition.renewal is Renewal.ONCE and definition.validity is not None:
+            end = self.valid_from + definition.validity
+            if end <= now:
+                return False
+        self.expires_at = end
+        self.allowance = definition.allowance
+        return True
+
     def _period_end_after(self, start: datetime) -> datetime | None:
         """The end of the period that begins at ``start``. Monthly periods count
         from ``valid_from``, so a quota granted on 31 January renews on 28 February,

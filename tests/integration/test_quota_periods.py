@@ -170,6 +170,29 @@ async def test_a_second_product_change_leaves_a_long_expired_bucket_ended(
     assert (renewed, again.expires_at) == (0, ended_at)
 
 
+async def test_a_product_changed_and_back_within_a_period_gives_no_fresh_allowance(
+    deps: Dependencies,
+) -> None:
+    """70 of BASIC's 100 MiB used, then BASIC -> PLAIN -> BASIC on 10 May:
+    May's period goes on with its 70 MiB used, and renews on 1 June as
+    before. Each round trip gave a fresh 100 MiB (USSD's package change
+    reaches it), and moved the renewals to the 10th."""
+    customer_id, account_id = await account(deps)
+    await use(deps, account_id, "may", 70 * MIB)
+    move(deps, START + timedelta(days=9))
+    await ChangeProduct(deps)(account_id, "PLAIN")
+    move(deps, START + timedelta(days=9, minutes=1))
+    await ChangeProduct(deps)(account_id, "BASIC")
+    [quota] = await QuotaEnquiry(deps)(account_id)
+    assert (quota.used, quota.renews_at) == (70 * MIB, PERIOD_END)
+    await use(deps, account_id, "more", 40 * MIB)  # 30 MiB from quota, 10 MiB at 0.01
+    assert await balance(deps, customer_id) == usd("9.90")
+    move(deps, PERIOD_END + timedelta(minutes=1))
+    assert (await Housekeeping(deps)()).buckets_renewed == 1
+    [quota] = await QuotaEnquiry(deps)(account_id)
+    assert quota.used == 0
+
+
 async def test_a_terminated_accounts_quota_is_not_renewed(deps: Dependencies) -> None:
     """Terminating an account ends its quota buckets: housekeeping renews
     them no more."""

@@ -769,3 +769,36 @@ def test_drawing_in_order_empties_higher_buckets_first(
             assert all(higher.free == 0 for higher in order[:position])
     for b in buckets:  # only what was taken was used, and only from drawn buckets
         assert b.used == used_before[b.id] + taken.get(b.id, 0)
+
+
+# -- a product changed and back: the ended bucket resumes ------------------------------------
+
+
+def test_a_bucket_ended_by_a_product_change_resumes_within_its_period() -> None:
+    monthly = definition("M", 100)
+    ended = grant("basic", monthly)
+    ended.used = Decimal(70)
+    ended.expires_at = T0 + 9 * DAY  # the change away
+    assert ended.resume(definition("M", 120), T0 + 10 * DAY)
+    assert (ended.expires_at, ended.used, ended.allowance) == (None, 70, 120)
+    assert ended.period_end == T0.replace(month=2)  # the period goes on from 1 January
+
+
+def test_a_bucket_resumes_neither_past_its_period_nor_for_another_quota() -> None:
+    ended = grant("basic", definition("M", 100))
+    ended.expires_at = T0 + 9 * DAY
+    assert not ended.resume(definition("OTHER", 100), T0 + 10 * DAY)
+    assert not ended.resume(definition("M", 100), T0.replace(month=2))
+    assert ended.expires_at == T0 + 9 * DAY
+    running = grant("basic", definition("M", 100))
+    assert not running.resume(definition("M", 100), T0 + DAY)  # not ended
+
+
+def test_a_once_only_bucket_resumes_until_its_own_validity_ends() -> None:
+    bonus = definition("B", 100, renewal=Renewal.ONCE, validity=30 * DAY)
+    ended = grant("basic", bonus)
+    ended.expires_at = T0 + 9 * DAY
+    assert ended.resume(bonus, T0 + 10 * DAY)
+    assert ended.expires_at == T0 + 30 * DAY
+    ended.expires_at = T0 + 12 * DAY
+    assert not ended.resume(bonus, T0 + 30 * DAY)
