@@ -190,7 +190,8 @@ class AccountXdrs(UseCase):
 
 
 class CustomerXdrs(UseCase):
-    """A customer's xDRs ended in [since, until), oldest first."""
+    """A customer's xDRs ended in [since, until), oldest first, after the one
+    that ended at ``after`` with the id ``after_id`` if given."""
 
     async def __call__(
         self,
@@ -198,46 +199,52 @@ class CustomerXdrs(UseCase):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: datetime | None = None,
+        after_id: str | None = None,
         limit: int | None = None,
     ) -> list[Xdr]:
         async with self.deps.uow() as uow:
-            return await uow.xdrs.for_customer(customer_id, since=since, until=until, limit=limit)
+            return await uow.xdrs.for_customer(
+                customer_id, since=since, until=until, after=after, after_id=after_id, limit=limit
+            )
 
 
 class CustomerTransactions(UseCase):
-    """A customer's newest balance transactions, newest first (``skip`` the
-    first ones: the journal finder pages by count only); of ``reasons`` only
+    """A customer's newest balance transactions, newest first, after the one
+    made at ``before`` with the id ``before_id`` if given; of ``reasons`` only
     if given (payments: payment, top-up, voucher)."""
 
     async def __call__(
         self,
         customer_id: str,
         *,
-        skip: int = 0,
+        before: datetime | None = None,
+        before_id: str | None = None,
         limit: int = 20,
         reasons: Sequence[TransactionReason] | None = None,
     ) -> list[BalanceTransaction]:
-        skip = max(0, skip)
         async with self.deps.uow() as uow:
-            rows = await uow.transactions.for_customer(
-                customer_id, limit=skip + _page_size(limit), reasons=reasons
+            return await uow.transactions.for_customer(
+                customer_id,
+                limit=_page_size(limit),
+                reasons=reasons,
+                before=before,
+                before_id=before_id,
             )
-        return rows[skip:]
 
 
 class RecentEvents(UseCase):
     """The newest domain events of the outbox, optionally of one aggregate
-    (a customer or account id), newest first."""
+    (a customer or account id), newest first, older than the event
+    ``before_id`` if given."""
 
     async def __call__(
-        self, *, aggregate_id: str | None = None, skip: int = 0, limit: int = 20
+        self, *, aggregate_id: str | None = None, before_id: int | None = None, limit: int = 20
     ) -> list[OutboxEntry]:
-        skip = max(0, skip)
         async with self.deps.uow() as uow:
-            entries = await uow.outbox.recent(
-                aggregate_id=aggregate_id, limit=skip + _page_size(limit)
+            return await uow.outbox.recent(
+                aggregate_id=aggregate_id, before_id=before_id, limit=_page_size(limit)
             )
-        return entries[skip:]
 
 
 class ListVouchers(UseCase):

@@ -20,10 +20,10 @@ from ratel.graphql.permissions import Guard
 from ratel.graphql.types import (
     Connection,
     Info,
+    Position,
     UserError,
-    connection,
-    decode_cursor,
-    encode_cursor,
+    decode_position,
+    keyset_connection,
     page_size,
 )
 
@@ -66,24 +66,13 @@ class DirectorySyncPayload:
     errors: list[UserError]
 
 
-def _run_cursor(run: DirectorySyncRun) -> str:
-    return encode_cursor("syncrun", f"{run.started_at.isoformat()}|{run.id}")
-
-
 def _before(cursor: str | None) -> tuple[datetime, str] | None:
     """The run a cursor names (its start and id); None for no cursor or one
     that is not a sync run's (the list then starts from the newest)."""
-    value = decode_cursor(cursor, "syncrun")
-    if value is None:
+    position = decode_position(cursor, "syncrun")
+    if position is None or position.id is None:
         return None
-    started, _, run_id = value.partition("|")
-    try:
-        started_at = datetime.fromisoformat(started)
-    except ValueError:
-        return None
-    if started_at.tzinfo is None or not run_id:
-        return None
-    return started_at, run_id
+    return position.at, position.id
 
 
 @strawberry.type
@@ -98,11 +87,12 @@ class DirectoryQuery:
         size = page_size(first)
         before = _before(after)
         runs = await info.context.use_cases.directory_sync_runs(limit=size + 1, before=before)
-        return connection(
+        return keyset_connection(
             [DirectorySyncRun.of(run) for run in runs],
             size,
-            lambda run, _i: _run_cursor(run),
-            has_previous=before is not None,
+            "syncrun",
+            lambda run: (run.started_at, run.id),
+            after=Position(*before) if before else None,
         )
 
 

@@ -70,8 +70,6 @@ from ratel.graphql.types import (
     customer_transactions,
     decode_cursor,
     encode_cursor,
-    offset_after,
-    offset_connection,
     page_size,
     plain,
     slice_connection,
@@ -360,11 +358,18 @@ class Query(IdentityQuery, CrmQuery, DirectoryQuery, RadiusQuery):
         after: str | None = None,
     ) -> Connection[DomainEvent]:
         size = page_size(first)
-        start = offset_after(after)
+        # the outbox id is the order events were written in: a keyset on it
+        # shifts nothing when events are written while a caller pages
+        before_id = _event_id(decode_cursor(after, "event"))
         rows = await info.context.use_cases.recent_events(
-            aggregate_id=aggregate_id, skip=start, limit=size + 1
+            aggregate_id=aggregate_id, before_id=before_id, limit=size + 1
         )
-        return offset_connection([DomainEvent.of(e) for e in rows], start, size)
+        return connection(
+            [DomainEvent.of(e) for e in rows],
+            size,
+            lambda e, _i: encode_cursor("event", e.id),
+            has_previous=before_id is not None,
+        )
 
     @guarded("USSD: the balance of the subscriber with this MSISDN (null: unknown number).")
     async def ussd_balance(self, info: Info, msisdn: str) -> UssdBalance | None:
@@ -671,6 +676,14 @@ class Mutation(IdentityMutation, CrmMutation, DirectoryMutation, RadiusMutation)
         return UssdPayload(text=text or _ussd_refusal(errors), errors=errors)
 
 
+def _event_id(value: str | None) -> int | None:
+    """The event id in an event cursor; None (start over) for one that is not ours."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 async def _ussd_account(info: Info, msisdn: str) -> account_domain.Account:
     """The account dialling from ``msisdn``. A terminated account keeps its
     number in the store, but nobody it belongs to dials from it any more:
@@ -739,7 +752,14 @@ log = logging.getLogger("ratel.graphql")
 
 #: Error codes of a caller's mistake: logged in one line, not as a failure.
 REFUSAL_CODES = frozenset(
-    {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS", "BAD_CURSOR"}
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "TOO_MANY_SUBSCRIPTIONS",
+        "BAD_CURSOR",
+        "BAD_USER_INPUT",
+    }
 )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -90,10 +90,65 @@ def offset_after(cursor: str | None) -> int:
 
 
 def page_size(first: int | None) -> int:
-    """``first`` clamped to 0..MAX_FIRST (a larger ask gets the largest page)."""
+    """``first``, or the default page without it. A ``first`` below 1 or above
+    ``MAX_FIRST`` is refused (``BAD_USER_INPUT``): an empty page has no cursor
+    to go on from, and a silently shortened one reads as the whole list."""
     if first is None:
         return DEFAULT_FIRST
-    return max(0, min(first, MAX_FIRST))
+    if not 1 <= first <= MAX_FIRST:
+        raise GraphQLError(
+            f"first must be between 1 and {MAX_FIRST}, not {first}",
+            extensions={"code": "BAD_USER_INPUT", "argument": "first"},
+        )
+    return first
+
+
+class Position(NamedTuple):
+    """Where a keyset page ended: the time and the id of its last row (lists
+    ordered by both, so rows of the same instant are none skipped, and rows
+    added meanwhile shift nothing)."""
+
+    at: datetime
+    id: str | None  # None: an older cursor that has the time only
+
+
+def encode_position(kind: str, at: datetime, row_id: str) -> str:
+    """A keyset cursor naming a row by its time and id."""
+    return encode_cursor(kind, f"{at.isoformat()}|{row_id}")
+
+
+def decode_position(cursor: str | None, kind: str) -> Position | None:
+    """The position in a keyset cursor of ``kind``; None for no cursor or one
+    that is not ours (the list starts over, as ``decode_cursor`` does)."""
+    value = decode_cursor(cursor, kind)
+    if not value:
+        return None
+    when, _, row_id = value.partition("|")
+    try:
+        at = datetime.fromisoformat(when)
+    except ValueError:
+        return None
+    if at.tzinfo is None or at.utcoffset() is None:
+        return None
+    return Position(at, row_id or None)
+
+
+def keyset_connection(
+    rows: Sequence[N],
+    first: int,
+    kind: str,
+    key: Callable[[N], tuple[datetime, str]],
+    *,
+    after: Position | None,
+) -> Connection[N]:
+    """A connection over a keyset page (``rows`` may hold one more than
+    ``first``); each row's cursor is its ``key``, its time and id."""
+    return connection(
+        rows,
+        first,
+        lambda row, _i: encode_position(kind, *key(row)),
+        has_previous=after is not None,
+    )
 
 
 @strawberry.type
@@ -730,35 +785,22 @@ class Account:
 async def account_xdrs(
     info: Info, account_id: str, first: int | None, after: str | None
 ) -> Connection[Xdr]:
-    """A page of an account's xDRs; the cursor is the end time and the id of
-    the last one (the finder pages by both: xDRs ending in the same instant
-    are none skipped). A cursor that is not one of these starts over."""
+    """A page of an account's xDRs, newest first; the cursor is the end time
+    and the id of the last one (the finder pages by both: xDRs ending in the
+    same instant are none skipped). A cursor that is not one of these starts over."""
     size = page_size(first)
-    before, before_id = _xdr_position(decode_cursor(after, "ended"))
+    position = decode_position(after, "ended")
     rows = await info.context.use_cases.account_xdrs(
-        account_id, before=before, before_id=before_id, limit=size + 1
+        account_id,
+        before=position.at if position else None,
+        before_id=position.id if position else None,
+        limit=size + 1,
     )
-    return connection(
-        [Xdr.of(x) for x in rows],
-        size,
-        lambda x, _i: encode_cursor("ended", f"{x.ended_at.isoformat()}|{x.id}"),
-        has_previous=before is not None,
-    )
+    return keyset_connection([Xdr.of(x) for x in rows], size, "ended", _xdr_key, after=position)
 
 
-def _xdr_position(text: str | None) -> tuple[datetime | None, str | None]:
-    """The end time and id in an xDR cursor; (None, None) for none or one
-    that is not ours. An older cursor has the end time only."""
-    if not text:
-        return None, None
-    when, _, xdr_id = text.partition("|")
-    try:
-        at = datetime.fromisoformat(when)
-    except ValueError:
-        return None, None
-    if at.tzinfo is None:
-        return None, None
-    return at, xdr_id or None
+def _xdr_key(xdr: Xdr) -> tuple[datetime, str]:
+    return xdr.ended_at, xdr.id
 
 
 #: What the Salesforce tab shows as payments: money the customer brought in.
@@ -773,13 +815,25 @@ async def customer_transactions(
     *,
     reasons: Sequence[TransactionReason] | None = None,
 ) -> Connection[BalanceTransaction]:
-    """A page of a customer's balance transactions, newest first."""
+    """A page of a customer's balance transactions, newest first; the cursor
+    is the time and id of the last one (transactions made while a caller
+    pages shift nothing). A cursor that is not one of these starts over."""
     size = page_size(first)
-    start = offset_after(after)
+    position = decode_position(after, "created")
     rows = await info.context.use_cases.customer_transactions(
-        customer_id, skip=start, limit=size + 1, reasons=reasons
+        customer_id,
+        before=position.at if position else None,
+        before_id=position.id if position else None,
+        limit=size + 1,
+        reasons=reasons,
     )
-    return offset_connection([BalanceTransaction.of(t) for t in rows], start, size)
+    return keyset_connection(
+        [BalanceTransaction.of(t) for t in rows],
+        size,
+        "created",
+        lambda t: (t.created_at, t.id),
+        after=position,
+    )
 
 
 @strawberry.type
@@ -854,7 +908,9 @@ class Customer:
     def page_url(self, info: Info) -> str | None:
         return info.context.use_cases.links.customer_page(self.id)
 
-    @strawberry.field(description="xDRs of every account of the customer ended in [since, until).")
+    @strawberry.field(
+        description="xDRs of every account of the customer ended in [since, until), oldest first."
+    )
     async def xdrs(
         self,
         info: Info,
@@ -863,10 +919,15 @@ class Customer:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Xdr]:
-        start = offset_after(after)
         size = page_size(first)
-        # what the page needs, not every xDR the customer ever had
+        # oldest first: the page after the cursor's xDR, read alone
+        position = decode_position(after, "ended")
         rows = await info.context.use_cases.customer_xdrs(
-            self.id, since=since, until=until, limit=start + size + 1
+            self.id,
+            since=since,
+            until=until,
+            after=position.at if position else None,
+            after_id=position.id if position else None,
+            limit=size + 1,
         )
-        return offset_connection([Xdr.of(x) for x in rows[start:]], start, size)
+        return keyset_connection([Xdr.of(x) for x in rows], size, "ended", _xdr_key, after=position)

@@ -347,10 +347,13 @@ class XdrRepository(Protocol):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: datetime | None = None,
+        after_id: str | None = None,
         limit: int | None = None,
     ) -> list[Xdr]:
         """The customer's xDRs ended in [since, until), oldest first (the
-        first ``limit``)."""
+        first ``limit``); after the xDR that ended at ``after`` with the id
+        ``after_id`` if given (after ``after`` without an id)."""
         ...
 
 
@@ -372,9 +375,13 @@ class TransactionRepository(Protocol):
         limit: int = 100,
         reasons: Sequence[TransactionReason] | None = None,
         reference: str | None = None,
+        before: datetime | None = None,
+        before_id: str | None = None,
     ) -> list[BalanceTransaction]:
         """The customer's transactions, newest first (of ``reasons`` only, and
-        with that ``reference`` only, if given)."""
+        with that ``reference`` only, if given); after the transaction made at
+        ``before`` with the id ``before_id`` if given (before ``before``
+        without an id)."""
         ...
 
 
@@ -456,9 +463,11 @@ class Outbox(Protocol):
         ...
 
     async def recent(
-        self, *, aggregate_id: str | None = None, limit: int = 100
+        self, *, aggregate_id: str | None = None, before_id: int | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
-        """The newest events, optionally of one aggregate, newest first."""
+        """The newest events, optionally of one aggregate, newest first (by
+        id: the order they were written in); with ``before_id``, those older
+        than that event."""
         ...
 
     async def after(self, last_id: int, limit: int = 200) -> list[OutboxEntry]:

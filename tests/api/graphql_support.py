@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from ratel.config import Environment, Settings
 from ratel.container import Container, build_container, dispose
 from ratel.demo import load_demo
 from ratel.domain.errors import DomainError
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
+from store_databases import BACKENDS, fresh_database
 
 #: Every kind of caller the permission matrix knows, by bearer token.
 PRINCIPALS: Mapping[str, Principal] = {
@@ -67,14 +71,16 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _template(tmp_path_factory.mktemp("graphql-demo"))
 
 
+# never the well-known RADIUS and Diameter ports: other test runs share the machine
+_PORTS = {"radius_auth_port": 0, "radius_acct_port": 0, "diameter_port": 0}
+
+
 def demo_container(template: Path, directory: Path, **settings: Any) -> Container:
     """A container on a fresh copy of the demo database, with test tokens."""
     path = directory / "ratel.db"
     shutil.copyfile(template, path)
-    # never the well-known RADIUS and Diameter ports: other test runs share the machine
-    ports = {"radius_auth_port": 0, "radius_acct_port": 0, "diameter_port": 0}
     container = build_container(
-        Settings(database_url=f"sqlite+aiosqlite:///{path}", **{**ports, **settings})
+        Settings(database_url=f"sqlite+aiosqlite:///{path}", **{**_PORTS, **settings})
     )
     container.authenticate.override(providers.Object(authenticate))
     return container
@@ -85,6 +91,28 @@ async def demo(demo_template: Path, tmp_path: Path) -> AsyncIterator[Container]:
     container = demo_container(demo_template, tmp_path)
     yield container
     await dispose(container)
+
+
+@pytest.fixture(params=BACKENDS)
+async def demo_each(
+    request: pytest.FixtureRequest, demo_template: Path, tmp_path: Path
+) -> AsyncIterator[Container]:
+    """The demo operator on SQLite and on a fresh PostgreSQL database (the
+    server of ``RATEL_TEST_PG_URL``): for what the store's SQL decides."""
+    if request.param == "sqlite":
+        container = demo_container(demo_template, tmp_path)
+        yield container
+        await dispose(container)
+        return
+    async with fresh_database(request.param, tmp_path) as url:
+        upgrade(url)
+        container = build_container(Settings(database_url=url, **_PORTS))
+        container.authenticate.override(providers.Object(authenticate))
+        try:
+            await load_demo(container)
+            yield container
+        finally:
+            await dispose(container)
 
 
 class GraphQLClient:
@@ -128,3 +156,11 @@ async def gql(demo: Container) -> AsyncIterator[GraphQLClient]:
 
 
 PRODUCTION = {"environment": Environment.PRODUCTION, "secret": "a-production-secret-0123456789"}
+
+
+@pytest.fixture
+async def gql_each(demo_each: Container) -> AsyncIterator[GraphQLClient]:
+    """A client of ``demo_each``: on SQLite, then on PostgreSQL."""
+    transport = httpx.ASGITransport(app=create_app(demo_each))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ratel.test") as http:
+        yield GraphQLClient(http)

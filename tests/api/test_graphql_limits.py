@@ -8,18 +8,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from graphql import get_introspection_query
 
 from ratel.adapters.db.records import SqlXdrRepository
 from ratel.container import Container
 from ratel.domain.charging import Xdr
 from ratel.domain.money import Money
-from ratel.graphql.schema import INTERNAL
+from ratel.graphql.schema import INTERNAL, MAX_ALIASES, MAX_DEPTH
 from tests.api.graphql_support import (  # noqa: F401
     GraphQLClient,
     demo,
     demo_template,
     gql,
 )
+from tests.api.test_graphql_schema import PAGE, counting
 
 
 async def test_customer_xdrs_first_bounds_what_is_read(
@@ -115,3 +117,63 @@ async def test_an_unexpected_failure_is_masked_for_the_caller_and_logged(
     assert "SQL" not in str(body)
     failed = [r for r in caplog.records if r.getMessage() == "graphql resolver failed"]
     assert failed and "password_hash" in str(failed[0].exc_info[1])
+
+
+# -- what one query may cost -----------------------------------------------------------
+
+
+async def test_a_too_deep_query_is_refused_before_it_runs_any_sql(
+    gql: GraphQLClient, demo: Container
+) -> None:
+    nested = "customer { accounts { nodes { " * 4 + "id" + " } } }" * 4
+    query = f'{{ account(id: "acc_demo_alice") {{ {nested} }} }}'
+    with counting(demo) as statements:
+        body = await gql.run(query, token="helpdesk")
+    assert body.get("data") is None
+    assert [e["message"] for e in body["errors"]] == [
+        f"'anonymous' exceeds maximum operation depth of {MAX_DEPTH}"
+    ]
+    assert statements == []
+
+
+async def test_an_alias_bomb_is_refused_before_it_runs_any_sql(
+    gql: GraphQLClient, demo: Container
+) -> None:
+    """The same page of customers, each with its journal and usage, asked
+    for under many names: each copy costs its statements again."""
+    page = (
+        "customers(first: 100) { nodes { transactions(first: 100) { nodes { id } } "
+        "accounts { nodes { quotas { remaining } xdrs(first: 100) { nodes { id } } } } } }"
+    )
+    query = "{ " + " ".join(f"c{i}: {page}" for i in range(MAX_ALIASES + 1)) + " }"
+    with counting(demo) as statements:
+        body = await gql.run(query, token="helpdesk")
+    assert body.get("data") is None
+    assert [e["message"] for e in body["errors"]] == [
+        f"{MAX_ALIASES + 1} aliases found. Allowed: {MAX_ALIASES}"
+    ]
+    assert statements == []
+
+
+async def test_the_deepest_query_of_the_tests_still_runs(gql: GraphQLClient) -> None:
+    """The customer page of the back office (seven levels deep) is well within the limit."""
+    data = await gql.data(PAGE, {"first": 5}, token="helpdesk")
+    assert data["customers"]["edges"]
+
+
+async def test_graphiqls_full_introspection_query_passes_the_limits_in_development(
+    gql: GraphQLClient,
+) -> None:
+    """Introspection nests ``ofType`` deeper than any query of ours: the
+    depth limit leaves ``__schema`` and ``__type`` alone (the export and
+    GraphiQL depend on it)."""
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+    data = await gql.data(query)
+    names = {t["name"] for t in data["__schema"]["types"]}
+    assert {"Query", "Mutation", "Customer", "BalanceTransaction"} <= names

@@ -187,8 +187,13 @@ class SqlXdrRepository(Repository):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: datetime | None = None,
+        after_id: str | None = None,
         limit: int | None = None,
     ) -> list[Xdr]:
+        """Oldest first; with ``after``, only those after the xDR (``after``,
+        ``after_id``) in that order: ended later, or at the same time with a
+        greater id (a keyset page)."""
         c = xdrs.c
         statement = sa.select(xdrs).where(c.customer_id == customer_id).order_by(c.ended_at, c.id)
         if limit is not None:
@@ -197,6 +202,12 @@ class SqlXdrRepository(Repository):
             statement = statement.where(c.ended_at >= since)
         if until is not None:
             statement = statement.where(c.ended_at < until)
+        if after is not None and after_id is not None:
+            statement = statement.where(
+                sa.or_(c.ended_at > after, sa.and_(c.ended_at == after, c.id > after_id))
+            )
+        elif after is not None:
+            statement = statement.where(c.ended_at > after)
         return [_xdr_from_row(r) for r in (await self._execute(statement)).mappings().all()]
 
 
@@ -275,13 +286,24 @@ class SqlTransactionRepository(Repository):
         limit: int = 100,
         reasons: Sequence[TransactionReason] | None = None,
         reference: str | None = None,
+        before: datetime | None = None,
+        before_id: str | None = None,
     ) -> list[BalanceTransaction]:
+        """Newest first; with ``before``, only those after the transaction
+        (``before``, ``before_id``) in that order: made earlier, or at the same
+        time with a smaller id (a keyset page: none skipped, none repeated)."""
         c = balance_transactions.c
         statement = sa.select(balance_transactions).where(c.customer_id == customer_id)
         if reasons is not None:
             statement = statement.where(c.reason.in_([r.value for r in reasons]))
         if reference is not None:
             statement = statement.where(c.reference == reference)
+        if before is not None and before_id is not None:
+            statement = statement.where(
+                sa.or_(c.created_at < before, sa.and_(c.created_at == before, c.id < before_id))
+            )
+        elif before is not None:
+            statement = statement.where(c.created_at < before)
         statement = statement.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [
             BalanceTransaction(
@@ -494,10 +516,12 @@ class SqlOutbox(Repository):
             )
 
     async def recent(
-        self, *, aggregate_id: str | None = None, limit: int = 100
+        self, *, aggregate_id: str | None = None, before_id: int | None = None, limit: int = 100
     ) -> list[StoredEvent]:
         c = outbox.c
         statement = sa.select(outbox).order_by(c.id.desc()).limit(limit)
         if aggregate_id is not None:
             statement = statement.where(c.aggregate_id == aggregate_id)
+        if before_id is not None:
+            statement = statement.where(c.id < before_id)
         return [_entry(row) for row in (await self._execute(statement)).mappings().all()]
