@@ -48,9 +48,13 @@ REAUTHORIZE_ON = (
     "BalanceChanged",
     "AddOnAdded",
     "CreditLimitChanged",
+    "QuotaRenewed",
     "AccountBlocked",
     "CustomerSuspended",
 )
+#: How long a RAR waits before it is sent, so that the events of one change
+#: (a top-up and its credit limit, each bucket of a renewed account) make one.
+RAR_GATHERING_SECONDS = 0.1
 #: Events after which the session ends (ASR).
 ABORT_ON = ("AccountTerminated",)
 
@@ -106,6 +110,8 @@ class DiameterServer:
         )
         self._node: DiameterNode | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        # sessions whose RAR is gathering events, not yet sent
+        self._gathering: set[str] = set()
         relay.subscribe(self._reauthorize, *REAUTHORIZE_ON)
         relay.subscribe(self._abort, *ABORT_ON)
         # a session ended, also by Tcc supervision (housekeeping): no RAR for it again
@@ -285,7 +291,19 @@ class DiameterServer:
         if entry.event_type == "BalanceChanged" and not _raised(entry.payload):
             return  # a charge: the gateway already knows
         for session_id in await self._sessions_of(entry):
-            self._spawn(self.re_auth(session_id))
+            if session_id not in self._gathering:
+                self._gathering.add(session_id)
+                self._spawn(self._re_auth_gathered(session_id))
+
+    async def _re_auth_gathered(self, session_id: str) -> None:
+        """One RAR for the events that come while it waits to be sent: the
+        gateway's next report sees them all. An event after it was sent gets a
+        RAR of its own (the gateway may have asked before that change)."""
+        try:
+            await asyncio.sleep(RAR_GATHERING_SECONDS)
+        finally:
+            self._gathering.discard(session_id)
+        await self.re_auth(session_id)
 
     async def _abort(self, entry: OutboxEntry) -> None:
         if self._node is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from gateway import Gateway
@@ -65,3 +66,28 @@ async def test_a_higher_credit_limit_sends_a_rar(ocs: Container, gw1: Gateway) -
         await asyncio.sleep(0.2)
         drain(gw1)
     assert codec.text(rar.avps, codec.SESSION_ID) == session
+
+
+async def test_a_quota_renewal_sends_one_rar_for_all_the_accounts_renewed_buckets(
+    ocs: Container, gw1: Gateway
+) -> None:
+    """A new period's allowance is spending power, as a top-up is: a session
+    whose quota ran out (in a Final-Unit redirect, or refused) must be told
+    to ask again. The account's two buckets renew together: one RAR, not one
+    per bucket."""
+    account, _, session = await open_session(ocs, gw1)
+    async with ocs.uow()() as uow:
+        buckets = await uow.quotas.for_account(account, lock=True)
+        for bucket in buckets:
+            bucket.period_end = datetime.now(UTC) - timedelta(seconds=1)
+        await uow.quotas.save(buckets)
+        await uow.commit()
+    assert len(buckets) == 2
+    assert await ocs.housekeeping().renew_quotas() == 2
+    try:
+        rar = await gw1.server_request(timeout=3)
+    except queue.Empty:
+        pytest.fail("no RAR after the account's quota was renewed")
+    assert codec.text(rar.avps, codec.SESSION_ID) == session
+    with pytest.raises(queue.Empty):
+        await gw1.server_request(timeout=1.5)
