@@ -37,6 +37,7 @@ from ratel.domain import customer as customer_domain
 from ratel.domain.customer import Contact
 from ratel.domain.errors import NotFound
 from ratel.domain.identifiers import Iccid, Identifiers, Imsi, Msisdn
+from ratel.graphql.cost import QueryCostLimiter
 from ratel.graphql.crm import CrmMutation, CrmQuery
 from ratel.graphql.directory import DirectoryMutation, DirectoryQuery
 from ratel.graphql.fields import attempt, guarded, guarded_mutation
@@ -81,6 +82,9 @@ from ratel.ports.store import IdentifierKind as StoreIdentifierKind
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+#: The nodes one query may return, counted before it runs (``ratel.graphql.cost``):
+#: GitHub allows 500,000, but a ratel node is often a row read on its own.
+MAX_NODES = 50_000
 
 
 # -- payloads ------------------------------------------------------------------------------
@@ -759,6 +763,7 @@ REFUSAL_CODES = frozenset(
         "TOO_MANY_SUBSCRIPTIONS",
         "BAD_CURSOR",
         "BAD_USER_INPUT",
+        "QUERY_TOO_COSTLY",
     }
 )
 
@@ -836,6 +841,8 @@ def build_schema(
         lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        # after validation, before any resolver: the count needs the variables
+        lambda: QueryCostLimiter(MAX_NODES),
     ]
     if recorder is not None:
         extensions.insert(0, lambda: OperationMetrics(recorder))

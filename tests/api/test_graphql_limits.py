@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from graphql import get_introspection_query
+from graphql import get_introspection_query, parse
 
 from ratel.adapters.db.records import SqlXdrRepository
 from ratel.container import Container
 from ratel.domain.charging import Xdr
 from ratel.domain.money import Money
-from ratel.graphql.schema import INTERNAL, MAX_ALIASES, MAX_DEPTH
+from ratel.graphql.cost import LIST_FANOUT, query_cost
+from ratel.graphql.schema import INTERNAL, MAX_ALIASES, MAX_DEPTH, MAX_NODES, build_schema
+from ratel.graphql.types import DEFAULT_FIRST, MAX_FIRST
 from tests.api.graphql_support import (  # noqa: F401
     GraphQLClient,
     demo,
@@ -177,3 +179,131 @@ async def test_graphiqls_full_introspection_query_passes_the_limits_in_developme
     data = await gql.data(query)
     names = {t["name"] for t in data["__schema"]["types"]}
     assert {"Query", "Mutation", "Customer", "BalanceTransaction"} <= names
+
+
+# -- what one query may return ----------------------------------------------------------
+
+#: A page of customers with their journal and their accounts' quotas and usage.
+USAGE_PAGE = (
+    "customers(first: 100) { nodes { transactions(first: 100) { nodes { id } } "
+    "accounts { nodes { quotas { remaining } xdrs(first: 100) { nodes { id } } } } } }"
+)
+#: What one copy may return: 100 customers, 100 transactions each, the default
+#: page of accounts each, a list of quotas and 100 xDRs per account.
+USAGE_PAGE_NODES = 100 + 100 * 100 + 100 * DEFAULT_FIRST * (1 + LIST_FANOUT + MAX_FIRST)
+
+
+def too_costly(nodes: int) -> str:
+    return (
+        f"this query may return {nodes:,} nodes, more than the {MAX_NODES:,} allowed: "
+        "ask for smaller pages (first) or fewer nested lists"
+    )
+
+
+def cost(query: str, variables: dict[str, Any] | None = None) -> int:
+    """What ``query`` may return, counted as the server counts it."""
+    return query_cost(build_schema()._schema, parse(query), None, variables)
+
+
+async def test_a_costly_query_within_the_other_limits_is_refused_before_it_runs_any_sql(
+    gql: GraphQLClient, demo: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Within the depth, alias and token limits, the usage page under every
+    alias allowed ran 1,966 statements on the demo data alone: it is refused
+    by what it may return, before anything is read."""
+    query = "{ " + " ".join(f"c{i}: {USAGE_PAGE}" for i in range(MAX_ALIASES)) + " }"
+    with caplog.at_level("INFO", logger="ratel.graphql"), counting(demo) as statements:
+        body = await gql.run(query, token="helpdesk")
+    assert statements == []
+    assert body.get("data") is None
+    (error,) = body["errors"]
+    assert error["message"] == too_costly(MAX_ALIASES * USAGE_PAGE_NODES)
+    assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    refused = [r for r in caplog.records if r.getMessage() == "graphql request refused"]
+    assert [getattr(r, "code", None) for r in refused] == ["QUERY_TOO_COSTLY"]
+
+
+async def test_one_copy_of_the_usage_page_is_refused_too(
+    gql: GraphQLClient, demo: Container
+) -> None:
+    with counting(demo) as statements:
+        body = await gql.run("{ " + USAGE_PAGE + " }", token="helpdesk")
+    assert statements == []
+    assert [e["message"] for e in body["errors"]] == [too_costly(USAGE_PAGE_NODES)]
+
+
+#: 100 customers with 99 transactions each: 10,000 nodes.
+TEN_THOUSAND = "customers(first: 100) { nodes { transactions(first: 99) { nodes { id } } } }"
+
+
+def _at_most(nodes: int) -> str:
+    """A query that may return exactly ``nodes`` nodes (within the alias limit)."""
+    copies, spare = divmod(nodes, 10_000)
+    parts = [f"c{i}: {TEN_THOUSAND}" for i in range(copies)]
+    while spare:
+        page = min(spare, MAX_FIRST)
+        parts.append(f"p{spare}: products(first: {page}) {{ nodes {{ code }} }}")
+        spare -= page
+    return "{ " + " ".join(parts) + " }"
+
+
+async def test_a_query_at_the_limit_runs_and_one_node_more_is_refused(
+    gql: GraphQLClient, demo: Container
+) -> None:
+    at_limit = _at_most(MAX_NODES)
+    assert cost(at_limit) == MAX_NODES
+    data = await gql.data(at_limit, token="helpdesk")
+    assert data["c0"]["nodes"]
+
+    over = _at_most(MAX_NODES + 1)
+    with counting(demo) as statements:
+        body = await gql.run(over, token="helpdesk")
+    assert statements == []
+    assert [e["message"] for e in body["errors"]] == [too_costly(MAX_NODES + 1)]
+
+
+async def test_fragments_and_inline_fragments_are_counted_where_they_are_spread(
+    gql: GraphQLClient, demo: Container
+) -> None:
+    query = """
+    { customers(first: 100) { ...Rows } }
+    fragment Rows on CustomerConnection { nodes { ...Usage } }
+    fragment Usage on Customer {
+      accounts { nodes { ... on Account { xdrs(first: 100) { nodes { id } } } } }
+    }
+    """
+    nodes = 100 + 100 * DEFAULT_FIRST + 100 * DEFAULT_FIRST * 100
+    with counting(demo) as statements:
+        body = await gql.run(query, token="helpdesk")
+    assert statements == []
+    assert [e["message"] for e in body["errors"]] == [too_costly(nodes)]
+
+
+async def test_first_given_as_a_variable_counts_as_its_value(
+    gql: GraphQLClient, demo: Container
+) -> None:
+    query = """query ($n: Int = 100) { customers(first: $n) { nodes {
+      accounts { nodes { xdrs(first: $n) { nodes { id } } } } } } }"""
+    data = await gql.data(query, {"n": 5}, token="helpdesk")
+    assert data["customers"]["nodes"]
+    refused = too_costly(100 + 100 * DEFAULT_FIRST + 100 * DEFAULT_FIRST * 100)
+    for variables in ({"n": 100}, None):  # the value given, else the default
+        with counting(demo) as statements:
+            body = await gql.run(query, variables, token="helpdesk")
+        assert statements == []
+        assert [e["message"] for e in body["errors"]] == [refused]
+
+
+def test_introspection_and_scalars_are_not_counted() -> None:
+    assert cost(get_introspection_query(descriptions=True)) == 0
+    assert cost('{ __typename customer(id: "x") { id name balance { amount } } }') == 0
+
+
+async def test_the_largest_query_of_the_tests_passes_at_the_largest_page(
+    gql: GraphQLClient,
+) -> None:
+    """The back office's customer page (the costliest query of the tests, the
+    README and the CRM, USSD and self-care clients) at ``first: 100``."""
+    assert cost(PAGE, {"first": MAX_FIRST}) == 23_100 <= MAX_NODES
+    data = await gql.data(PAGE, {"first": MAX_FIRST}, token="helpdesk")
+    assert data["customers"]["edges"]
