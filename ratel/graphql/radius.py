@@ -66,6 +66,9 @@ class RadiusSession:
     output_octets: str
     session_time: int
     restricted: bool = strawberry.field(description="Hotlined or throttled by a CoA.")
+    restriction: str | None = strawberry.field(
+        description="How: hotline (redirected to the top-up portal) or throttle; null: neither."
+    )
     last_dae: str | None = strawberry.field(
         description="The NAS's answer to the last CoA / Disconnect (ACK, NAK with Error-Cause)."
     )
@@ -84,6 +87,7 @@ class RadiusSession:
             output_octets=str(session.output_octets),
             session_time=min(session.session_time, 2**31 - 1),
             restricted=session.restricted,
+            restriction=session.restriction.value if session.restriction else None,
             last_dae=session.last_dae,
             started_at=session.started_at,
             updated_at=session.updated_at,

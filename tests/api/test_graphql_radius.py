@@ -124,7 +124,7 @@ async def test_open_sessions_show_their_last_coa_outcome(
         await work.commit()
     body = await gql.run(
         '{ radiusSessions(accountId: "acc_demo_alice") { edges { node { acctSessionId'
-        " outputOctets restricted lastDae } } } }",
+        " outputOctets restricted restriction lastDae } } } }",
         token="administrator",
     )
     assert [e["node"] for e in body["data"]["radiusSessions"]["edges"]] == [
@@ -132,6 +132,7 @@ async def test_open_sessions_show_their_last_coa_outcome(
             "acctSessionId": "s-9",
             "outputOctets": str(5 * 2**32),
             "restricted": True,
+            "restriction": "throttle",
             "lastDae": "coa hotline: NAK Error-Cause=Session-Context-Not-Found",
         }
     ]
