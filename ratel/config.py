@@ -206,6 +206,14 @@ def _positive_integer(value: object) -> int:
     return number
 
 
+def _interim_interval(value: object) -> int:
+    number = _integer(value)
+    if number < 60:
+        # RFC 2869 5.16: not smaller than 60 (each interim is a charging round)
+        raise ValueError(f"expected at least 60 seconds, got {value!r}")
+    return number
+
+
 def _non_negative_integer(value: object) -> int:
     number = _integer(value)
     if number < 0:
@@ -427,7 +435,7 @@ _PARSERS: Final[dict[str, Callable[[object], Any]]] = {
     "directory_connect_timeout": _seconds,
     "directory_receive_timeout": _receive_timeout,
     "directory_sync_interval": _seconds,
-    "radius_interim_interval": _positive_integer,
+    "radius_interim_interval": _interim_interval,
     "radius_receive_buffer": _positive_integer,
     "radius_max_in_flight": _positive_integer,
     "radius_dae_timeout": _seconds,

@@ -285,6 +285,9 @@ class RadiusServer:
             self._drop("malformed", addr)
             return
         data = data[:length]  # octets past Length are padding (RFC 2865 section 3)
+        if not _attributes_fit(data):
+            self._drop("malformed", addr)
+            return
         wanted = rp.AccessRequest if kind == "auth" else rp.AccountingRequest
         if code not in (wanted, rp.StatusServer):
             self._drop("unexpected_code", addr)
@@ -349,7 +352,8 @@ class RadiusServer:
         if decoded.message_authenticator:
             if not decoded.verify_message_authenticator():
                 return "bad_message_authenticator"
-        elif kind == "auth" and nas.require_message_authenticator:
+        elif kind == "auth" and (nas.require_message_authenticator or "EAP-Message" in decoded):
+            # RFC 3579 3.2: EAP without a Message-Authenticator is discarded
             return "missing_message_authenticator"
         return ""
 
@@ -434,6 +438,10 @@ class RadiusServer:
             )
             return None, None
         status = _value(attributes, "Acct-Status-Type")
+        if status is None:
+            # RFC 2866 5.1: it MUST be there; nothing is recorded, so no answer
+            self._drop("missing_acct_status_type", received.address)
+            return None, None
         operation = {
             "Start": "accounting_start",
             "Interim-Update": "accounting_interim",
@@ -579,12 +587,38 @@ def _integer(request: Readable, name: str) -> int:
 
 
 def _credentials(request: rp.AuthPacket) -> Credentials:
-    if "CHAP-Password" in request:
-        return Credentials(chap_matches=request.VerifyChapPasswd)
+    """The password or the CHAP response of an Access-Request; none (so a
+    reject) for a request with both (RFC 2865 4.1 forbids it) or with a
+    User-Password that is not 16 to 128 octets in blocks of 16 (5.2)."""
+    chap = "CHAP-Password" in request
     encrypted = _value(request, "User-Password")
+    if chap and encrypted is not None:
+        log.warning("RADIUS Access-Request with both User-Password and CHAP-Password")
+        return Credentials()
+    if chap:
+        # the secret's octets as stored: pyrad strips a str, not bytes
+        return Credentials(chap_matches=lambda secret: request.VerifyChapPasswd(secret.encode()))
     if encrypted is None:
         return Credentials()
+    if not isinstance(encrypted, bytes) or len(encrypted) % 16 or not 16 <= len(encrypted) <= 128:
+        log.warning("RADIUS User-Password of an invalid length")
+        return Credentials()
     return Credentials(pap_password=request.PwDecrypt(encrypted))
+
+
+def _attributes_fit(packet: bytes) -> bool:
+    """Whether each attribute after the header has a Length of 2 or more that
+    ends within the packet (RFC 2865 section 5): pyrad would cut one that
+    runs past the end short and read the packet as valid."""
+    at, end = _MIN_LENGTH, len(packet)
+    while at < end:
+        if end - at < 2:
+            return False
+        size = packet[at + 1]
+        if size < 2 or at + size > end:
+            return False
+        at += size
+    return True
 
 
 def _report(nas: Nas, request: Mapping[str, list[Any]]) -> AccountingReport:
