@@ -355,6 +355,11 @@ class RadiusServer:
         elif kind == "auth" and (nas.require_message_authenticator or "EAP-Message" in decoded):
             # RFC 3579 3.2: EAP without a Message-Authenticator is discarded
             return "missing_message_authenticator"
+        elif kind == "auth" and "Proxy-State" in decoded:
+            # BlastRADIUS: an unsigned request whose Proxy-State the reply
+            # echoes lets a forger choose a prefix of the signed reply
+            # (FreeRADIUS's limit_proxy_state)
+            return "proxy_state_without_message_authenticator"
         return ""
 
     # -- the handlers (tasks) -----------------------------------------------------

@@ -172,3 +172,22 @@ async def test_an_acct_interim_interval_below_60_seconds_is_refused_by_the_setti
     with pytest.raises(SettingsError, match=r"radius_interim_interval|RADIUS_INTERIM"):
         load_settings(env={"RATEL_RADIUS_INTERIM_INTERVAL": "10"})
     assert load_settings(env={"RATEL_RADIUS_INTERIM_INTERVAL": "60"}).radius_interim_interval == 60
+
+
+async def test_an_access_request_with_proxy_state_and_no_message_authenticator_is_discarded(
+    container: Container, server: RadiusServer
+) -> None:
+    """BlastRADIUS (CVE-2024-3596): the reply copies the request's Proxy-State,
+    so in an unsigned request it lets a forger choose part of what the
+    Response Authenticator's MD5 covers. FreeRADIUS discards such requests
+    (limit_proxy_state); signed, they are answered."""
+    await register_nas(container)
+    await subscriber(container, "alice@isp")
+    auth = ports(server)[0]
+    body, authenticator = user()
+    state = attr(33, b"proxy-1")
+    assert await one(auth, access_request(body + state, authenticator=authenticator), 1.0) is None
+    assert dropped(container, "proxy_state_without_message_authenticator") == 1
+    signed = access_request(body + state, authenticator=authenticator, with_ma=True)
+    reply = await one(auth, signed)
+    assert reply is not None and reply[0] == rp.AccessAccept

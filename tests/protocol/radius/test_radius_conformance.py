@@ -49,7 +49,9 @@ async def test_access_accept_and_reject_sign_first_and_copy_proxy_state(
     auth = ports(server)[0]
     for password, code in ((PASSWORD, rp.AccessAccept), ("wrong", rp.AccessReject)):
         body, authenticator = user(password=password)
-        request = access_request(body + b"".join(PROXY_STATES), authenticator=authenticator)
+        request = access_request(
+            body + b"".join(PROXY_STATES), authenticator=authenticator, with_ma=True
+        )
         reply = await one(auth, request)
         assert reply is not None and reply[0] == code
         found = attributes(reply)
