@@ -26,7 +26,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from diameter.message import Message, MessageHeader
-from diameter.message.avp import Avp, AvpGrouped
+from diameter.message.avp import (
+    Avp,
+    AvpAddress,
+    AvpEnumerated,
+    AvpFloat32,
+    AvpFloat64,
+    AvpGrouped,
+    AvpInteger32,
+    AvpInteger64,
+    AvpTime,
+    AvpUnsigned32,
+    AvpUnsigned64,
+)
 from diameter.message.avp.avp import get_avp_dictionary_entry
 from diameter.message.avp.errors import AvpDecodeError
 
@@ -48,6 +60,7 @@ AUTH_APPLICATION_ID = 258
 RESULT_CODE = 268
 ERROR_MESSAGE = 281
 FAILED_AVP = 279
+PROXY_INFO = 284
 ORIGIN_STATE_ID = 278
 TERMINATION_CAUSE = 295
 RE_AUTH_REQUEST_TYPE = 285
@@ -111,8 +124,14 @@ UNIT_BEFORE_TARIFF_CHANGE, UNIT_AFTER_TARIFF_CHANGE, UNIT_INDETERMINATE = 0, 1, 
 SUCCESS = 2001
 COMMAND_UNSUPPORTED = 3001
 APPLICATION_UNSUPPORTED = 3007
+INVALID_HDR_BITS = 3008
+INVALID_AVP_BITS = 3009
+AVP_UNSUPPORTED = 5001
 INVALID_AVP_VALUE = 5004
 MISSING_AVP = 5005
+AVP_OCCURS_TOO_MANY_TIMES = 5009
+UNSUPPORTED_VERSION = 5011
+INVALID_MESSAGE_LENGTH = 5015
 UNKNOWN_SESSION_ID = 5002
 UNABLE_TO_COMPLY = 5012
 INVALID_AVP_LENGTH = 5014
@@ -138,6 +157,25 @@ class MalformedAvp(ValueError):
     def __init__(self, avp: Avp, why: str) -> None:
         super().__init__(why)
         self.avp = avp
+
+
+class InvalidAvpLength(MalformedAvp):
+    """An AVP whose payload is not the size of its type (Diameter 5014)."""
+
+
+#: The payload size of the fixed-size types; the smallest for an address
+#: (an IPv4 one). A missing AVP's example in a Failed-AVP has that many zeroes.
+_FIXED_SIZE: dict[type[Avp], int] = {
+    AvpInteger32: 4,
+    AvpUnsigned32: 4,
+    AvpEnumerated: 4,
+    AvpFloat32: 4,
+    AvpTime: 4,
+    AvpInteger64: 8,
+    AvpUnsigned64: 8,
+    AvpFloat64: 8,
+}
+_SMALLEST_SIZE: dict[type[Avp], int] = {**_FIXED_SIZE, AvpAddress: 6}
 
 
 class MissingAvp(ValueError):
@@ -188,7 +226,11 @@ def find_all(avps: Iterable[Avp], code: int, vendor: int = 0) -> list[Avp]:
 
 
 def value(avp: Avp) -> Any:
-    """The AVP's value, or ``MalformedAvp`` when its payload does not decode."""
+    """The AVP's value, or ``MalformedAvp`` when its payload does not decode
+    (``InvalidAvpLength`` when it is not the size its type has)."""
+    size = _FIXED_SIZE.get(type(avp))
+    if size is not None and len(avp.payload) != size:
+        raise InvalidAvpLength(avp, f"{avp.name}: {len(avp.payload)} octets, not {size}")
     try:
         return avp.value
     except Exception as exc:  # python-diameter raises several kinds here
@@ -297,11 +339,20 @@ def answer_to(
     )
     header.is_error = error
     head: list[Avp] = []
-    session = find(request.avps, SESSION_ID)
-    if session is not None:
-        head.append(new(SESSION_ID, value(session)))
+    proxies: list[Avp] = []
+    for avp in request.avps:
+        # copied as received: a Session-Id that is not UTF-8 is still answered
+        if avp.code == SESSION_ID and not head and not avp.vendor_id:
+            head.append(copied(avp))
+        elif avp.code == PROXY_INFO and not avp.vendor_id:
+            proxies.append(copied(avp))  # RFC 6733 6.2: every one, in order
     head += [new(ORIGIN_HOST, origin_host.encode()), new(ORIGIN_REALM, origin_realm.encode())]
-    return Message(header, [*head, *avps])
+    return Message(header, [*head, *avps, *proxies])
+
+
+def copied(avp: Avp) -> Avp:
+    """``avp`` as received (its payload not decoded)."""
+    return Avp(avp.code, avp.vendor_id, avp.payload, avp.flags)
 
 
 def request_message(command_code: int, application_id: int, avps: Sequence[Avp]) -> Message:
@@ -316,16 +367,34 @@ def request_message(command_code: int, application_id: int, avps: Sequence[Avp])
 
 
 def failed_avp(avp: Avp | None = None, *, code: int | None = None, vendor: int = 0) -> Avp:
-    """A Failed-AVP holding the offending AVP (or an empty one of ``code``)."""
+    """A Failed-AVP holding the offending AVP, or for a missing one an
+    example of ``code``: zeroes of its type's smallest size, with its
+    dictionary flags (RFC 6733 7.5)."""
     if avp is None:
-        inner = Avp(code or 0, vendor, b"", _FLAG_VENDOR if vendor else 0)
+        entry = get_avp_dictionary_entry(code or 0, vendor)
+        flags = _FLAG_VENDOR if vendor else 0
+        size = 0
+        if entry is not None:
+            flags |= _FLAG_MANDATORY if entry.get("mandatory") else 0
+            size = _SMALLEST_SIZE.get(entry["type"], 0)
+        inner = Avp(code or 0, vendor, b"\0" * size, flags)
     else:
-        inner = Avp(avp.code, avp.vendor_id, avp.payload, avp.flags)
+        inner = copied(avp)
     return new(FAILED_AVP, [inner])
 
 
 class Unreadable(ValueError):
-    """Bytes that are no Diameter message: the AVP framing is broken (5014)."""
+    """Bytes that are no Diameter message: the AVP framing is broken (5014).
+    ``code``/``vendor`` name the AVP whose length is wrong, ``before`` holds
+    the AVPs read before it."""
+
+    def __init__(
+        self, why: str, code: int = 0, vendor: int = 0, before: Sequence[Avp] = ()
+    ) -> None:
+        super().__init__(why)
+        self.code = code
+        self.vendor = vendor
+        self.before = list(before)
 
 
 class ReceivedGroup(AvpGrouped):
@@ -373,17 +442,17 @@ def _split(data: bytes, offset: int, end: int) -> list[Avp]:
     avps: list[Avp] = []
     while offset < end:
         if offset + 8 > end:
-            raise Unreadable(f"{end - offset} bytes left where an AVP should be")
+            raise Unreadable(f"{end - offset} bytes left where an AVP should be", before=avps)
         code, flags_length = _AVP_HEADER.unpack_from(data, offset)
         flags, length = flags_length >> 24, flags_length & 0xFFFFFF
         if flags & _FLAG_VENDOR:
+            vendor = _VENDOR_ID.unpack_from(data, offset + 8)[0] if offset + 12 <= end else 0
             if length < 12 or offset + length > end:
-                raise Unreadable(f"AVP {code}: length {length}")
-            vendor = _VENDOR_ID.unpack_from(data, offset + 8)[0]
+                raise Unreadable(f"AVP {code}: length {length}", code, vendor, avps)
             start = offset + 12
         else:
             if length < 8 or offset + length > end:
-                raise Unreadable(f"AVP {code}: length {length}")
+                raise Unreadable(f"AVP {code}: length {length}", code, 0, avps)
             vendor, start = 0, offset + 8
         cls, name = _avp_type(code, vendor)
         avp = cls.__new__(cls)

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from diameter.message import Message
 from diameter.message.avp import Avp
@@ -56,6 +57,8 @@ _FINAL_REPORT = 2  # 3GPP Reporting-Reason FINAL
 # not tell: RFC 4006 8.27 leaves it to the server)
 _BEFORE_TARIFF_CHANGE = frozenset({None, codec.UNIT_BEFORE_TARIFF_CHANGE, codec.UNIT_INDETERMINATE})
 _TOO_BUSY = 3004
+_MANDATORY = 0x40  # the AVP's M-bit
+_RESERVED = 0x1F  # the AVP flags no version of Diameter defines
 
 #: Denial reasons (DomainError codes) and the Diameter result code they give.
 _DENIED = 4010
@@ -250,11 +253,65 @@ def _usage(
         raise AnswerWithError(codec.INVALID_AVP_VALUE, message=str(error)) from None
 
 
+#: The CCR's AVPs that occur at most once (RFC 4006 3.1, RFC 6733 7.5: 5009)
+_ONCE: Final = frozenset(
+    {
+        codec.SESSION_ID,
+        codec.ORIGIN_HOST,
+        codec.ORIGIN_REALM,
+        codec.DESTINATION_REALM,
+        codec.DESTINATION_HOST,
+        codec.AUTH_APPLICATION_ID,
+        codec.SERVICE_CONTEXT_ID,
+        codec.CC_REQUEST_TYPE,
+        codec.CC_REQUEST_NUMBER,
+        codec.REQUESTED_ACTION,
+        codec.TERMINATION_CAUSE,
+        codec.ORIGIN_STATE_ID,
+        1,  # User-Name
+        55,  # Event-Timestamp
+    }
+)
+
+
+def _check_avps(avps: Sequence[Avp]) -> None:
+    """A CCR's top-level AVPs: none with a reserved flag bit set (RFC 6733
+    4.1: 3009), none unknown with the M-bit (5001), none of those that occur
+    once there twice (5009); each with the offending AVP in Failed-AVP."""
+    seen: set[int] = set()
+    for avp in avps:
+        if avp.flags & _RESERVED:
+            raise AnswerWithError(
+                codec.INVALID_AVP_BITS, codec.failed_avp(avp), f"AVP {avp.code}: reserved bits"
+            )
+        if avp.flags & _MANDATORY and avp.name == "Unknown":
+            raise AnswerWithError(
+                codec.AVP_UNSUPPORTED, codec.failed_avp(avp), f"AVP {avp.code} is not known"
+            )
+        code = avp.code
+        if code in _ONCE and not avp.vendor_id:
+            if code in seen:
+                raise AnswerWithError(
+                    codec.AVP_OCCURS_TOO_MANY_TIMES,
+                    codec.failed_avp(avp),
+                    f"AVP {code} occurs more than once",
+                )
+            seen.add(code)
+
+
 def parse(request: Message, options: CreditControlOptions) -> CreditControlRequest:
     """Read a CCR; ``MissingAvp``, ``MalformedAvp`` or ``AnswerWithError``
     when it cannot be served."""
     avps = request.avps
     session_id = codec.required_text(avps, codec.SESSION_ID)
+    _check_avps(avps)
+    application = codec.required_integer(avps, codec.AUTH_APPLICATION_ID)
+    if application != codec.CREDIT_CONTROL_APPLICATION:
+        raise MalformedAvp(
+            codec.find(avps, codec.AUTH_APPLICATION_ID) or avps[0],
+            f"Auth-Application-Id {application} in a CCR",
+        )
+    codec.required_text(avps, codec.DESTINATION_REALM)
     request_type = codec.required_integer(avps, codec.CC_REQUEST_TYPE)
     if request_type not in (codec.INITIAL, codec.UPDATE, codec.TERMINATE, codec.EVENT):
         raise MalformedAvp(
@@ -461,6 +518,9 @@ class CreditControlAnswers:
         except MissingAvp as missing:
             failed = codec.failed_avp(code=missing.code, vendor=missing.vendor)
             return self._error(request, codec.MISSING_AVP, failed), "ccr_invalid"
+        except codec.InvalidAvpLength as wrong:
+            failed = codec.failed_avp(wrong.avp)
+            return self._error(request, codec.INVALID_AVP_LENGTH, failed), "ccr_invalid"
         except MalformedAvp as malformed:
             failed = codec.failed_avp(malformed.avp)
             return self._error(request, codec.INVALID_AVP_VALUE, failed), "ccr_invalid"

@@ -77,6 +77,8 @@ _REBOOTING = 0
 _RELAY = 0xFFFFFFFF
 
 _REQUEST = 0x80
+_ERROR = 0x20
+_BASE = 0  # the base protocol's application
 _HEADER = struct.Struct(">IIIII")
 _MAX_MESSAGE = 1 << 20  # a CCR is a few hundred bytes; more is an attack or a bug
 
@@ -113,6 +115,10 @@ class PeerConnection(asyncio.Protocol):
         self.opened = self.last_read = node.now()
         self.dwr_sent: float | None = None
         self.in_flight = 0
+        # the peer's DPR (RFC 6733 5.4): its DPA goes once the answers in
+        # flight are sent, and then the peer closes (or we do, after a while)
+        self.dpa_owed: Message | None = None
+        self.goodbye_at: float | None = None
         self._hop_by_hop = _sequence()
         self.waiting: dict[int, asyncio.Future[Message]] = {}
         self._outgoing: list[bytes] = []
@@ -149,8 +155,10 @@ class PeerConnection(asyncio.Protocol):
         while len(buffer) >= 20 and self.state != _CLOSED:
             first = int.from_bytes(buffer[:4], "big")
             length = first & 0xFFFFFF
-            if first >> 24 != 1 or not 20 <= length <= _MAX_MESSAGE:
+            odd = first >> 24 != 1 and (length % 4 or self.state != _READY)
+            if odd or not 20 <= length <= _MAX_MESSAGE:
                 # no way to find the next message boundary: RFC 6733 says close
+                # (a peer's message of another version is framed and answered 5011)
                 log.warning("diameter: unreadable message header, closing the connection")
                 self._node.unreadable()
                 self.abort()
@@ -353,6 +361,10 @@ class DiameterNode:
                     if now - connection.opened > self.answer_timeout:
                         log.warning("diameter: no CER in time, closing %r", connection)
                         connection.abort()
+                elif connection.state == _CLOSING and connection.goodbye_at is not None:
+                    if now - connection.goodbye_at > self.answer_timeout:
+                        # our DPA went out and the peer did not close
+                        connection.close()
                 elif connection.state == _READY:
                     if connection.dwr_sent is not None:
                         if now - connection.dwr_sent > self.answer_timeout:
@@ -373,29 +385,74 @@ class DiameterNode:
         if connection.state == _CLOSED:
             return
         if command == CAPABILITIES_EXCHANGE:
-            if connection.state != _WAIT_CER:
-                log.warning("diameter: a second CER on one connection ignored")
-                return
+            if connection.state not in (_WAIT_CER, _READY):
+                return  # saying goodbye
         elif connection.origin_host is None:
             # not (or no longer) a peer: the CER-first rule
             log.warning("diameter: %s before a successful CER ignored", command)
+            return
+        if data[0] != 1:
+            # another version of Diameter (RFC 6733 7.1.5: 5011)
+            self._malformed_request(connection, data, codec.UNSUPPORTED_VERSION)
+            return
+        if len(data) % 4:
+            # RFC 6733 3: a length is a multiple of 4 (7.1.5: 5015)
+            self._malformed_request(connection, data, codec.INVALID_MESSAGE_LENGTH)
             return
         try:
             request = codec.decode(data)
         except codec.Unreadable as exc:
             self._unreadable_request(connection, data, exc)
             return
-        if command == CAPABILITIES_EXCHANGE:
-            self._received_cer(connection, request)
+        if flags & _ERROR and connection.state == _READY:
+            # RFC 6733 3: no request has the E-bit (7.1.3: 3008)
+            self._protocol_error(connection, request, codec.INVALID_HDR_BITS)
+        elif command == CAPABILITIES_EXCHANGE:
+            if connection.state == _READY:
+                self._received_cer_again(connection, request)
+            else:
+                self._received_cer(connection, request)
+        elif connection.state == _CLOSING:
+            # after the peer's DPR (or ours): served elsewhere, not charged here
+            self._protocol_error(connection, request, _TOO_BUSY)
         elif command == DEVICE_WATCHDOG:
             self._answer_base(
                 connection, request, [codec.new(codec.ORIGIN_STATE_ID, self._state_id)]
             )
         elif command == DISCONNECT_PEER:
-            self._answer_base(connection, request, [])
-            connection.close()  # the peer goes: once the DPA is written
+            self._received_dpr(connection, request)
         else:
             self._received_request(connection, request)
+
+    def _received_dpr(self, connection: PeerConnection, dpr: Message) -> None:
+        """RFC 6733 5.4 and 5.6 (R-Rcv-DPR: R-Snd-DPA, Closing): no new
+        request is taken; the DPA goes after the answers still being charged,
+        and the peer, which reads it last, closes the connection."""
+        connection.state = _CLOSING
+        connection.dpa_owed = codec.answer_to(
+            dpr, *self._identity, [codec.new(codec.RESULT_CODE, _SUCCESS)]
+        )
+        self._say_goodbye(connection)
+
+    def _say_goodbye(self, connection: PeerConnection) -> None:
+        """The DPA owed, once no answer is in flight."""
+        if connection.dpa_owed is not None and not connection.in_flight:
+            connection.send(connection.dpa_owed)
+            connection.dpa_owed = None
+            connection.goodbye_at = self.now()
+
+    def _received_cer_again(self, connection: PeerConnection, cer: Message) -> None:
+        """A CER on an open connection (RFC 6733 5.6, R-Open: R-Snd-CEA): the
+        same peer is answered as before; another identity is refused."""
+        try:
+            host = (codec.text(cer.avps, codec.ORIGIN_HOST) or "").lower()
+        except codec.MalformedAvp:
+            host = ""
+        if host == connection.origin_host:
+            connection.send(self._cea(connection, cer, _SUCCESS))
+            return
+        log.warning("diameter: a CER as %r on %r's connection: closing it", host, connection)
+        self._refuse_cer(connection, cer, _UNKNOWN_PEER)
 
     def _received_answer(self, connection: PeerConnection, command: int, data: bytes) -> None:
         if command == DEVICE_WATCHDOG:
@@ -418,18 +475,34 @@ class DiameterNode:
     def _unreadable_request(
         self, connection: PeerConnection, data: bytes, exc: codec.Unreadable
     ) -> None:
+        """5014 with the AVP whose length is wrong in a Failed-AVP (RFC 6733
+        7.1.5), and the Session-Id if it came before it."""
+        failed = codec.failed_avp(code=exc.code, vendor=exc.vendor)
+        self._malformed_request(
+            connection, data, codec.INVALID_AVP_LENGTH, exc.before, [failed], str(exc)
+        )
+
+    def _malformed_request(
+        self,
+        connection: PeerConnection,
+        data: bytes,
+        result: int,
+        avps: Sequence[Avp] = (),
+        more: Sequence[Avp] = (),
+        why: str = "",
+    ) -> None:
         self._on_unreadable()
         header = codec.decode(data[:20]).header
         log.warning(
             "diameter: malformed request answered with %s: %s",
-            codec.INVALID_AVP_LENGTH,
-            exc,
+            result,
+            why or f"length {len(data)}",
             extra={"command": header.command_code},
         )
         answer = codec.answer_to(
-            Message(header, []),
+            Message(header, list(avps)),
             *self._identity,
-            [codec.new(codec.RESULT_CODE, codec.INVALID_AVP_LENGTH)],
+            [codec.new(codec.RESULT_CODE, result), *more],
         )
         connection.send(answer)
 
@@ -510,10 +583,11 @@ class DiameterNode:
 
     def _received_request(self, connection: PeerConnection, request: Message) -> None:
         header = request.header
-        if header.application_id != codec.CREDIT_CONTROL_APPLICATION:
+        if header.application_id not in (_BASE, codec.CREDIT_CONTROL_APPLICATION):
             self._protocol_error(connection, request, codec.APPLICATION_UNSUPPORTED)
             return
-        if header.command_code != codec.CREDIT_CONTROL:
+        if header.application_id == _BASE or header.command_code != codec.CREDIT_CONTROL:
+            # RFC 6733 7.1.3: the base protocol is supported, not this command
             self._protocol_error(connection, request, codec.COMMAND_UNSUPPORTED)
             return
         try:
@@ -547,6 +621,7 @@ class DiameterNode:
             connection.in_flight -= 1
         if not connection.send(answer):
             log.warning("diameter: the peer left before its answer was sent")
+        self._say_goodbye(connection)
 
     def _protocol_error(self, connection: PeerConnection, request: Message, result: int) -> None:
         log.warning(
