@@ -8,6 +8,7 @@ backlog never holds locks for long and one bad row does not stop the rest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Buckets renewed in one transaction of a housekeeping pass.
 RENEWED_AT_ONCE = 500
+#: Idle sessions listed at once (each is released in its own transaction).
+RELEASED_AT_ONCE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +43,21 @@ class Housekeeping(UseCase):
     token_retention = timedelta(days=1)
 
     async def __call__(self) -> HousekeepingReport:
+        """Each step, whatever the one before did: a renewal aborted by the
+        database must not keep idle sessions holding their customers' money."""
         return HousekeepingReport(
-            await self.expire_add_ons(),
-            await self.renew_quotas(),
-            await self.release_idle_sessions(),
-            await self.purge_expired_tokens(),
+            await self._step(self.expire_add_ons),
+            await self._step(self.renew_quotas),
+            await self._step(self.release_idle_sessions),
+            await self._step(self.purge_expired_tokens),
         )
+
+    async def _step(self, step: Callable[[], Awaitable[int]]) -> int:
+        try:
+            return await step()
+        except Exception:
+            log.exception("housekeeping: %s failed; the next pass tries again", step.__name__)
+            return 0
 
     async def expire_add_ons(self) -> int:
         now = self.deps.clock.now()
@@ -108,43 +120,53 @@ class Housekeeping(UseCase):
         go back and it produces its xDR."""
         now = self.deps.clock.now()
         horizon = now - timedelta(seconds=self.deps.charging.validity_seconds) - self.idle_grace
-        async with self.deps.uow() as uow:
-            session_ids = await uow.sessions.idle_since(horizon)
         released = 0
-        for session_id in session_ids:
-            try:
-                async with self.deps.uow() as uow:
-                    session = await uow.sessions.get(session_id, lock=True)
-                    if session is None or session.state.value != "open":
-                        continue
-                    if session.last_activity >= horizon:
-                        continue  # the gateway spoke since the list was read
+        after: tuple[datetime, str] | None = None
+        while True:
+            # page by page, each past the last one seen: a session that cannot
+            # be released does not come back at the head of every page
+            async with self.deps.uow() as uow:
+                page = await uow.sessions.idle_since(horizon, limit=RELEASED_AT_ONCE, after=after)
+            for _, session_id in page:
+                released += await self._release(session_id, horizon, now)
+            if len(page) < RELEASED_AT_ONCE:
+                return released
+            after = page[-1]
 
-                    customer = await uow.customers.get(session.customer_id, lock=True)
-                    account = await uow.accounts.get(session.account_id)
-                    if customer is None or account is None:
-                        continue
-                    ctx = await charging_context(
-                        uow, self.deps.charging, self.deps.location_policy, account, customer, now
+    async def _release(self, session_id: str, horizon: datetime, now: datetime) -> int:
+        """Release one idle session in its own transaction; 1 when it was."""
+        try:
+            async with self.deps.uow() as uow:
+                session = await uow.sessions.get(session_id, lock=True)
+                if session is None or session.state.value != "open":
+                    return 0
+                if session.last_activity >= horizon:
+                    return 0  # the gateway spoke since the list was read
+                customer = await uow.customers.get(session.customer_id, lock=True)
+                account = await uow.accounts.get(session.account_id)
+                if customer is None or account is None:
+                    return 0
+                ctx = await charging_context(
+                    uow, self.deps.charging, self.deps.location_policy, account, customer, now
+                )
+                before = customer.wallet.balance
+                xdr = None
+                for sub in [s for s, active in session.sub_sessions.items() if active]:
+                    answer = session.terminate(
+                        ctx,
+                        RELEASE_REQUEST_NUMBER,
+                        [],
+                        now,
+                        sub_session=sub,
+                        cause=IDLE_TIMEOUT,
+                        xdr_id=self.deps.ids.new("xdr"),
                     )
-                    before = customer.wallet.balance
-                    xdr = None
-                    for sub in [s for s, active in session.sub_sessions.items() if active]:
-                        answer = session.terminate(
-                            ctx,
-                            RELEASE_REQUEST_NUMBER,
-                            [],
-                            now,
-                            sub_session=sub,
-                            cause=IDLE_TIMEOUT,
-                            xdr_id=self.deps.ids.new("xdr"),
-                        )
-                        xdr = answer.xdr or xdr
-                    await store_charging(uow, self.deps, session, ctx, before, xdr)
-                    released += 1
-            except DomainError:
-                log.exception("could not release idle session %s", session_id)
-        return released
+                    xdr = answer.xdr or xdr
+                await store_charging(uow, self.deps, session, ctx, before, xdr)
+                return 1
+        except DomainError:
+            log.exception("could not release idle session %s", session_id)
+            return 0
 
     async def purge_expired_tokens(self) -> int:
         """Delete login tokens that expired more than ``token_retention`` ago."""

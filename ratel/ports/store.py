@@ -259,7 +259,8 @@ class QuotaRepository(Protocol):
         ...
 
     async def due_for_renewal(self, now: datetime, limit: int = 500) -> list[QuotaBucket]:
-        """Buckets whose period ended at or before ``now`` (locked)."""
+        """Buckets whose period ended at or before ``now``, the earliest ends
+        first, locked in id order (the order charging locks buckets in)."""
         ...
 
 
@@ -309,8 +310,12 @@ class SessionRepository(Protocol):
         top-up or a suspension concerns them all)."""
         ...
 
-    async def idle_since(self, before: datetime, limit: int = 500) -> list[str]:
-        """Ids of open sessions with no request since ``before`` (Tcc supervision)."""
+    async def idle_since(
+        self, before: datetime, limit: int = 500, after: tuple[datetime, str] | None = None
+    ) -> list[tuple[datetime, str]]:
+        """Open sessions with no request since ``before`` (Tcc supervision),
+        as (last activity, id), oldest first; with ``after``, those past it
+        in that order (the next page)."""
         ...
 
 

@@ -256,8 +256,13 @@ async def test_open_and_idle_sessions(uow: SqlUnitOfWorkFactory) -> None:
         await work.commit()
     async with uow() as work:
         assert await work.sessions.open_for_account(sub.account.id) == ["s-0", "s-1"]
-        assert await work.sessions.idle_since(NOW + timedelta(minutes=6)) == ["s-x", "s-0", "s-1"]
-        assert await work.sessions.idle_since(NOW + timedelta(minutes=2), limit=1) == ["s-x"]
+        idle = await work.sessions.idle_since(NOW + timedelta(minutes=6))
+        assert [session_id for _, session_id in idle] == ["s-x", "s-0", "s-1"]
+        first = await work.sessions.idle_since(NOW + timedelta(minutes=2), limit=1)
+        assert [session_id for _, session_id in first] == ["s-x"]
+        # the next page: past the last one seen (same time, greater id)
+        rest = await work.sessions.idle_since(NOW + timedelta(minutes=6), after=first[0])
+        assert [session_id for _, session_id in rest] == ["s-0", "s-1"]
         # a top-up concerns the sessions of every account of the customer
         assert await work.sessions.open_for_customer(sub.customer.id) == ["s-0", "s-1", "s-x"]
         assert await work.sessions.open_for_customer("cus_nobody") == []

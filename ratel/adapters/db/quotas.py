@@ -248,17 +248,21 @@ class SqlQuotaRepository(Repository):
 
     async def due_for_renewal(self, now: datetime, limit: int = 500) -> list[QuotaBucket]:
         q = quota_buckets.c
+        due = (
+            q.period_end <= now,
+            # A bucket whose next period would start after it expires is
+            # never renewed (QuotaBucket.renew); leaving it out keeps it
+            # from filling every batch for ever.
+            sa.or_(q.expires_at.is_(None), q.period_end < q.expires_at),
+        )
+        chosen = sa.select(q.id).where(*due).order_by(q.period_end, q.id).limit(limit)
+        ids = list((await self._execute(chosen)).scalars().all())
+        if not ids:
+            return []
+        # Locked in id order, as charging locks an account's buckets: locking
+        # in period order could deadlock with a charge holding one of them.
+        # Charged meanwhile (and so renewed by it): no longer due, left out.
         statement = lockable(
-            sa.select(quota_buckets)
-            .where(
-                q.period_end <= now,
-                # A bucket whose next period would start after it expires is
-                # never renewed (QuotaBucket.renew); leaving it out keeps it
-                # from filling every batch for ever.
-                sa.or_(q.expires_at.is_(None), q.period_end < q.expires_at),
-            )
-            .order_by(q.period_end, q.id)
-            .limit(limit),
-            lock=True,
+            sa.select(quota_buckets).where(q.id.in_(ids), *due).order_by(q.id), lock=True
         )
         return self._loaded((await self._execute(statement)).mappings().all())

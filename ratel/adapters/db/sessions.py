@@ -482,15 +482,22 @@ class SqlSessionRepository(Repository):
         )
         return list((await self._execute(statement)).scalars().all())
 
-    async def idle_since(self, before: datetime, limit: int = 500) -> list[str]:
+    async def idle_since(
+        self, before: datetime, limit: int = 500, after: tuple[datetime, str] | None = None
+    ) -> list[tuple[datetime, str]]:
         c = cc_sessions.c
         statement = (
-            sa.select(c.id)
+            sa.select(c.last_activity, c.id)
             .where(c.state == SessionState.OPEN.value, c.last_activity < before)
             .order_by(c.last_activity, c.id)
             .limit(limit)
         )
-        return list((await self._execute(statement)).scalars().all())
+        if after is not None:
+            at, session_id = after
+            statement = statement.where(
+                sa.or_(c.last_activity > at, sa.and_(c.last_activity == at, c.id > session_id))
+            )
+        return [(at, session_id) for at, session_id in (await self._execute(statement)).all()]
 
 
 def _row(session: CreditControlSession, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""housekeeping with a backlog larger than one batch (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from store_builders import MIB, usd
+from use_case_support import CHARGES, SERVICES, START, Clock, define_tariffs
+
+from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from ratel.adapters.system import HmacHasher, TimeOrderedIds
+from ratel.application.accounts import CreateAccount
+from ratel.application.base import Dependencies
+from ratel.application.catalogue import DefineProduct
+from ratel.application.credit_control import CreditControl, Subscriber
+from ratel.application.customers import OpenCustomer
+from ratel.application.housekeeping import Housekeeping
+from ratel.application.payments import TopUp
+from ratel.domain.catalogue import Product, ProductKind, Service, Unit
+from ratel.domain.charging import UsageRequest
+from ratel.ports.store import IdentifierKind
+
+SESSIONS = 520  # more than one batch of Tcc supervision (500)
+
+
+@pytest.fixture
+async def deps(engine) -> Dependencies:  # type: ignore[no-untyped-def]
+    deps = Dependencies(
+        uow=SqlUnitOfWorkFactory(engine),
+        clock=Clock(),
+        ids=TimeOrderedIds(),
+        hasher=HmacHasher("test"),
+    )
+    await define_tariffs(deps)
+    await DefineProduct(deps)(
+        Product("PLAIN", "Plain", ProductKind.MAIN, SERVICES, usage_charges=CHARGES)
+    )
+    return deps
+
+
+def data(requested: int | None = MIB, used: int = 0) -> UsageRequest:
+    return UsageRequest(
+        Service.DATA, Unit.BYTES, "DATA", rating_group=10, requested=requested, used=used
+    )
+
+
+async def test_one_housekeeping_pass_releases_every_idle_session_not_just_the_first_500(
+    deps: Dependencies,
+) -> None:
+    """A gateway restart leaves 520 sessions silent. One Tcc supervision pass
+    must release them all (in bounded transactions), as renew_quotas drains
+    every due bucket; otherwise the money held by the rest stays reserved for
+    another housekeeping interval per 500 sessions (10,000 sessions: 20 passes),
+    and the customer is refused service for credit that is not really used."""
+    customer = await OpenCustomer(deps)("Ada", "USD")
+    await TopUp(deps)(customer.id, usd("100"), "card-1")
+    account = await CreateAccount(deps)(customer.id, "PLAIN")
+    cc = CreditControl(deps)
+    who = Subscriber(IdentifierKind.ACCOUNT_ID, account.id)
+    for n in range(SESSIONS):
+        await cc.start(f"s{n:04d}", who, [data(MIB)])
+    async with deps.uow() as uow:
+        held = await uow.customers.get(customer.id)
+    assert held is not None and held.wallet.reserved == usd("5.20")
+    clock = deps.clock
+    assert isinstance(clock, Clock)
+    clock.at = START + timedelta(hours=3)
+    report = await Housekeeping(deps)()
+    async with deps.uow() as uow:
+        after = await uow.customers.get(customer.id)
+        still_open = await uow.sessions.idle_since(clock.at, limit=10_000)
+    assert after is not None
+    assert (report.sessions_released, len(still_open), after.wallet.reserved) == (
+        SESSIONS,
+        0,
+        usd("0"),
+    ), "one pass released only the first batch of idle sessions"
+
+
+async def test_a_failing_step_does_not_keep_the_others_from_running(
+    deps: Dependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renewal aborted by the database (a deadlock, a lost connection):
+    idle sessions are still released in the same pass, and their money
+    goes back."""
+    customer = await OpenCustomer(deps)("Ada", "USD")
+    await TopUp(deps)(customer.id, usd("10"), "card-1")
+    account = await CreateAccount(deps)(customer.id, "PLAIN")
+    await CreditControl(deps).start(
+        "silent", Subscriber(IdentifierKind.ACCOUNT_ID, account.id), [data(MIB)]
+    )
+    clock = deps.clock
+    assert isinstance(clock, Clock)
+    clock.at = START + timedelta(hours=3)
+    housekeeping = Housekeeping(deps)
+
+    async def aborted() -> int:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(housekeeping, "renew_quotas", aborted)
+    report = await housekeeping()
+    assert (report.buckets_renewed, report.sessions_released) == (0, 1)
