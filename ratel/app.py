@@ -21,9 +21,11 @@ from collections.abc import Generator, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ratel.adapters.component import Component
 from ratel.adapters.health import ListenerState
@@ -82,10 +84,57 @@ def routes(container: Container) -> list[BaseRoute]:
     ]
 
 
+#: The largest HTTP request body read: a GraphQL request is a few kB; its
+#: document is bounded by the token limit, its variables only by this.
+MAX_BODY = 1 << 20
+
+
+class BodyLimit:
+    """Refuses (413) an HTTP request whose body is larger than ``limit``,
+    before the application reads or parses any of it."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        whole: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+
+        async def replay() -> Message:
+            return whole.pop() if whole else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        log.warning("HTTP request refused: body larger than %d bytes", self.limit)
+        response = PlainTextResponse("request body too large", status_code=413)
+        await response(scope, receive, send)
+
+
 def create_app(container: Container, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette application of ``container``; ``extra_routes`` are added
     after ratel's own (for tests and plug-ins)."""
-    app = Starlette(routes=[*routes(container), *extra_routes])
+    app = Starlette(routes=[*routes(container), *extra_routes], middleware=[Middleware(BodyLimit)])
     app.state.container = container
     return app
 

@@ -337,8 +337,10 @@ class SelfCareLogin(IdentityUseCase):
     async def __call__(self, account_id: str, password: str) -> Session:
         account_id = account_id.strip() if isinstance(account_id, str) else ""
         shown = _shown(account_id)
-        if not account_id or not password:
-            log.warning("self-care login refused", extra={"account_id": shown, "reason": "empty"})
+        if not account_id or not password or len(password) > MAX_PASSWORD_LENGTH:
+            # no password longer than one may set is anybody's: not hashed
+            reason = "empty" if not account_id or not password else "too_long"
+            log.warning("self-care login refused", extra={"account_id": shown, "reason": reason})
             raise AuthenticationFailed(_BAD_CREDENTIALS)
         async with self.deps.uow() as uow:
             stored = await uow.credentials.get(account_id)

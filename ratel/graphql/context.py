@@ -9,12 +9,15 @@ nothing cached leaks from one caller to the next.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from graphql import GraphQLError
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
+from strawberry.extensions import SchemaExtension
 
 from ratel.application.accounts import (
     BlockAccount,
@@ -264,3 +267,23 @@ async def principal_for(authorization: str | None, authenticate: Authenticate) -
         return await authenticate(token)
     except DomainError as error:
         raise Unauthenticated(str(error)) from error
+
+
+class CurrentCaller(SchemaExtension):
+    """Over a WebSocket one context serves every operation of the connection,
+    with the caller it authenticated at ``connection_init``: each operation
+    (query, mutation, new subscription) is checked against the caller as the
+    identity rules see them now, so a logged-out token or a blocked user
+    loses the open socket, not only the pushes of a running subscription."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, RequestContext) and isinstance(context.request, WebSocket):
+            try:
+                await context.current_principal()
+            except Unauthenticated:
+                raise GraphQLError(
+                    "authentication failed: log in again",
+                    extensions={"code": "UNAUTHENTICATED"},
+                ) from None
+        yield

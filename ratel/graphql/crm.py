@@ -19,6 +19,7 @@ from ratel.domain.crm import CrmSystem
 from ratel.domain.customer import Customer as CustomerDomain
 from ratel.domain.voucher import VoucherStatus as VoucherStatusDomain
 from ratel.graphql.fields import attempt, guarded, guarded_mutation
+from ratel.graphql.permissions import may_read
 from ratel.graphql.types import (
     Connection,
     Customer,
@@ -106,7 +107,7 @@ class CrmMutation:
         customer, errors = await attempt(
             lambda: call(customer_id, CrmSystem.ZENDESK, organization_id)
         )
-        return _link_payload(customer, organization_id.strip() if customer else None, errors)
+        return _link_payload(info, customer, organization_id.strip() if customer else None, errors)
 
     @guarded_mutation("Zendesk app: remove a customer's link to its Zendesk organization.")
     async def unlink_zendesk_organization(self, info: Info, customer_id: str) -> ZendeskLinkPayload:
@@ -118,14 +119,18 @@ class CrmMutation:
             return found.get(customer_id)
 
         customer, errors = await attempt(call)
-        return _link_payload(customer, None, errors)
+        return _link_payload(info, customer, None, errors)
 
 
 def _link_payload(
-    customer: CustomerDomain | None, organization_id: str | None, errors: list[UserError]
+    info: Info,
+    customer: CustomerDomain | None,
+    organization_id: str | None,
+    errors: list[UserError],
 ) -> ZendeskLinkPayload:
+    readable = customer is not None and may_read(info, "Query.customer", customer.id)
     return ZendeskLinkPayload(
-        customer=Customer.of(customer) if customer else None,
+        customer=Customer.of(customer) if customer and readable else None,
         zendesk_organization_id=organization_id,
         errors=errors,
     )

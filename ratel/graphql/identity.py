@@ -217,6 +217,12 @@ def _client(info: Info) -> str | None:
 
 
 def _authorization(info: Info) -> str | None:
+    """What the caller presented: the request's Authorization header, or over
+    a WebSocket the one of ``connection_init`` (a browser cannot set headers
+    on a socket)."""
+    presented: str | None = info.context.authorization
+    if presented is not None:
+        return presented
     request = info.context.request
     headers = getattr(request, "headers", None)
     return headers.get("authorization") if headers is not None else None

@@ -208,3 +208,11 @@ class Guard(FieldExtension):
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def may_read(info: Any, key: str, object_id: str) -> bool:
+    """Whether the caller may read the object ``object_id`` through ``key``
+    (``Query.customer``, ``Query.account``): a mutation's payload shows it
+    only then, since a write permission (a crm:write key linking a customer,
+    removing an add-on) is no read permission."""
+    return allowed(info.context.principal, key, {"id": object_id})
