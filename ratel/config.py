@@ -523,6 +523,15 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{sources.get('secret', env_name('secret'))}: production refuses the development "
             f"secret; set {env_name('secret')} to a long random value"
         )
+    supervised = settings.charging_validity_seconds + settings.diameter_tcc_grace
+    if supervised <= settings.radius_interim_interval:
+        # Tcc supervision would release every live RADIUS session between two
+        # of its Interim-Updates (an xDR per interval instead of per session)
+        raise SettingsError(
+            f"{sources.get('charging_validity_seconds', env_name('charging_validity_seconds'))}: "
+            f"a grant's validity plus the Tcc grace ({supervised:g} s) must be longer than "
+            f"{env_name('radius_interim_interval')} ({settings.radius_interim_interval} s)"
+        )
     if settings.directory is DirectoryKind.LDAP:
         _check_directory(settings, sources)
 

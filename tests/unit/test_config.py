@@ -189,6 +189,16 @@ def test_unrelated_environment_variables_are_ignored() -> None:
     assert load_settings(env={"RATEL_NOT_A_SETTING": "x", "HOME": "/root"}) == Settings()
 
 
+def test_a_validity_too_short_for_the_radius_interim_interval_is_refused() -> None:
+    """Tcc supervision releases a session silent for a grant's validity plus
+    the grace: shorter than the interval between two Interim-Updates, every
+    live RADIUS session was released between them (an xDR per interval)."""
+    env = {"RATEL_CHARGING_VALIDITY_SECONDS": "200", "RATEL_RADIUS_INTERIM_INTERVAL": "300"}
+    with pytest.raises(SettingsError, match=r"RATEL_CHARGING_VALIDITY_SECONDS: .*\(260 s\)"):
+        load_settings(env=env)
+    assert load_settings(env={**env, "RATEL_CHARGING_VALIDITY_SECONDS": "300"})
+
+
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(env={"RATEL_ENVIRONMENT": "production"})
