@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 RENEWED_AT_ONCE = 500
 #: Idle sessions listed at once (each is released in its own transaction).
 RELEASED_AT_ONCE = 500
+#: Accounts with ended add-ons listed at once (each in its own transaction).
+EXPIRED_AT_ONCE = 500
+#: Expired tokens deleted in one statement.
+PURGED_AT_ONCE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +64,34 @@ class Housekeeping(UseCase):
             return 0
 
     async def expire_add_ons(self) -> int:
+        """Every ended add-on, page by page of accounts (each account in its
+        own transaction)."""
         now = self.deps.clock.now()
-        async with self.deps.uow() as uow:
-            account_ids = await uow.accounts.with_add_ons_ending(now)
         expired = 0
-        for account_id in account_ids:
+        after: str | None = None
+        while True:
             async with self.deps.uow() as uow:
-                account = await uow.accounts.get(account_id, lock=True)
-                if account is None or account.status is AccountStatus.TERMINATED:
-                    continue
-                gone = account.expire_add_ons(now)
-                if gone:
-                    await uow.accounts.save(account)
-                    await record(uow, account)
-                    await uow.commit()
-                    expired += len(gone)
-        return expired
+                page = await uow.accounts.with_add_ons_ending(
+                    now, limit=EXPIRED_AT_ONCE, after=after
+                )
+            for account_id in page:
+                expired += await self._expire(account_id, now)
+            if len(page) < EXPIRED_AT_ONCE:
+                return expired
+            after = page[-1]
+
+    async def _expire(self, account_id: str, now: datetime) -> int:
+        """The ended add-ons of one account; how many."""
+        async with self.deps.uow() as uow:
+            account = await uow.accounts.get(account_id, lock=True)
+            if account is None or account.status is AccountStatus.TERMINATED:
+                return 0
+            gone = account.expire_add_ons(now)
+            if gone:
+                await uow.accounts.save(account)
+                await record(uow, account)
+                await uow.commit()
+            return len(gone)
 
     async def renew_quotas(self) -> int:
         """Renew every bucket whose period ended, ``RENEWED_AT_ONCE`` per
@@ -170,7 +186,12 @@ class Housekeeping(UseCase):
 
     async def purge_expired_tokens(self) -> int:
         """Delete login tokens that expired more than ``token_retention`` ago."""
-        async with self.deps.uow() as uow:
-            removed = await uow.tokens.remove_expired(self.deps.clock.now() - self.token_retention)
-            await uow.commit()
-        return removed
+        before = self.deps.clock.now() - self.token_retention
+        removed = 0
+        while True:
+            async with self.deps.uow() as uow:
+                done = await uow.tokens.remove_expired(before, limit=PURGED_AT_ONCE)
+                await uow.commit()
+            removed += done
+            if done < PURGED_AT_ONCE:
+                return removed

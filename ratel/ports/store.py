@@ -164,8 +164,11 @@ class AccountRepository(Protocol):
         key (an empty list when it has none), accounts ordered by id."""
         ...
 
-    async def with_add_ons_ending(self, before: datetime, limit: int = 500) -> list[str]:
-        """Ids of non-terminated accounts holding an add-on whose end is before ``before``."""
+    async def with_add_ons_ending(
+        self, before: datetime, limit: int = 500, after: str | None = None
+    ) -> list[str]:
+        """Ids of accounts (not terminated) holding an add-on that ends at or
+        before ``before``, in id order; with ``after``, those past it."""
         ...
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from store_builders import MIB, usd
+from store_builders import MIB, add_on, usd
 from use_case_support import CHARGES, SERVICES, START, Clock, define_tariffs
 
 from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ratel.adapters.system import HmacHasher, TimeOrderedIds
-from ratel.application.accounts import CreateAccount
+from ratel.application import housekeeping as housekeeping_module
+from ratel.application.accounts import CreateAccount, TerminateAccount
+from ratel.application.add_ons import AddAddOn
 from ratel.application.base import Dependencies
 from ratel.application.catalogue import DefineProduct
 from ratel.application.credit_control import CreditControl, Subscriber
@@ -19,6 +21,7 @@ from ratel.application.housekeeping import Housekeeping
 from ratel.application.payments import TopUp
 from ratel.domain.catalogue import Product, ProductKind, Service, Unit
 from ratel.domain.charging import UsageRequest
+from ratel.domain.staff import AccessToken, TokenKind
 from ratel.ports.store import IdentifierKind
 
 SESSIONS = 520  # more than one batch of Tcc supervision (500)
@@ -101,3 +104,40 @@ async def test_a_failing_step_does_not_keep_the_others_from_running(
     monkeypatch.setattr(housekeeping, "renew_quotas", aborted)
     report = await housekeeping()
     assert (report.buckets_renewed, report.sessions_released) == (0, 1)
+
+
+async def test_one_pass_expires_every_ended_add_on_and_purges_every_old_token_page_by_page(
+    deps: Dependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two accounts and two tokens: five accounts with an ended
+    add-on (one terminated, skipped: it would otherwise come back at the
+    head of every page) and five expired tokens are all done in one pass."""
+    monkeypatch.setattr(housekeeping_module, "EXPIRED_AT_ONCE", 2)
+    monkeypatch.setattr(housekeeping_module, "PURGED_AT_ONCE", 2)
+    await DefineProduct(deps)(add_on())
+    customer = await OpenCustomer(deps)("Ada", "USD")
+    accounts = [await CreateAccount(deps)(customer.id, "PLAIN") for _ in range(6)]
+    for account in accounts:
+        await AddAddOn(deps)(account.id, "DATA-24H")
+    await TerminateAccount(deps)(accounts[0].id)
+    async with deps.uow() as uow:
+        for n in range(5):
+            issued = START - timedelta(days=3)
+            await uow.tokens.add(
+                AccessToken(
+                    id=f"tok-{n}",
+                    token_hash=f"hash-{n}",
+                    kind=TokenKind.ACCOUNT_HOLDER,
+                    subject=accounts[1].id,
+                    issued_at=issued,
+                    expires_at=issued + timedelta(hours=1),
+                    account_id=accounts[1].id,
+                    customer_id=customer.id,
+                )
+            )
+        await uow.commit()
+    clock = deps.clock
+    assert isinstance(clock, Clock)
+    clock.at = START + timedelta(days=2)
+    report = await Housekeeping(deps)()
+    assert (report.add_ons_expired, report.tokens_purged) == (5, 5)

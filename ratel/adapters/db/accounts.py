@@ -496,7 +496,9 @@ class SqlAccountRepository(Repository):
                 result[account.customer_id].append(account)
         return result
 
-    async def with_add_ons_ending(self, before: datetime, limit: int = 500) -> list[str]:
+    async def with_add_ons_ending(
+        self, before: datetime, limit: int = 500, after: str | None = None
+    ) -> list[str]:
         # "<=": an add-on whose end is exactly now has expired (AddOnAssignment.has_expired).
         statement = (
             sa.select(add_on_assignments.c.account_id)
@@ -509,6 +511,8 @@ class SqlAccountRepository(Repository):
             .order_by(add_on_assignments.c.account_id)
             .limit(limit)
         )
+        if after is not None:
+            statement = statement.where(add_on_assignments.c.account_id > after)
         return list((await self._execute(statement)).scalars().all())
 
 
