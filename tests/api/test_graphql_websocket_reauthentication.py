@@ -7,69 +7,23 @@ subscription are re-checked (``live._still_allowed``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
-from ratel.app import Service
-from ratel.container import Container, dispose
-from tests.api.graphql_support import demo_container, demo_template  # noqa: F401
-
-PROTOCOL = "graphql-transport-ws"
-WAIT = 15.0
-
-
-class Served:
-    def __init__(self, container: Container, service: Service) -> None:
-        self.container = container
-        self.service = service
-
-    @property
-    def ws_url(self) -> str:
-        return self.service.url.replace("http://", "ws://") + "/graphql"
+from tests.api.graphql_support import demo_template  # noqa: F401
+from tests.api.test_graphql_subscriptions import (  # noqa: F401
+    Served,
+    open_socket,
+    receive,
+    served_for_real,
+)
 
 
-@pytest.fixture
-async def served_for_real(demo_template: Path, tmp_path: Path) -> AsyncIterator[Served]:
-    """ratel served by uvicorn with the real identity use cases behind tokens."""
-    container = demo_container(
-        demo_template, tmp_path, http_port=0, event_relay_interval=0.05, housekeeping_interval=3600
-    )
-    container.authenticate.reset_override()
-    service = Service(container)
-    running = asyncio.create_task(service.run())
-    for _ in range(300):
-        if service.url or running.done():
-            break
-        await asyncio.sleep(0.05)
-    assert service.url, "the server did not start"
-    try:
-        yield Served(container, service)
-    finally:
-        service.stop()
-        assert await asyncio.wait_for(running, 30) == 0
-        await dispose(container)
-
-
-async def open_socket(url: str, token: str) -> ClientConnection:
-    socket = await connect(url, subprotocols=[PROTOCOL])  # type: ignore[list-item]
-    init = {"Authorization": f"Bearer {token}"}
-    await socket.send(json.dumps({"type": "connection_init", "payload": init}))
-    ack = json.loads(await asyncio.wait_for(socket.recv(), WAIT))
-    assert ack["type"] == "connection_ack", ack
-    return socket
-
-
-async def receive(socket: ClientConnection) -> dict[str, Any]:
-    while True:
-        message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), WAIT))
-        if message["type"] not in ("ping", "pong"):
-            return message
+async def socket_of(url: str, token: str) -> ClientConnection:
+    """A socket whose token came in ``connection_init``, as from a browser."""
+    return await open_socket(url, init={"Authorization": f"Bearer {token}"})
 
 
 async def operation(socket: ClientConnection, op: str, query: str) -> dict[str, Any]:
@@ -103,7 +57,7 @@ async def test_a_logged_out_token_can_no_longer_query_or_mutate_over_its_open_we
     answers the balance and the mutation buys an add-on, charging Alice."""
     container = served_for_real.container
     session = await container.self_care_login()("acc_demo_alice", "alice-self-care")
-    socket = await open_socket(served_for_real.ws_url, session.token)
+    socket = await socket_of(served_for_real.ws_url, session.token)
     try:
         before = await operation(socket, "1", ME)
         assert not refused(before), before
@@ -127,7 +81,7 @@ async def test_a_logged_out_token_cannot_start_a_new_subscription_on_its_open_we
     is pushed (``_still_allowed`` runs only before later pushes)."""
     container = served_for_real.container
     session = await container.self_care_login()("acc_demo_alice", "alice-self-care")
-    socket = await open_socket(served_for_real.ws_url, session.token)
+    socket = await socket_of(served_for_real.ws_url, session.token)
     try:
         assert await container.logout()(session.token) is True
         first = await operation(socket, "1", BALANCE)
@@ -144,7 +98,7 @@ async def test_a_blocked_staff_user_can_no_longer_mutate_over_an_open_websocket(
     still opens customers over it."""
     container = served_for_real.container
     session = await container.staff_login()("admin", "ratel-admin-demo")
-    socket = await open_socket(served_for_real.ws_url, session.token)
+    socket = await socket_of(served_for_real.ws_url, session.token)
     try:
         await container.block_staff_user()("admin")
         opened = await operation(
@@ -167,7 +121,7 @@ async def test_logout_over_a_websocket_revokes_the_token_given_in_connection_ini
     loggedOut false and the token stays valid."""
     container = served_for_real.container
     session = await container.self_care_login()("acc_demo_alice", "alice-self-care")
-    socket = await open_socket(served_for_real.ws_url, session.token)
+    socket = await socket_of(served_for_real.ws_url, session.token)
     try:
         answer = await operation(socket, "1", "mutation { logout { loggedOut } }")
         assert answer["payload"]["data"] == {"logout": {"loggedOut": True}}, answer
