@@ -412,15 +412,15 @@ class DiameterNode:
                 self._received_cer_again(connection, request)
             else:
                 self._received_cer(connection, request)
-        elif connection.state == _CLOSING:
-            # after the peer's DPR (or ours): served elsewhere, not charged here
-            self._protocol_error(connection, request, _TOO_BUSY)
         elif command == DEVICE_WATCHDOG:
             self._answer_base(
                 connection, request, [codec.new(codec.ORIGIN_STATE_ID, self._state_id)]
             )
         elif command == DISCONNECT_PEER:
             self._received_dpr(connection, request)
+        elif connection.state == _CLOSING:
+            # after the peer's DPR (or ours): served elsewhere, not charged here
+            self._protocol_error(connection, request, _TOO_BUSY)
         else:
             self._received_request(connection, request)
 
@@ -609,19 +609,22 @@ class DiameterNode:
 
     async def _serve(self, connection: PeerConnection, request: Message) -> None:
         try:
-            answer = await self._application.answer(request)
-        except Exception:
-            log.exception("diameter: a request could not be answered")
-            answer = codec.answer_to(
-                request,
-                *self._identity,
-                [codec.new(codec.RESULT_CODE, codec.UNABLE_TO_COMPLY)],
-            )
+            try:
+                answer = await self._application.answer(request)
+            except Exception:
+                log.exception("diameter: a request could not be answered")
+                answer = codec.answer_to(
+                    request,
+                    *self._identity,
+                    [codec.new(codec.RESULT_CODE, codec.UNABLE_TO_COMPLY)],
+                )
+            finally:
+                connection.in_flight -= 1
+            if not connection.send(answer):
+                log.warning("diameter: the peer left before its answer was sent")
         finally:
-            connection.in_flight -= 1
-        if not connection.send(answer):
-            log.warning("diameter: the peer left before its answer was sent")
-        self._say_goodbye(connection)
+            # after the answer, and also when stopping cancelled the charge
+            self._say_goodbye(connection)
 
     def _protocol_error(self, connection: PeerConnection, request: Message, result: int) -> None:
         log.warning(

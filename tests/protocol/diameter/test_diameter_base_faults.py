@@ -245,3 +245,27 @@ async def test_a_request_with_a_non_utf8_session_id_is_answered() -> None:
         gw.close()
     finally:
         await node.stop(1.0)
+
+
+async def test_a_watchdog_behind_a_dpr_is_still_answered() -> None:
+    """RFC 6733 5.5: a DWR is answered while the connection is up; after the
+    peer's DPR only new application requests are turned away (3004)."""
+    node = await started(Recorder())
+    try:
+        gw = await Peer.connect(node.address[1], "gw1.test")
+        origin = [avp(codec.ORIGIN_HOST, b"gw1.test"), avp(codec.ORIGIN_REALM, b"gw.test")]
+        dpr = codec.request_message(282, 0, [*origin, avp(273, 0)])
+        dwr = codec.request_message(280, 0, list(origin))
+        dpr.header.hop_by_hop_identifier = dpr.header.end_to_end_identifier = 81
+        dwr.header.hop_by_hop_identifier = dwr.header.end_to_end_identifier = 82
+        gw.write(dpr.as_bytes() + dwr.as_bytes() + base_ccr().as_bytes())
+        answers = []
+        for _ in range(3):
+            message = await gw.read_or_none()
+            if not hasattr(message, "header"):
+                break
+            answers.append((message.header.command_code, result(message)))  # type: ignore[union-attr]
+        assert answers == [(282, 2001), (280, 2001), (codec.CREDIT_CONTROL, 3004)]
+        gw.close()
+    finally:
+        await node.stop(1.0)
