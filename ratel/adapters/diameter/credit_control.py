@@ -276,15 +276,17 @@ _ONCE: Final = frozenset(
 
 def _check_avps(avps: Sequence[Avp]) -> None:
     """A CCR's top-level AVPs: none with a reserved flag bit set (RFC 6733
-    4.1: 3009), none unknown with the M-bit (5001), none of those that occur
-    once there twice (5009); each with the offending AVP in Failed-AVP."""
+    4.1: 3009), no base AVP unknown with the M-bit (5001), none of those that
+    occur once there twice (5009); each with the offending AVP in Failed-AVP."""
     seen: set[int] = set()
     for avp in avps:
         if avp.flags & _RESERVED:
             raise AnswerWithError(
                 codec.INVALID_AVP_BITS, codec.failed_avp(avp), f"AVP {avp.code}: reserved bits"
             )
-        if avp.flags & _MANDATORY and avp.name == "Unknown":
+        if avp.flags & _MANDATORY and avp.name == "Unknown" and not avp.vendor_id:
+            # RFC 6733 4.1. Vendors' AVPs are let through: the dictionary does
+            # not know every gateway's, and refusing one would refuse all its calls
             raise AnswerWithError(
                 codec.AVP_UNSUPPORTED, codec.failed_avp(avp), f"AVP {avp.code} is not known"
             )

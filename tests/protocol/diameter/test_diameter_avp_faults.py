@@ -67,6 +67,22 @@ async def test_an_unknown_avp_with_the_m_bit_gets_5001_with_failed_avp(port: int
     assert failed_codes(answer) == [65000]
 
 
+async def test_a_vendors_avp_unknown_to_the_dictionary_is_let_through(port: int) -> None:
+    """A gateway's own vendor AVP (Huawei's enterprise number here) with the
+    M-bit, which python-diameter's dictionary does not know, is not refused:
+    refusing it would refuse every call of that gateway."""
+    session = f"gw2.test;vendor-avp;{id(port)}"
+    vendor_avp = raw_avp(65002, b"\0\0\0\1", 0x40, vendor=2011)
+    answer = await ask(port, with_raw_avps(initial(session), vendor_avp))
+    try:
+        assert result(answer) == codec.SUCCESS
+    finally:
+        await ask(
+            port,
+            base_ccr("gw2.test", session=session, request_type=codec.TERMINATE, number=1),
+        )
+
+
 async def test_a_single_occurrence_avp_twice_gets_5009(port: int) -> None:
     """RFC 4006 3.1 CCR grammar: { CC-Request-Number } occurs exactly once;
     RFC 6733 7.1.5: 5009 DIAMETER_AVP_OCCURS_TOO_MANY_TIMES, with the first
