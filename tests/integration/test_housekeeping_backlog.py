@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the deps fixture imported from test_quota_periods)
 """housekeeping with a backlog larger than one batch (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -6,10 +7,9 @@ from datetime import timedelta
 
 import pytest
 from store_builders import MIB, add_on, usd
-from use_case_support import CHARGES, SERVICES, START, Clock, define_tariffs
+from test_quota_periods import data, deps  # noqa: F401  (tariffs, BASIC and PLAIN)
+from use_case_support import START, Clock
 
-from ratel.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from ratel.adapters.system import HmacHasher, TimeOrderedIds
 from ratel.application import housekeeping as housekeeping_module
 from ratel.application.accounts import CreateAccount, TerminateAccount
 from ratel.application.add_ons import AddAddOn
@@ -19,33 +19,10 @@ from ratel.application.credit_control import CreditControl, Subscriber
 from ratel.application.customers import OpenCustomer
 from ratel.application.housekeeping import Housekeeping
 from ratel.application.payments import TopUp
-from ratel.domain.catalogue import Product, ProductKind, Service, Unit
-from ratel.domain.charging import UsageRequest
 from ratel.domain.staff import AccessToken, TokenKind
 from ratel.ports.store import IdentifierKind
 
 SESSIONS = 520  # more than one batch of Tcc supervision (500)
-
-
-@pytest.fixture
-async def deps(engine) -> Dependencies:  # type: ignore[no-untyped-def]
-    deps = Dependencies(
-        uow=SqlUnitOfWorkFactory(engine),
-        clock=Clock(),
-        ids=TimeOrderedIds(),
-        hasher=HmacHasher("test"),
-    )
-    await define_tariffs(deps)
-    await DefineProduct(deps)(
-        Product("PLAIN", "Plain", ProductKind.MAIN, SERVICES, usage_charges=CHARGES)
-    )
-    return deps
-
-
-def data(requested: int | None = MIB, used: int = 0) -> UsageRequest:
-    return UsageRequest(
-        Service.DATA, Unit.BYTES, "DATA", rating_group=10, requested=requested, used=used
-    )
 
 
 async def test_one_housekeeping_pass_releases_every_idle_session_not_just_the_first_500(

@@ -45,7 +45,8 @@ def identified(message: Message) -> Message:
     return message
 
 
-def cer(origin_host: str) -> bytes:
+def cer(origin_host: str, application: int = codec.CREDIT_CONTROL_APPLICATION) -> bytes:
+    """A CER offering ``application`` (credit control unless told)."""
     return identified(
         codec.request_message(
             257,
@@ -56,7 +57,7 @@ def cer(origin_host: str) -> bytes:
                 avp(257, "127.0.0.1"),
                 avp(266, 99999),
                 avp(269, "test gateway"),
-                avp(codec.AUTH_APPLICATION_ID, codec.CREDIT_CONTROL_APPLICATION),
+                avp(codec.AUTH_APPLICATION_ID, application),
             ],
         )
     ).as_bytes()

@@ -8,7 +8,7 @@ import asyncio
 import itertools
 
 from gateway import sms_recipient
-from raw_peer import Peer, avp, base_ccr, identified, result
+from raw_peer import Peer, avp, base_ccr, cer, identified, result
 from test_diameter_avp_faults import initial, subscription
 
 from ratel.adapters.diameter import codec
@@ -16,27 +16,8 @@ from ratel.adapters.diameter import codec
 _n = itertools.count(1)
 
 
-def cer_without_credit_control(origin_host: str) -> bytes:
-    return identified(
-        codec.request_message(
-            257,
-            0,
-            [
-                avp(codec.ORIGIN_HOST, origin_host.encode()),
-                avp(codec.ORIGIN_REALM, b"gw.test"),
-                avp(257, "127.0.0.1"),
-                avp(266, 99999),
-                avp(269, "test gateway"),
-                avp(codec.AUTH_APPLICATION_ID, 16777238),  # Gx only
-            ],
-        )
-    ).as_bytes()
-
-
 async def test_unknown_peer_gets_3010_with_e_bit_and_the_connection_closes(port: int) -> None:
     """RFC 6733 5.3 / 7.1.3: 3010 DIAMETER_UNKNOWN_PEER, then disconnect."""
-    from raw_peer import cer
-
     gw = await Peer.open(port)
     gw.write(cer("intruder.test"))
     cea = await gw.read()
@@ -47,7 +28,7 @@ async def test_unknown_peer_gets_3010_with_e_bit_and_the_connection_closes(port:
 async def test_cer_without_credit_control_gets_5010_and_the_connection_closes(port: int) -> None:
     """RFC 6733 5.3: no common application: CEA 5010 DIAMETER_NO_COMMON_APPLICATION."""
     gw = await Peer.open(port)
-    gw.write(cer_without_credit_control("gw2.test"))
+    gw.write(cer("gw2.test", application=16777238))  # Gx only
     cea = await gw.read()
     assert cea is not None and result(cea) == 5010 and not cea.header.is_error
     assert await gw.read_or_none() is None
