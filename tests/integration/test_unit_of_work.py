@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -159,3 +163,49 @@ async def test_on_postgresql_a_unit_of_work_begins_at_its_first_write_or_lock(
         await connection.execute(sa.text("SELECT 1"))
         pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
         assert await backend_state(engine, pid) == "idle in transaction"
+
+
+async def _cancelled_in_a_statement(engine: AsyncEngine, work_with: Callable[[], Any]) -> None:
+    task = asyncio.create_task(work_with())
+    async with engine.connect() as other:  # until the statement runs
+        for _ in range(200):
+            running = await other.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'"
+                )
+            )
+            if running.scalar_one():
+                break
+            await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # QueuePool
+
+
+@pytest.mark.parametrize("inside", ["read", "together"])
+async def test_a_unit_of_work_cancelled_in_a_statement_ends_cancelled(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory, inside: str
+) -> None:
+    """A task cancelled while its statement runs (a component stopping) must
+    see CancelledError. Leaving the unit of work read the invalidated
+    connection's ``info``, which tried to reconnect outside SQLAlchemy's
+    greenlet: a MissingGreenlet replaced the cancellation, and a background
+    loop that catches Exception (the NAS table's refresh) went on running
+    after its component had stopped."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("aiosqlite's statement runs to its end in its thread")
+
+    async def sleeping() -> None:
+        async with uow() as work:
+            if inside == "together":
+                async with work.together():
+                    await work.shared_connection().execute(sa.text("SELECT pg_sleep(5)"))
+            else:
+                await work.shared_connection().execute(sa.text("SELECT pg_sleep(5)"))
+
+    await _cancelled_in_a_statement(engine, sleeping)
+    # the pool still serves
+    async with uow() as work:
+        assert (await work.shared_connection().execute(sa.text("SELECT 1"))).scalar_one() == 1

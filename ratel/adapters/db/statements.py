@@ -55,7 +55,8 @@ class Repository:
         self._dialect = connection.dialect.name
         # PostgreSQL: registered statements (``fast``) run straight on asyncpg
         self._fast = FastPath(connection) if FastPath.applies(connection) else None
-        self._begin: DeferredBegin | None = connection.info.get(DeferredBegin.KEY)
+        self._info = connection.info  # the dict itself: see ``DeferredBegin``
+        self._begin: DeferredBegin | None = self._info.get(DeferredBegin.KEY)
 
     @property
     def _postgresql(self) -> bool:
@@ -69,7 +70,7 @@ class Repository:
         """Run ``statement``; a deadlock or lock timeout becomes ``ConcurrentChange``.
         On PostgreSQL a statement registered with ``fast`` (one parameter set)
         runs straight on asyncpg, with the same result and errors."""
-        together: Together | None = self._connection.info.get(Together.KEY)
+        together: Together | None = self._info.get(Together.KEY)
         if together is not None and together.pending:
             await together.flush()  # what this statement reads or writes follows them
         if self._begin is not None:
@@ -98,7 +99,7 @@ class Repository:
         ``Transaction.together()`` when the block's writes go to the server
         (``Together``). ``after`` checks them (and may raise) and records what
         was written; nothing else may depend on the write before it runs."""
-        together: Together | None = self._connection.info.get(Together.KEY)
+        together: Together | None = self._info.get(Together.KEY)
         if together is not None:
             await together.add(statement, parameters, after)
             return
@@ -273,11 +274,15 @@ class DeferredBegin:
     KEY: Final = "ratel.deferred_begin"
 
     def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
         self._adapter: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
         self._adapter.autocommit = True
         self.deferred = True
-        connection.info[self.KEY] = self
+        # the dict itself: a statement cancelled or failed on the wire
+        # invalidates the connection, and reading its ``info`` then tries to
+        # reconnect (outside SQLAlchemy's greenlet: a MissingGreenlet that
+        # would replace the cancellation)
+        self._info = connection.info
+        self._info[self.KEY] = self
 
     def before(
         self,
@@ -303,7 +308,7 @@ class DeferredBegin:
             self._adapter.autocommit = False  # the driver sends BEGIN with the next statement
 
     def close(self) -> None:
-        self._connection.info.pop(self.KEY, None)
+        self._info.pop(self.KEY, None)
         if self.deferred:
             self.deferred = False
             self._adapter.autocommit = False
@@ -481,7 +486,8 @@ class Transaction:
             yield  # nothing to gain, or an outer block sends them
             return
         together = Together(connection)
-        connection.info[Together.KEY] = together
+        info = connection.info  # the dict itself: see ``DeferredBegin``
+        info[Together.KEY] = together
         try:
             yield
         except BaseException:
@@ -489,7 +495,7 @@ class Transaction:
                 self._lost_writes = True
             raise
         finally:
-            connection.info.pop(Together.KEY, None)
+            info.pop(Together.KEY, None)
         try:
             await together.flush()
         except BaseException:
