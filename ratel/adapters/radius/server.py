@@ -101,10 +101,11 @@ class NasTable:
         self._task: asyncio.Task[None] | None = None
         self._last_load = 0.0
         self._loading: asyncio.Task[None] | None = None
+        self._running = False
 
     def get(self, address: str) -> Nas | None:
         nas = self._by_address.get(address)
-        if nas is None and time.monotonic() - self._last_load > 0.5:
+        if nas is None and self._running and time.monotonic() - self._last_load > 0.5:
             self.reload_soon()  # a NAS registered a moment ago
         return nas
 
@@ -126,19 +127,24 @@ class NasTable:
             log.exception("could not load the NAS registry")
 
     async def _run(self) -> None:
-        while True:
+        while self._running:
             await asyncio.sleep(self._refresh)
             await self._load_quietly()
 
     async def start(self) -> None:
         await self.load()
+        self._running = True
         self._task = asyncio.create_task(self._run(), name="radius-nas-refresh")
 
     async def stop(self) -> None:
-        for task in (self._task, self._loading):
-            if task is not None and not task.done():
-                task.cancel()
-        self._task = None
+        """End the refresh and any reload, and wait for them: none may
+        outlive the server (and its database)."""
+        self._running = False  # and no reload starts from now on (the DAE looks NASes up)
+        tasks = [t for t in (self._task, self._loading) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = self._loading = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -517,3 +517,25 @@ async def test_beyond_the_requests_in_flight_new_ones_are_dropped_until_room_is_
     said = [r.getMessage() for r in caplog.records]
     assert said.count("RADIUS overloaded: dropping new requests") == 1
     assert said.count("RADIUS overload over") == 1
+
+
+def nas_tasks() -> list[asyncio.Task[Any]]:
+    tasks = asyncio.all_tasks()
+    return [t for t in tasks if t.get_name().startswith("radius-nas") and not t.done()]
+
+
+async def test_a_stopped_server_leaves_no_nas_refresh_behind(container: Container) -> None:
+    """The NAS table's refresh and reloads end with the server. The DAE
+    looks NASes up after the listener has stopped (events still relayed
+    while ``ratel serve`` stops); a lookup of an unknown NAS started a
+    reload then, which outlived the server and its database and logged an
+    ERROR into whatever ran next."""
+    server: RadiusServer = container.radius_server()
+    await server.start()
+    assert server.nas.get("192.0.2.99") is None
+    assert nas_tasks()  # the refresh, and the reload that lookup asked for
+    await server.stop()
+    assert nas_tasks() == []
+    server.nas._last_load = 0.0  # long ago: a lookup of an unknown NAS would reload
+    assert server.nas.get("192.0.2.99") is None
+    assert nas_tasks() == []
