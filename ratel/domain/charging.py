@@ -28,7 +28,7 @@ count, so a session still pays one connection fee.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -307,8 +307,32 @@ class Stream:
     cost: Money | None = None  # exact rated cost of the money units so far
     paid_by_buckets: Money | None = None  # part of ``cost`` paid by service wallets
     bucket_units: dict[str, Decimal] = field(default_factory=dict)
-    hold: Hold | None = None
+    hold: Hold | None = None  # the grant of the sub-session ``holder``
     closed: bool = False
+    # Sub-sessions live at once on one stream (a PDSN hand-off) each have a
+    # grant out, so each keeps its hold: ``hold`` is the one of the
+    # sub-session last heard from, the others wait here by sub-session.
+    holder: str = ""
+    parked: dict[str, Hold] = field(default_factory=dict)
+
+    def holding_for(self, sub_session: str, known: Container[str]) -> None:
+        """Make ``hold`` the hold of ``sub_session`` (none if it holds
+        nothing), parking the one it was. ``known``: the session's
+        sub-sessions; a holder among none of them is a row written before
+        holds were kept per sub-session, whose one hold was the last asker's."""
+        if self.holder not in known:
+            self.holder = sub_session
+        if sub_session == self.holder:
+            return
+        if self.hold is not None:
+            self.parked[self.holder] = self.hold
+        self.hold = self.parked.pop(sub_session, None)
+        self.holder = sub_session
+
+    def holds(self) -> list[Hold]:
+        """Every hold of the stream, its sub-sessions' included."""
+        current = [] if self.hold is None else [self.hold]
+        return current + list(self.parked.values())
 
 
 class _Orders:
@@ -483,6 +507,7 @@ class CreditControlSession:
         else:
             for request in requests:
                 stream = self._stream(ctx, request)
+                stream.holding_for(sub_session, self.sub_sessions)  # its own grant only
                 # the commit and the grant draw on the same buckets in the same order
                 orders = _Orders(ctx, stream, self._group(stream), now)
                 self._commit(ctx, stream, request.used, now, request.used_after_change, orders)
@@ -721,15 +746,16 @@ class CreditControlSession:
             stream.bucket_units[bucket_id] = stream.bucket_units.get(bucket_id, Decimal(0)) + units
 
     def _release(self, ctx: ChargingContext, stream: Stream) -> None:
-        hold = stream.hold
+        """Release every hold of ``stream``, its sub-sessions' too."""
+        holds = stream.holds()
         stream.hold = None
-        if hold is None:
-            return
-        for bucket_id, held in hold.buckets + hold.money_buckets:
-            bucket = ctx.bucket(bucket_id)
-            if bucket is not None:
-                bucket.settle(held, Decimal(0))
-        ctx.customer.wallet.release(hold.money)
+        stream.parked.clear()
+        for hold in holds:
+            for bucket_id, held in hold.buckets + hold.money_buckets:
+                bucket = ctx.bucket(bucket_id)
+                if bucket is not None:
+                    bucket.settle(held, Decimal(0))
+            ctx.customer.wallet.release(hold.money)
 
     def _final(self, ctx: ChargingContext) -> FinalUnitIndication:
         policy = ctx.policy
@@ -893,8 +919,7 @@ class CreditControlSession:
             return True
         if not charge_beyond or stream.rated is None:
             return False
-        hold = stream.hold
-        after = stream.money_units + (hold.money_units if hold else 0)
+        after = stream.money_units + sum(h.money_units for h in stream.holds())
         wallets = orders.of(Unit.MONEY)
         funds = ctx.customer.wallet.available() + Money(
             sum((b.free for b in wallets), Decimal(0)), self.currency
@@ -1047,8 +1072,8 @@ class CreditControlSession:
     def held_money(self) -> Money:
         total = Money.zero(self.currency)
         for stream in self.streams.values():
-            if stream.hold is not None:
-                total = total + stream.hold.money
+            for hold in stream.holds():
+                total = total + hold.money
         return total
 
 

@@ -196,6 +196,41 @@ def test_a_hold_across_a_tariff_change_is_written_as_the_plain_encoder_writes_it
     assert from_row(session, text).streams == session.streams
 
 
+def test_the_holds_of_live_sub_sessions_of_one_stream_are_written_and_kept() -> None:
+    """Two sub-sessions live on one stream (a PDSN hand-off) each hold their
+    grant: the snapshot text, the plain encoder and the kept copy all keep
+    the one waiting (``parked``), and a row of format 2, without it, reads."""
+    sub = Subscriber("50")
+    session = CreditControlSession.open("s-1", sub.account, sub.customer, NOW)
+    session.reserve(sub.context(), 0, [data()], NOW, sub_session="bs-1")
+    session.reserve(sub.context(), 0, [data()], NOW, sub_session="bs-2")
+    stream = next(iter(session.streams.values()))
+    assert stream.holder == "bs-2" and list(stream.parked) == ["bs-1"]
+    written = snapshot_text(session, compact_json)
+    plain = compact_json(session_snapshot(session))
+    assert json.loads(written.text)["streams"] == json.loads(plain)["streams"]
+    assert from_row(session, written.text).streams == session.streams
+    assert stored_copy(session, written).streams == session.streams
+    assert stored_copy(session, written).held_money() == session.held_money()
+    # a session without sub-sessions (Diameter) is written as format 2 wrote it
+    alone = CreditControlSession.open("s-2", sub.account, sub.customer, NOW)
+    alone.reserve(sub.context(), 0, [data()], NOW)
+    (encoded,) = json.loads(snapshot_text(alone, compact_json).text)["streams"]
+    assert "holder" not in encoded and "parked" not in encoded
+    # a row of format 2 names no holder: its one hold is its sub-session's own
+    pdsn = CreditControlSession.open("s-3", sub.account, sub.customer, NOW)
+    pdsn.reserve(sub.context(), 0, [data()], NOW, sub_session="bs-1")
+    document = json.loads(compact_json(session_snapshot(pdsn)))
+    (encoded,) = document["streams"]
+    assert encoded["holder"] == "bs-1" and encoded["parked"] == []
+    del encoded["holder"], encoded["parked"]
+    read = from_row(pdsn, json.dumps(document))
+    (stream,) = read.streams.values()
+    assert stream.hold is not None and stream.holder == ""
+    read.report(sub.context(), 1, [data(used=MIB)], NOW, sub_session="bs-1")
+    assert stream.holder == "bs-1" and stream.parked == {}  # settled, not left waiting
+
+
 def test_a_kept_copy_holds_its_answers_as_text_and_answers_a_retransmission() -> None:
     sub = Subscriber("50")
     session = long_session(sub)

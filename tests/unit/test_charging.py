@@ -557,6 +557,50 @@ def test_sub_sessions_of_one_mobile_session_produce_one_xdr() -> None:
     assert w.customer.wallet.reserved == usd(0)
 
 
+def test_live_sub_sessions_of_one_stream_each_keep_their_hold() -> None:
+    """A PDSN hand-off where both sub-sessions are live: each has its grant
+    out, so each needs its own hold. With one hold per stream, the second
+    sub-session's request settled the first one's hold and granted the same
+    funds again: 1.00 USD granted twice on a balance of 1.00."""
+    w = World(balance="1")
+    s = w.session()
+    first = only_grant(s.reserve(w.ctx(), 0, [data(requested=100 * MIB)], NOW, sub_session="bs-1"))
+    assert first.units == 100 * MIB
+    assert w.customer.wallet.reserved == usd("1.00")
+    second = s.reserve(w.ctx(), 0, [data(requested=100 * MIB)], NOW, sub_session="bs-2")
+    assert isinstance(second.results[0], Denial)  # nothing left: bs-1 holds it all
+    assert w.customer.wallet.reserved == usd("1.00")
+    # bs-1 reports half its grant and asks again: the other half stays its own
+    again = only_grant(
+        s.report(w.ctx(), 1, [data(used=50 * MIB, requested=100 * MIB)], NOW, sub_session="bs-1")
+    )
+    assert again.units == 50 * MIB
+    assert w.customer.wallet.balance == usd("0.50")
+    assert w.customer.wallet.reserved == usd("0.50")
+    # bs-1 ends with all of it used; bs-2, which was granted nothing, ends with nothing
+    s.terminate(w.ctx(), 2, [data(used=50 * MIB)], NOW, sub_session="bs-1")
+    last = s.terminate(w.ctx(), 1, [data(used=0)], NOW, sub_session="bs-2")
+    assert last.xdr is not None and last.xdr.charge == usd("1.00")
+    assert w.customer.wallet.balance == usd("0.00")
+    assert w.customer.wallet.reserved == usd("0")
+
+
+def test_a_sub_sessions_hold_is_released_when_the_session_closes() -> None:
+    """Two sub-sessions each hold their grant; the one that ends settles its
+    own, and the other's stays held until it ends too."""
+    w = World(balance="10")
+    s = w.session()
+    s.reserve(w.ctx(), 0, [data(requested=100 * MIB)], NOW, sub_session="bs-1")
+    s.reserve(w.ctx(), 0, [data(requested=100 * MIB)], NOW, sub_session="bs-2")
+    assert w.customer.wallet.reserved == usd("2.00")
+    s.terminate(w.ctx(), 1, [data(used=10 * MIB)], NOW, sub_session="bs-1")
+    assert w.customer.wallet.reserved == usd("1.00")  # bs-2's grant is still out
+    last = s.terminate(w.ctx(), 1, [data(used=30 * MIB)], NOW, sub_session="bs-2")
+    assert last.xdr is not None and last.xdr.charge == usd("0.40")
+    assert w.customer.wallet.balance == usd("9.60")
+    assert w.customer.wallet.reserved == usd("0")
+
+
 # -- rounding only on the record --------------------------------------------------------------
 
 

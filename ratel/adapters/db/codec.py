@@ -405,7 +405,7 @@ def _hold_from_json(data: Json | None) -> Hold | None:
 
 
 def _stream_to_json(key: str, stream: Stream) -> Json:
-    return {
+    data: Json = {
         "key": key,
         "request": request_to_json(stream.request),
         "rated": rated_to_json(stream.rated),
@@ -418,6 +418,10 @@ def _stream_to_json(key: str, stream: Stream) -> Json:
         "hold": _hold_to_json(stream.hold),
         "closed": stream.closed,
     }
+    if stream.holder or stream.parked:  # sub-sessions live at once (absent in format 2)
+        data["holder"] = stream.holder
+        data["parked"] = [[sub, _hold_to_json(hold)] for sub, hold in stream.parked.items()]
+    return data
 
 
 def _stream_from_json(data: Json) -> tuple[str, Stream]:
@@ -432,7 +436,16 @@ def _stream_from_json(data: Json) -> tuple[str, Stream]:
         bucket_units=dict(_pairs_from_json(data["bucket_units"])),
         hold=_hold_from_json(data["hold"]),
         closed=data["closed"],
+        holder=data.get("holder", ""),
+        parked={sub: _hold(hold) for sub, hold in data.get("parked", ())},
     )
+
+
+def _hold(data: Json) -> Hold:
+    hold = _hold_from_json(data)
+    if hold is None:
+        raise ValueError("a parked hold is never null")
+    return hold
 
 
 _PENDING: Final = object()  # a stored answer not decoded yet
@@ -816,8 +829,19 @@ def _stream_text(key: str, stream: Stream, dumps: Callable[[Any], str]) -> str:
         f'"money_units":{_scalar(stream.money_units, dumps)},'
         f'"cost":{_money_text(stream.cost)},"paid_by_buckets":{_money_text(stream.paid_by_buckets)},'
         f'"bucket_units":{_pairs_text(stream.bucket_units.items())},'
-        f'"hold":{_hold_text(stream.hold)},"closed":{_scalar(stream.closed, dumps)}}}'
+        f'"hold":{_hold_text(stream.hold)},"closed":{_scalar(stream.closed, dumps)}'
+        f"{_sub_session_holds_text(stream, dumps)}}}"
     )
+
+
+def _sub_session_holds_text(stream: Stream, dumps: Callable[[Any], str]) -> str:
+    """The ``holder`` and ``parked`` keys of ``_stream_to_json`` as text."""
+    if not (stream.holder or stream.parked):
+        return ""
+    parked = ",".join(
+        f"[{_quote(sub, dumps)},{_hold_text(hold)}]" for sub, hold in stream.parked.items()
+    )
+    return f',"holder":{_quote(stream.holder, dumps)},"parked":[{parked}]'
 
 
 def stored_copy(
@@ -862,6 +886,17 @@ def _copied(session: CreditControlSession, answers: StoredAnswers) -> CreditCont
     )
 
 
+def _copy_hold(hold: Hold) -> Hold:
+    return Hold(
+        buckets=list(hold.buckets),
+        money_units=hold.money_units,
+        money_buckets=list(hold.money_buckets),
+        money=hold.money,
+        granted_at=hold.granted_at,
+        tariff_change_at=hold.tariff_change_at,
+    )
+
+
 def _copy_stream(stream: Stream) -> Stream:
     hold = stream.hold
     rated = stream.rated
@@ -877,17 +912,10 @@ def _copy_stream(stream: Stream) -> Stream:
         cost=stream.cost,
         paid_by_buckets=stream.paid_by_buckets,
         bucket_units=dict(stream.bucket_units),
-        hold=None
-        if hold is None
-        else Hold(
-            buckets=list(hold.buckets),
-            money_units=hold.money_units,
-            money_buckets=list(hold.money_buckets),
-            money=hold.money,
-            granted_at=hold.granted_at,
-            tariff_change_at=hold.tariff_change_at,
-        ),
+        hold=None if hold is None else _copy_hold(hold),
         closed=stream.closed,
+        holder=stream.holder,
+        parked={sub: _copy_hold(parked) for sub, parked in stream.parked.items()},
     )
 
 

@@ -131,6 +131,41 @@ async def test_pdsn_handoff_start_after_the_last_stop_is_charged(
     assert sum(line.units for x in xdrs for line in x.lines) == 31 * MIB
 
 
+async def reserved(container: Container, sub: Subscriber) -> Decimal:
+    view = await container.balance_enquiry()(IdentifierKind.ACCOUNT_ID, sub.account_id)
+    return view.reserved.amount
+
+
+async def test_pdsn_sub_sessions_live_at_once_each_hold_their_grant(
+    container: Container, server: RadiusServer
+) -> None:
+    """A hand-off where bs-2 starts while bs-1 still runs (same correlation
+    id, one stream): both have a grant out. The stream had one hold, so
+    bs-2's Start released bs-1's and held again: the funds held once while
+    both sub-sessions spent them."""
+    await register_nas(container, NasVendor.CISCO_PDSN)
+    sub = await subscriber(container, "phone@isp", balance="50.00")
+    port = acct_port(server)
+    multi = ', Acct-Multi-Session-Id = "corr-8"'
+    await radclient(port, "acct", acct("Start", "bs-1", "phone@isp") + multi)
+    one = await reserved(container, sub)
+    assert one > 0
+    await radclient(port, "acct", acct("Start", "bs-2", "phone@isp") + multi)
+    assert await reserved(container, sub) == 2 * one
+    interim_1 = acct("Interim-Update", "bs-1", "phone@isp", Acct_Output_Octets=10 * MIB) + multi
+    assert (await radclient(port, "acct", interim_1)).code == "Accounting-Response"
+    assert await reserved(container, sub) == 2 * one  # bs-1 held again, bs-2's still held
+    stop_1 = acct("Stop", "bs-1", "phone@isp", Acct_Output_Octets=20 * MIB) + multi
+    await radclient(port, "acct", stop_1)
+    assert await reserved(container, sub) == one  # only bs-2's grant is out
+    stop_2 = acct("Stop", "bs-2", "phone@isp", Acct_Output_Octets=5 * MIB) + multi
+    await radclient(port, "acct", stop_2)
+    assert await reserved(container, sub) == 0
+    assert await balance(container, sub) == Decimal("49.75")  # 25 MiB
+    (xdr,) = await container.account_xdrs()(sub.account_id)
+    assert set(xdr.sub_sessions) == {"bs-1", "bs-2"}
+
+
 # -- 3. Accounting-On and a Start of the rebooted NAS reusing a session id ----------
 
 
