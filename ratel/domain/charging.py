@@ -902,8 +902,11 @@ class CreditControlSession:
         rates: tuple[Rate, ...] = (stream.rated.rate_at(now),)
         if change_at is not None:
             rates += (stream.rated.rate_at(change_at),)
-        units = min(rate.units_affordable(stream.money_units, funds, wanted) for rate in rates)
-        costs = [rate.increment(stream.money_units, units) for rate in rates]
+        # after what the stream used and what its other sub-sessions hold: their
+        # grants take the free and cheap first units, not this one too
+        start = stream.money_units + sum(hold.money_units for hold in stream.holds())
+        units = min(rate.units_affordable(start, funds, wanted) for rate in rates)
+        costs = [rate.increment(start, units) for rate in rates]
         return units, max(costs, key=lambda m: m.amount)
 
     def _more_available(

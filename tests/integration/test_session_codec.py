@@ -209,7 +209,11 @@ def test_the_holds_of_live_sub_sessions_of_one_stream_are_written_and_kept() -> 
     written = snapshot_text(session, compact_json)
     plain = compact_json(session_snapshot(session))
     assert json.loads(written.text)["streams"] == json.loads(plain)["streams"]
+    # format 3: a server of an earlier release refuses the row rather than
+    # drop the waiting hold (and leave its money reserved for good)
+    assert json.loads(written.text)["format"] == json.loads(plain)["format"] == 3
     assert from_row(session, written.text).streams == session.streams
+    assert from_row(session, plain).streams == session.streams
     assert stored_copy(session, written).streams == session.streams
     assert stored_copy(session, written).held_money() == session.held_money()
     # a session without sub-sessions (Diameter) is written as format 2 wrote it
@@ -217,12 +221,14 @@ def test_the_holds_of_live_sub_sessions_of_one_stream_are_written_and_kept() -> 
     alone.reserve(sub.context(), 0, [data()], NOW)
     (encoded,) = json.loads(snapshot_text(alone, compact_json).text)["streams"]
     assert "holder" not in encoded and "parked" not in encoded
+    assert json.loads(snapshot_text(alone, compact_json).text)["format"] == 2
     # a row of format 2 names no holder: its one hold is its sub-session's own
     pdsn = CreditControlSession.open("s-3", sub.account, sub.customer, NOW)
     pdsn.reserve(sub.context(), 0, [data()], NOW, sub_session="bs-1")
     document = json.loads(compact_json(session_snapshot(pdsn)))
     (encoded,) = document["streams"]
     assert encoded["holder"] == "bs-1" and encoded["parked"] == []
+    assert document["format"] == 1  # nothing waits: an earlier release reads it as ever
     del encoded["holder"], encoded["parked"]
     read = from_row(pdsn, json.dumps(document))
     (stream,) = read.streams.values()

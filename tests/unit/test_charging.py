@@ -585,6 +585,30 @@ def test_live_sub_sessions_of_one_stream_each_keep_their_hold() -> None:
     assert w.customer.wallet.reserved == usd("0")
 
 
+def test_a_second_live_sub_session_is_priced_after_the_first_ones_grant() -> None:
+    """The first 50 MiB of a session are free, then 0.01 per MiB; the balance
+    is 1.00. bs-1's grant of 100 MiB takes the free 50 and holds 0.50; bs-2's
+    was priced from the stream's used units as if bs-1's grant were not out,
+    so it got the free units again: 100 MiB for 0.50, and the balance ended
+    at -0.50 with no credit limit when both used what they were granted."""
+    w = World(balance="1")
+    tariff = Tariff("DATA-FREE-50", "USD")
+    tariff.add_custom("DATA", Rate.per_interval(usd("0.01"), MIB, free_units=50 * MIB), DATA)
+    w.rater = Rater(
+        (Product("P", "P", ProductKind.MAIN, usage_charges=(UsageCharge("DATA", tariff.code),)),),
+        {tariff.code: tariff},
+    )
+    s = w.session()
+    a = only_grant(s.reserve(w.ctx(), 0, [data(requested=100 * MIB)], NOW, sub_session="bs-1"))
+    assert a.units == 100 * MIB and w.customer.wallet.reserved == usd("0.50")
+    b = only_grant(s.reserve(w.ctx(), 0, [data(requested=100 * MIB)], NOW, sub_session="bs-2"))
+    assert b.units == 50 * MIB  # what the 0.50 left pays, the free units being bs-1's
+    s.terminate(w.ctx(), 1, [data(used=a.units)], NOW, sub_session="bs-1")
+    s.terminate(w.ctx(), 1, [data(used=b.units)], NOW, sub_session="bs-2")
+    assert w.customer.wallet.balance == usd("0.00")
+    assert w.customer.wallet.reserved == usd(0)
+
+
 def test_a_sub_sessions_hold_is_released_when_the_session_closes() -> None:
     """Two sub-sessions each hold their grant; the one that ends settles its
     own, and the other's stays held until it ends too."""

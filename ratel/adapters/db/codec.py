@@ -50,10 +50,20 @@ keeping a long session's row small."""
 # (``{"sub_session": "", "like": 0, "request_numbers": [26, 27]}``): the
 # grants of a steady session are all alike, and its row stays well under
 # 2 kB instead of 6 (less to send, for PostgreSQL to parse into JSONB, to
-# compress out of line and to log). Both are read.
+# compress out of line and to log). Format 3 is either of them with the hold
+# of a sub-session waiting while another's is current (``Stream.parked``, a
+# PDSN hand-off with both sub-sessions live): a server of an earlier release
+# refuses such a row rather than drop the hold and leave its money reserved.
+# All three are read.
 _PLAIN_FORMAT: Final = 1
 _SNAPSHOT_FORMAT: Final = 2
-_FORMATS: Final = frozenset({_PLAIN_FORMAT, _SNAPSHOT_FORMAT})
+_PARKED_FORMAT: Final = 3
+_FORMATS: Final = frozenset({_PLAIN_FORMAT, _SNAPSHOT_FORMAT, _PARKED_FORMAT})
+
+
+def _format(session: CreditControlSession, usual: int) -> int:
+    parked = any(stream.parked for stream in session.streams.values())
+    return _PARKED_FORMAT if parked else usual
 
 
 # -- scalars ------------------------------------------------------------------------
@@ -418,7 +428,7 @@ def _stream_to_json(key: str, stream: Stream) -> Json:
         "hold": _hold_to_json(stream.hold),
         "closed": stream.closed,
     }
-    if stream.holder or stream.parked:  # sub-sessions live at once (absent in format 2)
+    if stream.holder or stream.parked:  # sub-sessions (none in Diameter's rows)
         data["holder"] = stream.holder
         data["parked"] = [[sub, _hold_to_json(hold)] for sub, hold in stream.parked.items()]
     return data
@@ -579,7 +589,7 @@ def session_snapshot(session: CreditControlSession) -> Json:
         else lambda key: answer_to_json(answers[key])
     )
     return {
-        "format": _PLAIN_FORMAT,
+        "format": _format(session, _PLAIN_FORMAT),
         "streams": [_stream_to_json(key, stream) for key, stream in session.streams.items()],
         "answers": [
             {"sub_session": key[0], "answer": as_json(key)}
@@ -727,7 +737,8 @@ def snapshot_text(session: CreditControlSession, dumps: Callable[[Any], str]) ->
     )
     xdr = "null" if session.xdr is None else dumps(xdr_to_json(session.xdr))
     text = (
-        f'{{"format":{_SNAPSHOT_FORMAT},"streams":[{streams}],"last_request":[{last_request}],'
+        f'{{"format":{_format(session, _SNAPSHOT_FORMAT)},"streams":[{streams}],'
+        f'"last_request":[{last_request}],'
         f'"sub_sessions":[{sub_sessions}],"xdr":{xdr},"answers":[{written}]}}'
     )
     return SnapshotText(text, contents)
