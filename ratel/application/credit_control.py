@@ -27,6 +27,7 @@ from ratel.domain.charging import (
     Xdr,
     check_balance,
     price_enquiry,
+    units_covered,
 )
 from ratel.domain.customer import Customer
 from ratel.domain.errors import NotFound, SessionExists
@@ -380,6 +381,15 @@ class CreditControl(UseCase):
             customer = await self._customer(uow, account.customer_id)
             ctx = await self._context(uow, account, customer)
             return check_balance(ctx, request, self.deps.clock.now())
+
+    async def units_covered(self, subscriber: Subscriber, request: UsageRequest) -> int | None:
+        """How many units of the request's service quota and funds pay for
+        now (``None``: nothing bounds them), changing nothing."""
+        async with self.deps.uow() as uow:
+            account = await self._account(uow, subscriber)
+            customer = await self._customer(uow, account.customer_id)
+            ctx = await self._context(uow, account, customer)
+            return units_covered(ctx, request, self.deps.clock.now())
 
     async def refund(self, xdr_id: str, reason: str = "refund") -> Money:
         """REFUND_ACCOUNT: give back what an xDR's balance paid, and its units."""

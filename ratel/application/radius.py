@@ -234,6 +234,18 @@ def data_request(used: int = 0, *, requested: int | None = None) -> UsageRequest
     return UsageRequest(Service.DATA, Unit.BYTES, DATA_ACCESS_CODE, used=used, requested=requested)
 
 
+def funded_seconds(units: int | None, policy: ServicePolicy, longest: int) -> int:
+    """How long ``units`` octets last at the policy's line rate (download and
+    upload together, the most a session can use), within ``longest``: at
+    least a second. Without a rate (or a bound on the units) nothing shortens
+    ``longest``."""
+    kbps = (policy.download_kbps or 0) + (policy.upload_kbps or 0)
+    if units is None or kbps == 0:
+        return longest
+    octets_per_second = kbps * 1000 // 8
+    return max(1, min(longest, units // octets_per_second))
+
+
 class AuthorizeLogin(RadiusUseCase):
     """Access-Request: who is it, is the password right, may the account use
     data now (status, location), and do quota or funds cover a first grant.
@@ -250,8 +262,13 @@ class AuthorizeLogin(RadiusUseCase):
         self.passwords = passwords
         self.credit_control = credit_control
 
-    async def __call__(self, user_name: str, credentials: Credentials) -> AccessDecision:
-        """The decision for one Access-Request."""
+    async def __call__(
+        self, user_name: str, credentials: Credentials, *, funds_bound: bool = False
+    ) -> AccessDecision:
+        """The decision for one Access-Request. ``funds_bound``: the NAS takes
+        neither CoA nor Disconnect, so nothing can stop the session when the
+        money runs out: its Session-Timeout is how long the quota and funds
+        last at the policy's line rate, and the next login is checked again."""
         now = self.deps.clock.now()
         async with self.deps.uow() as uow:
             account = await find_login(uow, user_name)
@@ -270,8 +287,17 @@ class AuthorizeLogin(RadiusUseCase):
         if refusal is not None:
             return AccessDecision.reject(refusal, account.id)
         subscriber = Subscriber(IdentifierKind.ACCOUNT_ID, account.id)
+        timeout = self.deps.charging.validity_seconds
         try:
-            affordable = await self.credit_control.can_afford(subscriber, data_request(requested=1))
+            if funds_bound:
+                units = await self.credit_control.units_covered(subscriber, data_request())
+                affordable = units is None or units > 0
+                if affordable:
+                    timeout = funded_seconds(units, policy, timeout)
+            else:
+                affordable = await self.credit_control.can_afford(
+                    subscriber, data_request(requested=1)
+                )
         except UnknownSubscriber:
             return AccessDecision.reject(RejectReason.UNKNOWN_USER)
         if not affordable:
@@ -284,7 +310,7 @@ class AuthorizeLogin(RadiusUseCase):
             policy=policy,
             static_ip=str(static.address) if static else None,
             static_netmask=str(static.netmask) if static else None,
-            session_timeout=self.deps.charging.validity_seconds,
+            session_timeout=timeout,
         )
 
     def _refusal(self, account: Account, customer: Customer) -> str | None:

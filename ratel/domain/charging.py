@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Final
 
 from ratel.domain import events
 from ratel.domain.account import Account
@@ -215,6 +216,8 @@ class Answer:
     results: tuple[Grant | Denial, ...]
     xdr: Xdr | None = None
     translated_number: str | None = None
+    # the account's policy on a failing stream's code (None: the node's setting)
+    raise_mscc_result_code: bool | None = None
 
     @property
     def granted(self) -> bool:
@@ -523,7 +526,9 @@ class CreditControlSession:
             self.sub_sessions[sub_session] = False
             if not any(self.sub_sessions.values()):
                 xdr = self._close(ctx, now, cause, xdr_id or f"{self.id}:xdr")
-        answer = Answer(number, kind, tuple(results), xdr, translated)
+        answer = Answer(
+            number, kind, tuple(results), xdr, translated, ctx.policy.raise_mscc_result_code
+        )
         self.answers[(sub_session, number)] = answer
         self.last_request[sub_session] = number
         return answer
@@ -1107,6 +1112,39 @@ def _tariff_change(stream: Stream, now: datetime, validity: int) -> tuple[dateti
     if second is not None:
         validity = max(1, int((second - now).total_seconds()))
     return change_at, validity
+
+
+#: More units than any session uses: what "as many as wanted" is counted as.
+UNBOUNDED_UNITS: Final = 2**62
+
+
+def units_covered(ctx: ChargingContext, request: UsageRequest, now: datetime) -> int | None:
+    """How many units of ``request``'s service quota and funds pay for now
+    (service wallets and the balance within the credit limit, at the rate in
+    force), changing nothing; ``None`` when nothing bounds them (a free
+    rate). What bounds the Session-Timeout of a NAS that takes no CoA or
+    Disconnect, which cannot be stopped when the money runs out."""
+    group: str | None = None
+    try:
+        rated: RatedDestination | None = ctx.rater.rate(request)
+    except RatingFailed:
+        rated = None
+    if rated is not None and rated.group is not None:
+        group = rated.group.code
+    buckets = consumption_order(
+        ctx.buckets, request.service, group, request.rating_group, now, request.unit
+    )
+    covered = int(sum((b.free for b in buckets), Decimal(0)))
+    if rated is None:
+        return covered
+    wallets = consumption_order(
+        ctx.buckets, request.service, group, request.rating_group, now, Unit.MONEY
+    )
+    funds = ctx.customer.wallet.available() + Money(
+        sum((b.free for b in wallets), Decimal(0)), ctx.customer.currency
+    )
+    paid = rated.rate_at(now).units_affordable(0, funds, UNBOUNDED_UNITS)
+    return None if paid >= UNBOUNDED_UNITS else covered + paid
 
 
 def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) -> bool:

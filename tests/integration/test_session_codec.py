@@ -22,6 +22,7 @@ from ratel.adapters.db.codec import (
     _content,
     _kept_keys,
     _numbers_text,
+    answer_from_json,
     answer_to_json,
     session_from_snapshot,
     session_snapshot,
@@ -283,6 +284,7 @@ answers = st.builds(
     st.lists(grants | denials, max_size=3).map(tuple),
     st.none(),
     st.none() | texts,
+    st.none() | st.booleans(),
 )
 
 
@@ -290,6 +292,12 @@ answers = st.builds(
 @given(answers)
 def test_an_answer_content_written_directly_is_what_the_encoder_writes(answer: Answer) -> None:
     assert _answer_content(answer) == _content(answer_to_json(answer))
+    assert (
+        answer_from_json(
+            {"request_number": answer.request_number, **json.loads(_answer_content(answer))}
+        )
+        == answer
+    )
 
 
 def test_an_answer_with_an_xdr_or_odd_values_has_the_encoder_content() -> None:

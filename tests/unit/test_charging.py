@@ -34,6 +34,7 @@ from ratel.domain.charging import (
     UsageRequest,
     check_balance,
     price_enquiry,
+    units_covered,
 )
 from ratel.domain.customer import Customer
 from ratel.domain.errors import OutOfOrderRequest, SessionClosed
@@ -623,6 +624,26 @@ def test_a_sub_sessions_hold_is_released_when_the_session_closes() -> None:
     assert last.xdr is not None and last.xdr.charge == usd("0.40")
     assert w.customer.wallet.balance == usd("9.60")
     assert w.customer.wallet.reserved == usd("0")
+
+
+def test_units_covered_are_quota_then_what_the_funds_pay_at_the_rate() -> None:
+    """What bounds the Session-Timeout of a NAS that cannot be sent a CoA or
+    a Disconnect: the units quota and funds pay for, changing nothing."""
+    w = World(balance="1", credit_limit="0.50")
+    assert units_covered(w.ctx(), data(), NOW) == 150 * MIB  # 1.50 at 0.01 per MiB
+    assert w.customer.wallet.reserved == usd(0)
+    w.buckets.append(data_bucket("q", 1, Precedence.MAIN, None, "BASIC"))
+    assert units_covered(w.ctx(), data(), NOW) == GIB + 150 * MIB
+    broke = World(balance="0")
+    assert units_covered(broke.ctx(), data(), NOW) == 0
+    free = World()
+    tariff = Tariff("FREE-DATA", "USD")
+    tariff.add_custom("DATA", Rate.per_interval(usd(0), MIB), DATA)
+    free.rater = Rater(
+        (Product("P", "P", ProductKind.MAIN, usage_charges=(UsageCharge("DATA", "FREE-DATA"),)),),
+        {"FREE-DATA": tariff},
+    )
+    assert units_covered(free.ctx(), data(), NOW) is None  # nothing bounds a free rate
 
 
 # -- rounding only on the record --------------------------------------------------------------

@@ -296,13 +296,16 @@ def _result_from_json(data: Json) -> Grant | Denial:
 
 
 def answer_to_json(answer: Answer) -> Json:
-    return {
+    data: Json = {
         "request_number": answer.request_number,
         "kind": answer.kind.value,
         "results": [_result_to_json(r) for r in answer.results],
         "xdr": xdr_to_json(answer.xdr) if answer.xdr is not None else None,
         "translated_number": answer.translated_number,
     }
+    if answer.raise_mscc_result_code is not None:  # set by the product: rare
+        data["raise_mscc_result_code"] = answer.raise_mscc_result_code
+    return data
 
 
 def answer_from_json(data: Json) -> Answer:
@@ -312,6 +315,7 @@ def answer_from_json(data: Json) -> Answer:
         results=tuple(_result_from_json(r) for r in data["results"]),
         xdr=xdr_from_json(data["xdr"]) if data["xdr"] is not None else None,
         translated_number=data["translated_number"],
+        raise_mscc_result_code=data.get("raise_mscc_result_code"),
     )
 
 
@@ -668,8 +672,10 @@ def _answer_content(answer: Answer) -> str:
     if answer.xdr is not None:
         return _content(answer_to_json(answer))
     results = ",".join([_result_content(result) for result in answer.results])
+    raised = answer.raise_mscc_result_code
+    option = "" if raised is None else f'"raise_mscc_result_code":{_canonical_scalar(raised)},'
     return (
-        f'{{"kind":{_canonical_scalar(answer.kind.value)},"results":[{results}],'
+        f'{{"kind":{_canonical_scalar(answer.kind.value)},{option}"results":[{results}],'
         f'"translated_number":{_canonical_scalar(answer.translated_number)},"xdr":null}}'
     )
 

@@ -593,9 +593,13 @@ class CreditControlAnswers:
                     a for a in body if a.code not in (codec.RATING_GROUP, codec.SERVICE_IDENTIFIER)
                 ]
         else:
-            if failing and (len(failing) == len(codes) or self._options.raise_mscc_result_code):
+            raised = answer.raise_mscc_result_code
+            if raised is None:
+                raised = self._options.raise_mscc_result_code
+            if failing and (len(failing) == len(codes) or raised):
                 # every stream failed for the same cause, or the operator wants
-                # a failing stream's code at the top for gateways that look only there
+                # a failing stream's code at the top for gateways that look only
+                # there (the product's policy, else the node's setting)
                 top = failing[0]
             else:
                 top = codec.SUCCESS

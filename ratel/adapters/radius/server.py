@@ -405,7 +405,10 @@ class RadiusServer:
         user_name = _text(request, "User-Name")
         credentials = _credentials(request)
         with self._telemetry.observe(PROTOCOL, "access_request") as call:
-            decision = await self._authorize(user_name, credentials)
+            nas = received.nas
+            # a NAS ratel cannot send a CoA or Disconnect: the funds bound the session
+            unsteerable = not (nas.accepts_coa or nas.accepts_disconnect)
+            decision = await self._authorize(user_name, credentials, funds_bound=unsteerable)
             reply = request.CreateReply()
             if decision.accepted:
                 reply.code = rp.AccessAccept

@@ -5,6 +5,7 @@ the result codes, and retransmissions answered from the store."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 
 from diameter.message import Message
@@ -224,6 +225,36 @@ async def test_unknown_session_and_rating_failure(gw1: Gateway) -> None:
     )
     assert result_code(answer) == codec.RATING_FAILED
     assert codec.integer(msccs(answer)[0], codec.SERVICE_IDENTIFIER) == 999
+
+
+async def test_the_products_raise_mscc_result_code_puts_a_failing_streams_code_on_top(
+    ocs: Container, gw1: Gateway
+) -> None:
+    """The policy's "raise MSCC result code" (set per product in the
+    catalogue and GraphQL) copies a failing MSCC's code to the top level for
+    gateways that look only there. It was never read: only the node's
+    setting (off here) counted, so the product's option did nothing."""
+    (prepaid,) = [p for p in await ocs.list_products()() if p.code == "MOBILE_PREPAID"]
+    for code, raised in (("MOBILE_RAISES", True), ("MOBILE_KEEPS", False)):
+        policy = replace(prepaid.policy, raise_mscc_result_code=raised)
+        await ocs.define_product()(replace(prepaid, code=code, name=code, policy=policy))
+    requested = units(codec.REQUESTED_SERVICE_UNIT, time=20)
+    for code, top in (("MOBILE_RAISES", codec.RATING_FAILED), ("MOBILE_KEEPS", codec.SUCCESS)):
+        msisdn = await new_subscriber(ocs, code, "5")
+        answer = await gw1.send(
+            gw1.ccr(
+                gw1.new_session(),
+                codec.INITIAL,
+                0,
+                *subscription(msisdn),
+                mscc(service_identifier=120, requested=requested),
+                mscc(service_identifier=999, requested=requested),  # no tariff: 5031
+                context=USSD_CONTEXT,
+            )
+        )
+        assert result_code(answer) == top, code
+        inner = [codec.integer(m, codec.RESULT_CODE) for m in msccs(answer)]
+        assert inner == [codec.SUCCESS, codec.RATING_FAILED]
 
 
 async def test_a_retransmitted_update_gets_the_stored_answer_and_charges_nothing(

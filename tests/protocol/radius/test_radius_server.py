@@ -25,6 +25,7 @@ from radius_support import (
 from ratel.adapters.radius.attributes import dictionary
 from ratel.adapters.radius.server import RadiusServer
 from ratel.container import Container
+from ratel.domain.money import Money
 from ratel.domain.nas import NasVendor
 from ratel.ports.store import IdentifierKind
 
@@ -100,16 +101,52 @@ async def test_accept_carries_the_policy_in_the_vendor_attributes(
     vendor: NasVendor,
     expected: dict[str, list[str]],
 ) -> None:
-    await register_nas(container, vendor)
+    steerable = vendor is not NasVendor.CISCO_ASR5700  # which takes no CoA or Disconnect
+    await register_nas(container, vendor, accepts_coa=steerable, accepts_disconnect=steerable)
     await subscriber(container, "alice@isp", static_ip="203.0.113.10/29")
     reply = await radclient(ports(server)[0], "auth", pap("alice@isp"))
     assert reply.code == "Access-Accept", reply.output
     for name, values in expected.items():
         assert reply.attributes.get(name) == values, reply.output
-    assert reply.attributes["Session-Timeout"] == ["3600"]
+    # the ASR 5700's session lasts what 1.00 pays (100 MiB) at 20 + 5 Mbit/s
+    timeout = 3600 if steerable else 100 * MIB * 8 // 25_000_000
+    assert reply.attributes["Session-Timeout"] == [str(timeout)]
     assert reply.attributes["Acct-Interim-Interval"] == ["60"]
     assert reply.attributes["Framed-IP-Address"] == ["203.0.113.10"]
     assert "Message-Authenticator" in reply.attributes
+
+
+@pytest.mark.parametrize("vendor", [NasVendor.CISCO_ASR5700, NasVendor.GENERIC])
+async def test_a_nas_without_dynamic_authorization_gets_a_session_timeout_the_funds_bound(
+    container: Container, server: RadiusServer, vendor: NasVendor
+) -> None:
+    """Issue 5: a NAS that accepts neither CoA nor Disconnect cannot be told
+    when the money runs out, so its sessions get a Session-Timeout bounded by
+    the funds (how long they last at the policy's 20 + 5 Mbit/s) and are
+    refused at re-authorization once the money is spent. It used to be the
+    grant validity (3600 s) whatever the balance."""
+    await register_nas(container, vendor)
+    auth, acct_port = ports(server)
+    rate = 25_000_000 // 8  # octets per second at the line rate
+    sub = await subscriber(container, "alice@isp", balance="0.50")
+    reply = await radclient(auth, "auth", pap("alice@isp"))
+    assert reply.attributes["Session-Timeout"] == [str(50 * MIB // rate)], reply.output
+    await container.top_up()(sub.customer_id, Money.of("1.50", "USD"))
+    reply = await radclient(auth, "auth", pap("alice@isp"))
+    assert reply.attributes["Session-Timeout"] == [str(200 * MIB // rate)], reply.output
+    await container.top_up()(sub.customer_id, Money.of("1000", "USD"))
+    reply = await radclient(auth, "auth", pap("alice@isp"))
+    assert reply.attributes["Session-Timeout"] == ["3600"]  # at most a grant's validity
+    # the session spends what it may; at the next login it is refused
+    await subscriber(container, "bob@isp", balance="0.20")
+    assert (await radclient(acct_port, "acct", acct("Start", "b-1", "bob@isp"))).code == (
+        "Accounting-Response"
+    )
+    stop = acct("Stop", "b-1", "bob@isp", Acct_Output_Octets=20 * MIB)
+    assert (await radclient(acct_port, "acct", stop)).code == "Accounting-Response"
+    reply = await radclient(auth, "auth", pap("bob@isp"))
+    assert reply.code == "Access-Reject"
+    assert reply.attributes["Reply-Message"] == ["No funds or quota left: please top up"]
 
 
 async def test_chap_is_checked_against_the_chap_secret(
