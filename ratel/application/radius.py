@@ -287,21 +287,15 @@ class AuthorizeLogin(RadiusUseCase):
         if refusal is not None:
             return AccessDecision.reject(refusal, account.id)
         subscriber = Subscriber(IdentifierKind.ACCOUNT_ID, account.id)
-        timeout = self.deps.charging.validity_seconds
         try:
-            if funds_bound:
-                units = await self.credit_control.units_covered(subscriber, data_request())
-                affordable = units is None or units > 0
-                if affordable:
-                    timeout = funded_seconds(units, policy, timeout)
-            else:
-                affordable = await self.credit_control.can_afford(
-                    subscriber, data_request(requested=1)
-                )
+            units = await self.credit_control.units_covered(subscriber, data_request())
         except UnknownSubscriber:
             return AccessDecision.reject(RejectReason.UNKNOWN_USER)
-        if not affordable:
+        if units is not None and units < 1:
             return AccessDecision.reject(RejectReason.NO_FUNDS, account.id)
+        timeout = self.deps.charging.validity_seconds
+        if funds_bound:
+            timeout = funded_seconds(units, policy, timeout)
         static = account.identifiers.static_ip
         return AccessDecision(
             True,

@@ -1150,32 +1150,5 @@ def units_covered(ctx: ChargingContext, request: UsageRequest, now: datetime) ->
 def check_balance(ctx: ChargingContext, request: UsageRequest, now: datetime) -> bool:
     """Whether quota or funds cover ``request.requested`` units now, changing
     nothing: Diameter CHECK_BALANCE."""
-    units = Decimal(request.requested if request.requested is not None else 1)
-    group: str | None = None
-    try:
-        rated: RatedDestination | None = ctx.rater.rate(request)
-    except RatingFailed:
-        rated = None
-    if rated is not None and rated.group is not None:
-        group = rated.group.code
-    covered = sum(
-        (
-            b.free
-            for b in consumption_order(
-                ctx.buckets, request.service, group, request.rating_group, now, request.unit
-            )
-        ),
-        Decimal(0),
-    )
-    if covered >= units:
-        return True
-    if rated is None:
-        return False
-    cost = rated.rate_at(now).cost(int(units - covered))
-    wallets = consumption_order(
-        ctx.buckets, request.service, group, request.rating_group, now, Unit.MONEY
-    )
-    in_wallets = sum((b.free for b in wallets), Decimal(0))  # service wallets pay first
-    if in_wallets >= cost.amount:
-        return True
-    return ctx.customer.wallet.can_reserve(cost - Money(in_wallets, cost.currency))
+    covered = units_covered(ctx, request, now)
+    return covered is None or covered >= (request.requested if request.requested is not None else 1)
