@@ -762,9 +762,9 @@ class CreditControlSession:
                     bucket.settle(held, Decimal(0))
             ctx.customer.wallet.release(hold.money)
 
-    def _final(self, ctx: ChargingContext) -> FinalUnitIndication:
+    def _final(self, ctx: ChargingContext, service: Service) -> FinalUnitIndication:
         policy = ctx.policy
-        action = policy.on_exhaustion or ExhaustionAction.TERMINATE
+        action = _exhaustion(policy, service)
         if action is ExhaustionAction.REDIRECT and not policy.hotline_url:
             action = ExhaustionAction.TERMINATE  # nowhere to redirect to
         return FinalUnitIndication(
@@ -834,7 +834,7 @@ class CreditControlSession:
         money_units = 0
         money_buckets: list[tuple[str, Decimal]] = []
         money = Money.zero(self.currency)
-        charge_beyond = ctx.policy.on_exhaustion not in (
+        charge_beyond = _exhaustion(ctx.policy, request.service) not in (
             ExhaustionAction.THROTTLE,
             ExhaustionAction.REDIRECT,
         ) or not self._has_quota(ctx, stream)
@@ -867,7 +867,7 @@ class CreditControlSession:
         ):
             remaining = Decimal(1)  # these are the last units: say so with the grant
         if granted == 0 and wanted > 0:
-            final = self._final(ctx)
+            final = self._final(ctx, request.service)
             self._exhausted(ctx, final, now)
             refusal: DomainError = (
                 RatingFailed(f"no rate for {request.access_code}")
@@ -877,7 +877,7 @@ class CreditControlSession:
             return self._deny(request, refusal, final)
         final_units = None
         if remaining > 0:
-            final_units = self._final(ctx)
+            final_units = self._final(ctx, request.service)
             self._exhausted(ctx, final_units, now)
         return Grant(
             request.key,
@@ -982,7 +982,9 @@ class CreditControlSession:
             from_balance = cost - Money(in_wallets, self.currency)
             if not ctx.customer.wallet.can_reserve(from_balance):
                 return self._deny(
-                    request, InsufficientFunds("not enough funds for this event"), self._final(ctx)
+                    request,
+                    InsufficientFunds("not enough funds for this event"),
+                    self._final(ctx, request.service),
                 )
         stream.hold = None
         before = {b.id: b.is_exhausted() for b in ctx.buckets}
@@ -1112,6 +1114,16 @@ def _tariff_change(stream: Stream, now: datetime, validity: int) -> tuple[dateti
     if second is not None:
         validity = max(1, int((second - now).total_seconds()))
     return change_at, validity
+
+
+def _exhaustion(policy: ServicePolicy, service: Service) -> ExhaustionAction:
+    """What ends ``service`` when its quota and money run out. The policy's
+    action (a redirect to the hotline page, a throttle, restricted access)
+    is data's; a call, an SMS or a USSD dialogue cannot be sent to a web
+    page or slowed down: it ends."""
+    if service is not Service.DATA:
+        return ExhaustionAction.TERMINATE
+    return policy.on_exhaustion or ExhaustionAction.TERMINATE
 
 
 #: More units than any session uses: what "as many as wanted" is counted as.

@@ -29,6 +29,7 @@ from ratel.domain.charging import (
     ChargingContext,
     CreditControlSession,
     Denial,
+    FinalUnitIndication,
     Grant,
     Rater,
     UsageRequest,
@@ -538,6 +539,45 @@ def test_maritime_keeps_voice() -> None:
     w = World()
     w.account.set_location("MARITIME", NOW, LocationPolicy())
     assert only_grant(w.session().reserve(w.ctx(), 0, [call(requested=60)], NOW)).units == 60
+
+
+@pytest.mark.parametrize(
+    "action", [ExhaustionAction.REDIRECT, ExhaustionAction.THROTTLE, ExhaustionAction.RESTRICT]
+)
+def test_a_call_is_ended_and_paid_for_whatever_the_products_data_exhaustion_action(
+    action: ExhaustionAction,
+) -> None:
+    """Redirect to the hotline page, throttle and restrict are what a data
+    session does when its quota and money run out. A call cannot be sent to
+    a web page or throttled: its last grant ends it (TERMINATE), and its
+    minutes past a voice bundle are paid from the balance. The product's data
+    action was applied to calls: the last grant of a call said REDIRECT to
+    the top-up page, and a call past its bundle was refused with 4012 while
+    the balance could pay."""
+    policy = ServicePolicy(
+        hotline_url="https://topup.example/",
+        throttle_download_kbps=128,
+        throttle_upload_kbps=64,
+        on_exhaustion=action,
+    )
+    w = World(balance="0.25", policy=policy)
+    grant = only_grant(w.session().reserve(w.ctx(), 0, [call(requested=300)], NOW))
+    assert grant.units == 120  # 0.05 connection and two minutes at 0.10
+    assert grant.final == FinalUnitIndication(ExhaustionAction.TERMINATE)
+    minutes = QuotaDefinition("MINUTES", Service.VOICE, Unit.SECONDS, Decimal(60), Renewal.ONCE)
+    bundle = QuotaBucket.grant(
+        id="min",
+        account_id="a1",
+        product_code="BASIC",
+        definition=minutes,
+        precedence=Precedence.MAIN,
+        now=NOW,
+        ends_at=None,
+    )
+    w = World(balance="1", policy=policy, buckets=[bundle])
+    grant = only_grant(w.session().reserve(w.ctx(), 0, [call(requested=180)], NOW))
+    assert grant.units == 180  # the bundle's minute, then two paid by the balance
+    assert grant.final is None
 
 
 # -- sub-sessions ---------------------------------------------------------------------------
