@@ -383,8 +383,19 @@ def _service_unit(
     return codec.new(code, [codec.new(codec.TARIFF_TIME_CHANGE, tariff_change_at), inner])
 
 
+#: RFC 4006 5.6.3: RESTRICT_ACCESS names the filter the gateway applies (set
+#: up on it under these names, as a RADIUS NAS's ``Filter-Id`` is).
+_RESTRICTION_FILTERS: Final = {
+    ExhaustionAction.RESTRICT: "restrict",  # the free rating groups only
+    ExhaustionAction.THROTTLE: "throttle",
+}
+
+
 def _final_unit(final: FinalUnitIndication) -> Avp:
     inner = [codec.new(codec.FINAL_UNIT_ACTION, _FINAL_ACTIONS[final.action])]
+    restriction = _RESTRICTION_FILTERS.get(final.action)
+    if restriction is not None:
+        inner.append(codec.new(codec.FILTER_ID, restriction))
     if final.action is ExhaustionAction.REDIRECT and final.redirect_url:
         inner.append(
             codec.new(

@@ -38,9 +38,8 @@ from ratel.domain.money import Money
 from ratel.ports.store import IdentifierKind
 
 MIB = 1024 * 1024
-#: RFC 4006 8.34: what may go with RESTRICT_ACCESS
+#: RFC 4006 8.34: what names RESTRICT_ACCESS's filter
 FILTER_ID = 11
-RESTRICTION_FILTER_RULE = 438
 #: a local (North American) number: VOICE tariff prefix "1", 0.05 connection
 #: fee + 0.10 per started minute
 CALLED = "12055550123"
@@ -224,13 +223,19 @@ async def test_restrict_and_throttle_products_answer_restrict_access(
     IOT_M2M copy is defined with each. RESTRICT charges money beyond the
     quota: 10 MiB quota + 5 MiB for 0.05 = 15 MiB; THROTTLE does not charge
     money while the product has quota for the service: the 10 MiB quota
-    only. The Final-Unit-Indication holds Final-Unit-Action alone: no
-    Filter-Id, no Restriction-Filter-Rule (RFC 4006 8.34), no
+    only. The Final-Unit-Indication holds Final-Unit-Action and the
+    Filter-Id of the restriction ("restrict" or "throttle", the names the
+    gateway's filters are set up under): RFC 4006 5.6.3 has RESTRICT_ACCESS
+    name its filters, and without one the gateway had nothing to apply. No
     Redirect-Server. When the units are used, the CCR-U gets 4012 with the
     Final-Unit-Indication again and a Validity-Time (restricted access
     goes on: come back later)."""
     (iot,) = [p for p in await ocs.list_products()() if p.code == "IOT_M2M"]
-    for action, grant in ((ExhaustionAction.RESTRICT, 15), (ExhaustionAction.THROTTLE, 10)):
+    cases = (
+        (ExhaustionAction.RESTRICT, 15, "restrict"),
+        (ExhaustionAction.THROTTLE, 10, "throttle"),
+    )
+    for action, grant, name in cases:
         code = f"IOT_{action.name}"
         policy = replace(iot.policy, on_exhaustion=action)
         await ocs.define_product()(replace(iot, code=code, name=code, policy=policy))
@@ -241,10 +246,8 @@ async def test_restrict_and_throttle_products_answer_restrict_access(
         paid = by_rating_group(initial)[10]
         assert granted(paid) == {"total": grant * MIB}, code
         fui = final_unit(paid)
-        assert [(a.code, a.value) for a in fui] == [
-            (codec.FINAL_UNIT_ACTION, codec.FUA_RESTRICT_ACCESS)
-        ], code
-        assert find(fui, FILTER_ID) is None and find(fui, RESTRICTION_FILTER_RULE) is None
+        restricted = [(codec.FINAL_UNIT_ACTION, codec.FUA_RESTRICT_ACCESS), (FILTER_ID, name)]
+        assert [(a.code, a.value) for a in fui] == restricted, code
 
         update = await gw1.send(
             gw1.ccr(
@@ -258,9 +261,7 @@ async def test_restrict_and_throttle_products_answer_restrict_access(
         denied = by_rating_group(update)[10]
         assert codec.integer(denied, codec.RESULT_CODE) == codec.CREDIT_LIMIT_REACHED
         assert find(denied, codec.GRANTED_SERVICE_UNIT) is None
-        assert [(a.code, a.value) for a in final_unit(denied)] == [
-            (codec.FINAL_UNIT_ACTION, codec.FUA_RESTRICT_ACCESS)
-        ], code
+        assert [(a.code, a.value) for a in final_unit(denied)] == restricted, code
         assert codec.integer(denied, codec.VALIDITY_TIME) == 600
 
 
