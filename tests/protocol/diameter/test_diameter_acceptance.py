@@ -1,7 +1,7 @@
 """Acceptance tests on the wire for requirements of the Diameter issue that
 had none: Final-Unit-Indication TERMINATE and RESTRICT_ACCESS, funds locked
-per period of an Ro voice call, Tcc supervision settling the units reported,
-and the access code of USSD through the CAMEL gateway context."""
+per period of an Ro voice call, and Tcc supervision settling the units
+reported."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from decimal import Decimal
 from diameter.message import Message
 from diameter.message.avp import Avp
 from gateway import (
-    USSD_CONTEXT,
     VOICE,
     Gateway,
     avp,
@@ -20,12 +19,11 @@ from gateway import (
     granted,
     ims,
     mscc,
-    msccs,
     result_code,
     subscription,
     units,
 )
-from test_diameter_credit_control import balance, new_subscriber
+from test_diameter_credit_control import new_subscriber
 from test_diameter_reauth import Later
 
 from ratel.adapters.diameter import codec
@@ -304,44 +302,3 @@ async def test_tcc_supervision_settles_the_units_reported_before_the_silence(
     assert (line.rating_group, line.units, line.money_units) == (10, 15 * MIB, 5 * MIB)
     assert sum(units for _, units in line.bucket_units) == 10 * MIB
     assert line.charge.amount == Decimal("0.05") == Decimal("1.00") - after.balance.amount
-
-
-async def test_ussd_through_the_camel_context_is_charged_with_the_access_code_of_its_service(
-    ocs: Container, gw1: Gateway
-) -> None:
-    """A USSD dialogue through the CAMEL gateway's Service-Context-Id with
-    Service-Identifier 120 is charged under the access code OUTGOING.SI120:
-    its xDR line says so, with the 45 s reported, the USSD destination
-    group and 3 x 0.2 = 0.60."""
-    msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "2")
-    session = gw1.new_session()
-    initial = await gw1.send(
-        gw1.ccr(
-            session,
-            codec.INITIAL,
-            0,
-            *subscription(msisdn),
-            mscc(service_identifier=120, requested=units(codec.REQUESTED_SERVICE_UNIT, time=60)),
-            context=USSD_CONTEXT,
-        )
-    )
-    assert result_code(initial) == codec.SUCCESS
-    assert [codec.integer(m, codec.SERVICE_IDENTIFIER) for m in msccs(initial)] == [120]
-    end = await gw1.send(
-        gw1.ccr(
-            session,
-            codec.TERMINATE,
-            1,
-            mscc(
-                service_identifier=120, requested=None, used=units(codec.USED_SERVICE_UNIT, time=45)
-            ),
-            context=USSD_CONTEXT,
-        )
-    )
-    assert result_code(end) == codec.SUCCESS
-    (xdr,) = [x for x in await xdrs_of(ocs, msisdn) if x.session_id == session]
-    assert [
-        (line.access_code, line.units, line.destination_group, line.charge.amount)
-        for line in xdr.lines
-    ] == [("OUTGOING.SI120", 45, "USSD", Decimal("0.60"))]
-    assert await balance(ocs, msisdn) == Decimal("1.40")

@@ -406,3 +406,12 @@ async def test_ussd_through_a_camel_gateway(ocs: Container, gw1: Gateway) -> Non
     )
     assert result_code(end) == codec.SUCCESS
     assert await balance(ocs, msisdn) == Decimal("1.40")  # 45 s = 3 x 0.2
+    # charged under the access code of its service, OUTGOING.SI<Service-Identifier>
+    account = (await ocs.balance_enquiry()(IdentifierKind.MSISDN, msisdn)).account_id
+    (line,) = [line for x in await ocs.account_xdrs()(account) for line in x.lines]
+    assert (line.access_code, line.units, line.destination_group, line.charge.amount) == (
+        "OUTGOING.SI120",
+        45,
+        "USSD",
+        Decimal("0.60"),
+    )
