@@ -121,15 +121,9 @@ def voice_ccr(
     return gw.ccr(session, kind, number, ims(msisdn, CALLED), *more, context=VOICE)
 
 
-async def test_ro_voice_with_small_funds_is_granted_what_they_pay_for_with_terminate(
-    ocs: Container, gw1: Gateway
-) -> None:
-    """Ro voice on MOBILE_PREPAID (the demo's only voice product) to a local
-    number with 0.25 USD: 0.05 connection + 0.10 first minute + 0.10 second
-    minute pay for 120 s, so a CCR-I asking 300 s is granted CC-Time 120,
-    the last units: the issue wants "the call ended by a final grant when
-    funds run out", so Final-Unit-Action TERMINATE (0) and no
-    Redirect-Server (a hotline web page is no end for a call)."""
+async def small_funds_call(ocs: Container, gw1: Gateway) -> tuple[str, str, Message]:
+    """A MOBILE_PREPAID subscriber with 0.25 USD starts a call asking 300 s:
+    its MSISDN, the session and the CCA-I."""
     msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "0.25")
     session = gw1.new_session()
     initial = await gw1.send(
@@ -143,6 +137,19 @@ async def test_ro_voice_with_small_funds_is_granted_what_they_pay_for_with_termi
             seconds(codec.REQUESTED_SERVICE_UNIT, 300),
         )
     )
+    return msisdn, session, initial
+
+
+async def test_ro_voice_with_small_funds_is_granted_what_they_pay_for_with_terminate(
+    ocs: Container, gw1: Gateway
+) -> None:
+    """Ro voice on MOBILE_PREPAID (the demo's only voice product) to a local
+    number with 0.25 USD: 0.05 connection + 0.10 first minute + 0.10 second
+    minute pay for 120 s, so a CCR-I asking 300 s is granted CC-Time 120,
+    the last units: the issue wants "the call ended by a final grant when
+    funds run out", so Final-Unit-Action TERMINATE (0) and no
+    Redirect-Server (a hotline web page is no end for a call)."""
+    _, _, initial = await small_funds_call(ocs, gw1)
     assert result_code(initial) == codec.SUCCESS
     assert granted(initial.avps) == {"time": 120}
     fui = final_unit(initial.avps)
@@ -161,19 +168,7 @@ async def test_ro_voice_locks_the_funds_of_each_period_and_writes_one_xdr(
     (0.50) are reserved: more than before. The CCR-T reporting 90 s releases
     every reservation and exactly one xDR exists for the account: 150 s to
     the called number, 0.05 + 3 minutes = 0.35."""
-    msisdn = await new_subscriber(ocs, "MOBILE_PREPAID", "0.25")
-    session = gw1.new_session()
-    initial = await gw1.send(
-        voice_ccr(
-            gw1,
-            session,
-            msisdn,
-            codec.INITIAL,
-            0,
-            *subscription(msisdn),
-            seconds(codec.REQUESTED_SERVICE_UNIT, 300),
-        )
-    )
+    msisdn, session, initial = await small_funds_call(ocs, gw1)
     assert result_code(initial) == codec.SUCCESS
     assert granted(initial.avps) == {"time": 120}
     assert find(initial.avps, codec.FINAL_UNIT_INDICATION) is not None
